@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/dnslb/dnslb/dnslb"
+	"github.com/dnslb/dnslb/zones"
+	"github.com/spf13/cobra"
+)
+
+func newCheckCommand() *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Validate a config and its zone files; print every problem as file:line: message",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if n := runCheck(configFile, cmd.OutOrStdout(), cmd.ErrOrStderr()); n > 0 {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&configFile, "config", "c", "", "config file to check (default: the embedded example)")
+	return cmd
+}
+
+// runCheck prints problems to errw and a summary to out; it returns the
+// number of problems.
+func runCheck(configFile string, out, errw io.Writer) int {
+	sc, err := loadServerConfig(configFile)
+	if err != nil {
+		var n int
+		for _, line := range splitJoined(err) {
+			fmt.Fprintln(errw, line)
+			n++
+		}
+		return n
+	}
+	set, err := dnslb.LoadZones(&sc.cfg, sc.root)
+	if err != nil {
+		problems := zones.Errors(err)
+		for _, e := range problems {
+			fmt.Fprintln(errw, e.Error())
+		}
+		return len(problems)
+	}
+	records := 0
+	for _, z := range set.Zones() {
+		for _, w := range z.Warnings {
+			fmt.Fprintf(errw, "%s (warning)\n", w.Error())
+		}
+		records += z.Records()
+	}
+	fmt.Fprintf(out, "%s: ok: %d zones, %d records\n", displayName(configFile), len(set.Zones()), records)
+	return 0
+}
+
+// splitJoined turns an errors.Join tree into one line per problem, each
+// prefixed like its parent ("file: key: problem").
+func splitJoined(err error) []string {
+	var prefix string
+	for {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			var out []string
+			for _, e := range j.Unwrap() {
+				for _, line := range splitJoined(e) {
+					out = append(out, prefix+line)
+				}
+			}
+			return out
+		}
+		w := errors.Unwrap(err)
+		if w == nil {
+			return []string{prefix + err.Error()}
+		}
+		// fmt.Errorf("%s: %w") chains: keep the text before the wrapped one.
+		outer := err.Error()
+		inner := w.Error()
+		if len(outer) > len(inner) && outer[len(outer)-len(inner):] == inner {
+			prefix += outer[:len(outer)-len(inner)]
+		}
+		err = w
+	}
+}

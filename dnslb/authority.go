@@ -1,0 +1,302 @@
+package dnslb
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
+)
+
+// Request is one DNS message received by a Server.
+type Request struct {
+	// Wire is the message as received; the handler must not keep it.
+	Wire []byte
+	// Remote is the client's address.
+	Remote netip.AddrPort
+	// TCP is set for messages that came over TCP (no size limit, no TC).
+	TCP bool
+}
+
+// Handler turns a request into the packed reply, appended to out[:0]. A nil
+// reply means: send nothing (and, over TCP, close the connection).
+//
+// The Handler alone writes replies; Server never builds DNS messages.
+type Handler interface {
+	ServeDNS(req *Request, out []byte) []byte
+}
+
+// DefaultUDPSize is the EDNS UDP payload size dnslb advertises and the
+// largest UDP reply it sends (the DNS flag day 2020 value).
+const DefaultUDPSize = 1232
+
+// maxChase bounds CNAME chasing inside our zones.
+const maxChase = 12
+
+// Authority answers queries authoritatively from a zones.Store.
+type Authority struct {
+	store   *zones.Store
+	udpSize uint16
+}
+
+// NewAuthority returns a handler answering from store. udpSize is the EDNS
+// payload size to advertise (0 = DefaultUDPSize).
+func NewAuthority(store *zones.Store, udpSize uint16) *Authority {
+	if udpSize == 0 {
+		udpSize = DefaultUDPSize
+	}
+	return &Authority{store: store, udpSize: max(udpSize, dns.MinMsgSize)}
+}
+
+// ServeDNS implements Handler.
+func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
+	msg := req.Wire
+	if len(msg) < headerLen {
+		return nil
+	}
+	var q query
+	q.id = binary.BigEndian.Uint16(msg[0:])
+	q.flags = binary.BigEndian.Uint16(msg[2:])
+	if q.flags&flagQR != 0 {
+		return nil // never answer a response
+	}
+	if req.TCP && len(msg) == headerLen {
+		return nil // as NSD: a bare header on TCP closes the connection
+	}
+	q.opcode = int(q.flags>>11) & 0xF
+	q.qdcount = binary.BigEndian.Uint16(msg[4:])
+	ancount := binary.BigEndian.Uint16(msg[6:])
+	nscount := binary.BigEndian.Uint16(msg[8:])
+	arcount := binary.BigEndian.Uint16(msg[10:])
+
+	const keepOpRD = 0x7800 | flagRD
+	if q.opcode != dns.OpcodeQuery {
+		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeNotImplemented)
+	}
+	if q.flags&0xF != 0 {
+		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+	}
+	off, err := parseQuestion(msg, &q)
+	if err != nil {
+		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+	}
+	if q.qdcount != 1 {
+		return headerOnly(out, q.id, q.flags, 0, dns.RcodeFormatError)
+	}
+	if ancount != 0 || nscount != 0 {
+		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+	}
+	if err := parseAdditional(msg, off, arcount, &q); err != nil {
+		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+	}
+	return a.answer(&q, req, out)
+}
+
+// reply is an answer being assembled.
+type reply struct {
+	m       dns.Msg
+	opt     *dns.OPT
+	refused bool
+}
+
+func (a *Authority) newReply(q *query, withQuestion bool) *reply {
+	r := &reply{}
+	r.m.Id = q.id
+	r.m.Response = true
+	r.m.Opcode = dns.OpcodeQuery
+	r.m.RecursionDesired = q.rd()
+	r.m.Compress = true
+	if withQuestion {
+		r.m.Question = []dns.Question{{Name: q.name, Qtype: q.qtype, Qclass: q.qclass}}
+	}
+	if q.edns {
+		r.opt = &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		r.opt.SetUDPSize(a.udpSize)
+		if q.do && q.version == 0 {
+			r.opt.SetDo()
+		}
+	}
+	return r
+}
+
+// ede adds an Extended DNS Error (RFC 8914) when the client speaks EDNS.
+func (r *reply) ede(code uint16) {
+	if r.opt != nil {
+		r.opt.Option = append(r.opt.Option, &dns.EDNS0_EDE{InfoCode: code})
+	}
+}
+
+func (a *Authority) answer(q *query, req *Request, out []byte) []byte {
+	if q.edns && q.version > 0 {
+		r := a.newReply(q, true)
+		r.m.Rcode = dns.RcodeBadVers
+		return a.pack(r, q, req, out)
+	}
+	switch q.qclass {
+	case dns.ClassINET, dns.ClassANY:
+	case dns.ClassCHAOS:
+		// NSD answers version.bind and friends; dnslb tells no versions.
+		r := a.newReply(q, true)
+		r.m.Rcode = dns.RcodeRefused
+		r.ede(dns.ExtendedErrorCodeNotSupported)
+		return a.pack(r, q, req, out)
+	default:
+		r := a.newReply(q, false)
+		r.m.Rcode = dns.RcodeRefused
+		r.ede(dns.ExtendedErrorCodeNotSupported)
+		return a.pack(r, q, req, out)
+	}
+	switch q.qtype {
+	case dns.TypeAXFR, dns.TypeIXFR:
+		// Zone transfers are not offered (yet): answer as NSD does without
+		// provide-xfr.
+		r := a.newReply(q, true)
+		r.m.Rcode = dns.RcodeRefused
+		if q.qtype == dns.TypeAXFR && !req.TCP {
+			r.m.Rcode = dns.RcodeNotImplemented
+		}
+		return a.pack(r, q, req, out)
+	}
+
+	set := a.store.Current()
+	qname := zones.CanonicalName(q.name)
+	zone := set.Find(qname)
+	r := a.newReply(q, true)
+	if zone == nil {
+		r.m.Rcode = dns.RcodeRefused
+		r.ede(dns.ExtendedErrorCodeNotAuthoritative)
+		return a.pack(r, q, req, out)
+	}
+	a.resolve(r, q, set, zone, qname)
+	return a.pack(r, q, req, out)
+}
+
+// resolve fills the reply for qname in zone, following CNAMEs through every
+// zone in set.
+func (a *Authority) resolve(r *reply, q *query, set *zones.Set, zone *zones.Zone, qname string) {
+	classAny := q.qclass == dns.ClassANY
+	r.m.Authoritative = !classAny
+	visited := []string{qname}
+	cur := qname
+	for hop := 0; ; hop++ {
+		res := zone.Lookup(cur, q.qtype)
+		switch res.Kind {
+		case zones.Success:
+			r.m.Answer = append(r.m.Answer, res.Answer...)
+			if q.qtype != dns.TypeANY && !classAny {
+				a.addAuthority(r, zone, res.Answer)
+			}
+			return
+		case zones.CNAME:
+			r.m.Answer = append(r.m.Answer, res.Answer...)
+			if q.qtype == dns.TypeANY {
+				return
+			}
+			next := set.Find(res.Target)
+			if next == nil || hop+1 >= maxChase || contains(visited, res.Target) {
+				return // out of our zones, or a loop: the chain ends here
+			}
+			visited = append(visited, res.Target)
+			cur, zone = res.Target, next
+		case zones.NoData, zones.NXDomain:
+			if res.Kind == zones.NXDomain {
+				r.m.Rcode = dns.RcodeNameError
+			}
+			if !classAny {
+				r.m.Ns = append(r.m.Ns, negativeSOA(zone))
+			}
+			return
+		case zones.Delegation:
+			if hop == 0 {
+				r.m.Authoritative = false
+			}
+			r.m.Ns = append(r.m.Ns, res.Ns...)
+			r.m.Extra = append(r.m.Extra, res.Glue...)
+			return
+		}
+	}
+}
+
+// addAuthority adds, as NSD does by default, the zone's apex NS RRset to the
+// authority section of a positive answer and the in-zone addresses of those
+// servers (and of MX, SRV and NS targets in the answer) to the additional.
+func (a *Authority) addAuthority(r *reply, zone *zones.Zone, answer []dns.RR) {
+	apexNS := zone.RRset(zone.Origin, dns.TypeNS)
+	nsInAnswer := len(answer) > 0 && answer[0].Header().Rrtype == dns.TypeNS &&
+		answer[0].Header().Name == zone.Origin
+	if !nsInAnswer {
+		r.m.Ns = append(r.m.Ns, apexNS...)
+	}
+	extra := zone.Additional(answer)
+	if !nsInAnswer {
+		extra = append(extra, zone.Additional(apexNS)...)
+	}
+	r.m.Extra = appendUnique(r.m.Extra, extra)
+}
+
+func negativeSOA(z *zones.Zone) dns.RR {
+	soa := *z.SOA
+	soa.Hdr.Ttl = z.NegativeTTL()
+	return &soa
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func appendUnique(dst, src []dns.RR) []dns.RR {
+	for _, rr := range src {
+		dup := false
+		for _, have := range dst {
+			if have == rr || dns.IsDuplicate(have, rr) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			dst = append(dst, rr)
+		}
+	}
+	return dst
+}
+
+// pack serializes the reply, fitting UDP replies into the client's limit
+// the way NSD does: drop the additional section, then the authority, and
+// only when the answer itself does not fit, empty all sections and set TC.
+func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
+	limit := dns.MaxMsgSize
+	if !req.TCP {
+		limit = dns.MinMsgSize
+		if q.edns {
+			limit = int(min(q.udpSize, a.udpSize))
+		}
+	}
+	attempts := []func(){
+		func() {},
+		func() { r.m.Extra = nil },
+		func() { r.m.Ns = nil },
+		func() { r.m.Answer = nil; r.m.Truncated = true },
+	}
+	for _, shrink := range attempts {
+		shrink()
+		if r.opt != nil {
+			r.m.Extra = append(r.m.Extra[:len(r.m.Extra):len(r.m.Extra)], r.opt)
+		}
+		b, err := r.m.PackBuffer(out[:cap(out)])
+		if r.opt != nil {
+			r.m.Extra = r.m.Extra[:len(r.m.Extra)-1]
+		}
+		if err != nil {
+			return headerOnly(out, q.id, q.flags, flagRD, dns.RcodeServerFailure)
+		}
+		if len(b) <= limit {
+			return b
+		}
+	}
+	return nil
+}

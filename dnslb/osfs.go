@@ -1,0 +1,8 @@
+package dnslb
+
+import (
+	"io/fs"
+	"os"
+)
+
+func osDirFS(dir string) fs.FS { return os.DirFS(dir) }

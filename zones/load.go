@@ -1,0 +1,273 @@
+package zones
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"testing/fstest"
+
+	"github.com/miekg/dns"
+)
+
+// Source says where a zone comes from.
+type Source struct {
+	// Origin is the zone's apex.
+	Origin string
+	// FS is the root that the zone file and every $INCLUDE must stay inside
+	// (normally the config file's directory).
+	FS fs.FS
+	// Path is the zone file's slash-separated path inside FS.
+	Path string
+	// Display names FS's root in messages (e.g. the config directory), so
+	// that errors name files the way the operator wrote them. Optional.
+	Display string
+}
+
+func (s Source) display(p string) string {
+	if s.Display == "" || s.Display == "." {
+		return p
+	}
+	return path.Join(s.Display, p)
+}
+
+// Load reads, parses, validates and indexes one zone. On failure the error
+// is an ErrorList naming every problem with its file and line.
+func Load(src Source) (*Zone, error) {
+	origin := CanonicalName(src.Origin)
+	if _, ok := dns.IsDomainName(origin); !ok {
+		return nil, ErrorList{{File: src.display(src.Path), Msg: fmt.Sprintf("invalid origin %q", src.Origin)}}
+	}
+	data, err := fs.ReadFile(src.FS, src.Path)
+	if err != nil {
+		return nil, ErrorList{{File: src.display(src.Path), Msg: err.Error()}}
+	}
+	zp := dns.NewZoneParser(bytes.NewReader(data), origin, src.Path)
+	zp.SetIncludeAllowed(true)
+	zp.SetIncludeFS(src.FS)
+	var rrs []dns.RR
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		rrs = append(rrs, rr)
+	}
+	if err := zp.Err(); err != nil {
+		return nil, ErrorList{fromParseError(err, src.display, src.display(src.Path))}
+	}
+	positions, ok := recordPositions(src.FS, src.Path, 0)
+	if !ok || len(positions) != len(rrs) {
+		positions = nil
+	}
+	b := builder{src: src, origin: origin, positions: positions}
+	return b.build(rrs)
+}
+
+// Parse loads a zone from text, for tests and embedded examples. $INCLUDE is
+// not allowed.
+func Parse(origin, name, text string) (*Zone, error) {
+	return Load(Source{Origin: origin, FS: fstest.MapFS{name: {Data: []byte(text)}}, Path: name})
+}
+
+type builder struct {
+	src       Source
+	origin    string
+	positions []pos
+	errs      ErrorList
+	warnings  []*Error
+	lineOf    map[dns.RR]pos
+}
+
+func (b *builder) errorAt(rr dns.RR, format string, args ...any) {
+	b.errs = append(b.errs, b.problem(rr, format, args...))
+}
+
+func (b *builder) warnAt(rr dns.RR, format string, args ...any) {
+	b.warnings = append(b.warnings, b.problem(rr, format, args...))
+}
+
+func (b *builder) problem(rr dns.RR, format string, args ...any) *Error {
+	e := &Error{File: b.src.display(b.src.Path), Msg: fmt.Sprintf(format, args...)}
+	if p, ok := b.lineOf[rr]; ok {
+		e.File, e.Line = b.src.display(p.file), p.line
+	}
+	return e
+}
+
+func (b *builder) build(rrs []dns.RR) (*Zone, error) {
+	b.lineOf = make(map[dns.RR]pos, len(rrs))
+	if b.positions != nil {
+		for i, rr := range rrs {
+			b.lineOf[rr] = b.positions[i]
+		}
+	}
+	z := &Zone{Origin: b.origin, File: b.src.display(b.src.Path), nodes: map[string]*node{}}
+	z.nodes[b.origin] = &node{name: b.origin, rrsets: map[uint16][]dns.RR{}}
+
+	for _, rr := range rrs {
+		h := rr.Header()
+		h.Name = CanonicalName(h.Name)
+		if h.Class != dns.ClassINET {
+			b.errorAt(rr, "class %s: only IN is served", dns.ClassToString[h.Class])
+			continue
+		}
+		if !isSubdomain(h.Name, b.origin) {
+			b.errorAt(rr, "%s is out of zone %s", h.Name, b.origin)
+			continue
+		}
+		if h.Rrtype == dns.TypeSOA && h.Name != b.origin {
+			b.errorAt(rr, "SOA record for %s is not at the zone apex %s", h.Name, b.origin)
+			continue
+		}
+		n := z.ensure(h.Name)
+		set := n.rrsets[h.Rrtype]
+		if duplicate(set, rr) {
+			continue // as named: identical records collapse into one
+		}
+		if len(set) > 0 && set[0].Header().Ttl != h.Ttl {
+			b.warnAt(rr, "TTL %d differs from the RRset's %d; using %d (RFC 2181 5.2)", h.Ttl, set[0].Header().Ttl, set[0].Header().Ttl)
+			h.Ttl = set[0].Header().Ttl
+		}
+		n.rrsets[h.Rrtype] = append(set, rr)
+		z.records++
+	}
+
+	apex := z.nodes[b.origin]
+	switch soas := apex.rrsets[dns.TypeSOA]; len(soas) {
+	case 0:
+		b.errs = append(b.errs, &Error{File: z.File, Msg: fmt.Sprintf("no SOA record at the zone apex %s", b.origin)})
+	case 1:
+		z.SOA = soas[0].(*dns.SOA)
+	default:
+		b.errorAt(soas[1], "more than one SOA record at the zone apex %s", b.origin)
+	}
+	if len(apex.rrsets[dns.TypeNS]) == 0 {
+		b.errs = append(b.errs, &Error{File: z.File, Msg: fmt.Sprintf("no NS records at the zone apex %s", b.origin)})
+	}
+
+	// Mark cuts first: whether a record is glue depends on every cut.
+	for name, n := range z.nodes {
+		if name != b.origin && len(n.rrsets[dns.TypeNS]) > 0 {
+			n.cut = true
+		}
+	}
+	for _, n := range z.nodes {
+		b.checkNode(z, n)
+	}
+	b.checkGlue(z)
+
+	if len(b.errs) > 0 {
+		sortErrors(b.errs)
+		return nil, b.errs
+	}
+	sortErrors(b.warnings)
+	z.Warnings = b.warnings
+	return z, nil
+}
+
+// ensure returns the node for name, creating it and every missing ancestor
+// up to the apex (empty non-terminals).
+func (z *Zone) ensure(name string) *node {
+	n := z.nodes[name]
+	if n != nil {
+		return n
+	}
+	n = &node{name: name, rrsets: map[uint16][]dns.RR{}}
+	z.nodes[name] = n
+	for p := parentName(name); p != "" && p != z.Origin && isSubdomain(p, z.Origin); p = parentName(p) {
+		if _, ok := z.nodes[p]; ok {
+			break
+		}
+		z.nodes[p] = &node{name: p, rrsets: map[uint16][]dns.RR{}}
+	}
+	return n
+}
+
+func duplicate(set []dns.RR, rr dns.RR) bool {
+	for _, have := range set {
+		if dns.IsDuplicate(have, rr) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDNSSECMeta(t uint16) bool {
+	return t == dns.TypeRRSIG || t == dns.TypeNSEC || t == dns.TypeNSEC3
+}
+
+func (b *builder) checkNode(z *Zone, n *node) {
+	if cnames := n.rrsets[dns.TypeCNAME]; len(cnames) > 0 {
+		if len(cnames) > 1 {
+			b.errorAt(cnames[1], "more than one CNAME record at %s", n.name)
+		}
+		for t := range n.rrsets {
+			if t != dns.TypeCNAME && !isDNSSECMeta(t) {
+				b.errorAt(cnames[0], "CNAME and other data at %s (%s)", n.name, dns.TypeToString[t])
+				break
+			}
+		}
+	}
+	// Below a cut only glue may live; at the cut only NS and DS.
+	if cut := z.cutAbove(n.name); cut != "" {
+		for t, rrs := range n.rrsets {
+			if t != dns.TypeA && t != dns.TypeAAAA {
+				b.errorAt(rrs[0], "%s %s is below the delegation at %s: only glue (A/AAAA) may be there", n.name, dns.TypeToString[t], cut)
+			}
+		}
+	} else if n.cut {
+		for t, rrs := range n.rrsets {
+			if t != dns.TypeNS && t != dns.TypeDS && !isDNSSECMeta(t) {
+				b.errorAt(rrs[0], "%s %s is at the delegation point %s: only NS and DS may be there", n.name, dns.TypeToString[t], n.name)
+			}
+		}
+	}
+}
+
+// cutAbove returns the nearest delegation strictly above name, or "".
+func (z *Zone) cutAbove(name string) string {
+	for p := parentName(name); p != "" && p != z.Origin && isSubdomain(p, z.Origin); p = parentName(p) {
+		if n := z.nodes[p]; n != nil && n.cut {
+			return p
+		}
+	}
+	return ""
+}
+
+// checkGlue requires addresses for every in-zone name server: glue below a
+// delegation, or ordinary A/AAAA records in the zone's own data.
+func (b *builder) checkGlue(z *Zone) {
+	for _, n := range z.nodes {
+		for _, rr := range n.rrsets[dns.TypeNS] {
+			target := CanonicalName(rr.(*dns.NS).Ns)
+			if !isSubdomain(target, z.Origin) {
+				continue
+			}
+			t := z.nodes[target]
+			if t == nil || (len(t.rrsets[dns.TypeA]) == 0 && len(t.rrsets[dns.TypeAAAA]) == 0) {
+				kind := "address records"
+				if z.cutAbove(target) != "" || (t != nil && t.cut) {
+					kind = "glue"
+				}
+				b.errorAt(rr, "NS %s for %s has no %s (A or AAAA) in the zone", target, n.name, kind)
+			}
+		}
+	}
+}
+
+func sortErrors(errs []*Error) {
+	// Stable order for messages and tests: by file, then line.
+	for i := 1; i < len(errs); i++ {
+		for j := i; j > 0 && lessError(errs[j], errs[j-1]); j-- {
+			errs[j], errs[j-1] = errs[j-1], errs[j]
+		}
+	}
+}
+
+func lessError(a, b *Error) bool {
+	if a.File != b.File {
+		return a.File < b.File
+	}
+	if a.Line != b.Line {
+		return a.Line < b.Line
+	}
+	return strings.Compare(a.Msg, b.Msg) < 0
+}

@@ -1,0 +1,92 @@
+package zones
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// Set is an immutable collection of zones with distinct origins.
+type Set struct {
+	zones map[string]*Zone
+	// Generation identifies this set; it grows with every swap into a Store.
+	Generation uint64
+}
+
+// NewSet collects zones; two zones with one origin are an error.
+func NewSet(zs ...*Zone) (*Set, error) {
+	s := &Set{zones: make(map[string]*Zone, len(zs))}
+	for _, z := range zs {
+		if prev, ok := s.zones[z.Origin]; ok {
+			return nil, fmt.Errorf("zone %s is loaded twice (%s and %s)", z.Origin, prev.File, z.File)
+		}
+		s.zones[z.Origin] = z
+	}
+	return s, nil
+}
+
+// Find returns the zone closest enclosing qname (canonical), or nil when
+// none of the set's zones holds it.
+func (s *Set) Find(qname string) *Zone {
+	if s == nil || len(s.zones) == 0 {
+		return nil
+	}
+	for off, end := 0, false; !end; off, end = dns.NextLabel(qname, off) {
+		if z, ok := s.zones[qname[off:]]; ok {
+			return z
+		}
+		if qname == "." {
+			break
+		}
+	}
+	if z, ok := s.zones["."]; ok {
+		return z
+	}
+	return nil
+}
+
+// Zone returns the zone with exactly this origin, or nil.
+func (s *Set) Zone(origin string) *Zone {
+	if s == nil {
+		return nil
+	}
+	return s.zones[CanonicalName(origin)]
+}
+
+// Zones returns the zones in no particular order.
+func (s *Set) Zones() []*Zone {
+	out := make([]*Zone, 0, len(s.zones))
+	for _, z := range s.zones {
+		out = append(out, z)
+	}
+	return out
+}
+
+// Store holds the current Set. Readers call Current once per query and use
+// that snapshot throughout; a reload builds a new Set to the side and swaps
+// it in with Replace.
+type Store struct {
+	cur atomic.Pointer[Set]
+	gen atomic.Uint64
+}
+
+// NewStore returns a store holding set (which may be nil: no zones).
+func NewStore(set *Set) *Store {
+	s := &Store{}
+	if set == nil {
+		set = &Set{zones: map[string]*Zone{}}
+	}
+	s.Replace(set)
+	return s
+}
+
+// Current returns the current set; never nil.
+func (s *Store) Current() *Set { return s.cur.Load() }
+
+// Replace swaps set in, stamping it with the next generation. The set must
+// not be shared with another store.
+func (s *Store) Replace(set *Set) {
+	set.Generation = s.gen.Add(1)
+	s.cur.Store(set)
+}

@@ -1,0 +1,82 @@
+package zones
+
+import (
+	"sort"
+
+	"github.com/miekg/dns"
+)
+
+// Zone is one loaded, validated zone. It is immutable once built: lookups
+// return records the zone owns, and callers must copy before changing any.
+type Zone struct {
+	// Origin is the zone's apex, canonical (lower case, fully qualified).
+	Origin string
+	// File is the zone file it was loaded from, as shown in messages.
+	File string
+	// SOA is the apex SOA record.
+	SOA *dns.SOA
+	// Warnings lists problems that did not stop the zone from loading.
+	Warnings []*Error
+
+	nodes   map[string]*node
+	records int
+}
+
+// node holds the RRsets of one owner name. A node without RRsets is an
+// empty non-terminal: it exists, so names below it turn NXDOMAIN into NODATA.
+type node struct {
+	name   string
+	rrsets map[uint16][]dns.RR
+	// cut marks a delegation point: a name below the apex that owns NS.
+	cut bool
+}
+
+// Records returns the number of resource records in the zone.
+func (z *Zone) Records() int { return z.records }
+
+// Serial returns the SOA serial.
+func (z *Zone) Serial() uint32 { return z.SOA.Serial }
+
+// NegativeTTL is the TTL of the SOA placed in negative answers:
+// min(SOA TTL, SOA minimum), RFC 2308 section 5.
+func (z *Zone) NegativeTTL() uint32 {
+	return min(z.SOA.Hdr.Ttl, z.SOA.Minttl)
+}
+
+// Names returns every owner name that holds records, sorted.
+func (z *Zone) Names() []string {
+	out := make([]string, 0, len(z.nodes))
+	for name, n := range z.nodes {
+		if len(n.rrsets) > 0 {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RRset returns the records of the given type at an exact, canonical owner
+// name, or nil. It does no wildcard or CNAME processing.
+func (z *Zone) RRset(name string, qtype uint16) []dns.RR {
+	n := z.nodes[name]
+	if n == nil {
+		return nil
+	}
+	return n.rrsets[qtype]
+}
+
+// All returns every record of the zone, apex SOA first, in no other
+// particular order. The records are the zone's own: do not modify them.
+func (z *Zone) All() []dns.RR {
+	out := make([]dns.RR, 0, z.records)
+	out = append(out, z.SOA)
+	for _, n := range z.nodes {
+		for t, rrs := range n.rrsets {
+			if t == dns.TypeSOA && n.name == z.Origin {
+				continue
+			}
+			out = append(out, rrs...)
+		}
+	}
+	return out
+}
