@@ -1,0 +1,294 @@
+package dnslb
+
+import (
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
+)
+
+func testStore(t testing.TB) *zones.Store {
+	t.Helper()
+	cfg := &Config{Zones: []ZoneConfig{
+		{Origin: "example.test.", File: "example.test.zone"},
+		{Origin: "other.test.", File: "other.test.zone"},
+	}}
+	set, err := LoadZones(cfg, ZoneRoot{FS: os.DirFS("testdata"), Display: "testdata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zones.NewStore(set)
+}
+
+// exchange runs one query through the handler, as a server would.
+func exchange(t testing.TB, h Handler, m *dns.Msg, tcp bool) *dns.Msg {
+	t.Helper()
+	wire, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := h.ServeDNS(&Request{Wire: wire, TCP: tcp}, make([]byte, 0, 4096))
+	if out == nil {
+		return nil
+	}
+	var resp dns.Msg
+	if err := resp.Unpack(out); err != nil {
+		t.Fatalf("unpack reply: %v", err)
+	}
+	return &resp
+}
+
+func section(rrs []dns.RR) string {
+	var out []string
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
+		}
+		out = append(out, strings.ToLower(strings.Join(strings.Fields(rr.String()), " ")))
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
+type answerCase struct {
+	name   string
+	qname  string
+	qtype  uint16
+	qclass uint16
+	rcode  int
+	aa     bool
+	answer []string
+	ns     []string
+	extra  []string
+}
+
+func TestAuthorityAnswers(t *testing.T) {
+	auth := NewAuthority(testStore(t), 0)
+	apexNS := []string{"example.test. 3600 in ns ns1.example.test.", "example.test. 3600 in ns ns2.example.net."}
+	glue := []string{"ns1.example.test. 3600 in a 192.0.2.53", "ns1.example.test. 3600 in aaaa 2001:db8::53"}
+	soa := []string{"example.test. 300 in soa ns1.example.test. hostmaster.example.test. 1 7200 900 1209600 300"}
+	cases := []answerCase{
+		{name: "positive", qname: "WwW.Example.Test.", qtype: dns.TypeA, aa: true,
+			answer: []string{"www.example.test. 60 in a 192.0.2.10", "www.example.test. 60 in a 192.0.2.11"}, ns: apexNS, extra: glue},
+		{name: "apex NS: no authority", qname: "example.test.", qtype: dns.TypeNS, aa: true,
+			answer: apexNS, extra: glue},
+		{name: "MX gets target address", qname: "example.test.", qtype: dns.TypeMX, aa: true,
+			answer: []string{"example.test. 3600 in mx 10 mail.example.test."}, ns: apexNS,
+			extra: append([]string{"mail.example.test. 3600 in a 192.0.2.25"}, glue...)},
+		{name: "nodata", qname: "www.example.test.", qtype: dns.TypeTXT, aa: true, ns: soa},
+		{name: "nxdomain", qname: "nope.example.test.", qtype: dns.TypeA, aa: true, rcode: dns.RcodeNameError, ns: soa},
+		{name: "empty non-terminal", qname: "b.c.example.test.", qtype: dns.TypeA, aa: true, ns: soa},
+		{name: "cname chain", qname: "chain.example.test.", qtype: dns.TypeA, aa: true,
+			answer: []string{"chain.example.test. 3600 in cname alias.example.test.", "alias.example.test. 3600 in cname www.example.test.",
+				"www.example.test. 60 in a 192.0.2.10", "www.example.test. 60 in a 192.0.2.11"}, ns: apexNS, extra: glue},
+		{name: "cname out of our zones", qname: "outside.example.test.", qtype: dns.TypeA, aa: true,
+			answer: []string{"outside.example.test. 3600 in cname www.example.net."}},
+		{name: "dangling cname", qname: "dangling.example.test.", qtype: dns.TypeA, aa: true, rcode: dns.RcodeNameError,
+			answer: []string{"dangling.example.test. 3600 in cname nothing.example.test."}, ns: soa},
+		{name: "cross-zone cname", qname: "cross.example.test.", qtype: dns.TypeA, aa: true,
+			answer: []string{"cross.example.test. 3600 in cname host.other.test.", "host.other.test. 7200 in a 192.0.2.201"},
+			ns:     []string{"other.test. 7200 in ns ns.other.test."}, extra: []string{"ns.other.test. 7200 in a 192.0.2.200"}},
+		{name: "cname loop", qname: "loop1.example.test.", qtype: dns.TypeA, aa: true,
+			answer: []string{"loop1.example.test. 3600 in cname loop2.example.test.", "loop2.example.test. 3600 in cname loop1.example.test."}},
+		{name: "cname into delegation", qname: "todeleg.example.test.", qtype: dns.TypeA, aa: true,
+			answer: []string{"todeleg.example.test. 3600 in cname www.sub.example.test."},
+			ns:     []string{"sub.example.test. 3600 in ns ns.sub.example.test."}, extra: []string{"ns.sub.example.test. 3600 in a 192.0.2.54"}},
+		{name: "wildcard", qname: "x.wild.example.test.", qtype: dns.TypeA, aa: true,
+			answer: []string{"x.wild.example.test. 3600 in a 192.0.2.99"}, ns: apexNS, extra: glue},
+		{name: "referral", qname: "www.sub.example.test.", qtype: dns.TypeA,
+			ns: []string{"sub.example.test. 3600 in ns ns.sub.example.test."}, extra: []string{"ns.sub.example.test. 3600 in a 192.0.2.54"}},
+		{name: "DS at cut from parent", qname: "sub.example.test.", qtype: dns.TypeDS, aa: true, ns: soa},
+		{name: "ANY minimal", qname: "www.example.test.", qtype: dns.TypeANY, aa: true,
+			answer: []string{"www.example.test. 60 in a 192.0.2.10", "www.example.test. 60 in a 192.0.2.11"}},
+		{name: "ANY at cname not chased", qname: "alias.example.test.", qtype: dns.TypeANY, aa: true,
+			answer: []string{"alias.example.test. 3600 in cname www.example.test."}},
+		{name: "outside our zones", qname: "www.example.net.", qtype: dns.TypeA, rcode: dns.RcodeRefused},
+		{name: "root", qname: ".", qtype: dns.TypeNS, rcode: dns.RcodeRefused},
+		{name: "class ANY: no AA, no authority", qname: "www.example.test.", qtype: dns.TypeA, qclass: dns.ClassANY,
+			answer: []string{"www.example.test. 60 in a 192.0.2.10", "www.example.test. 60 in a 192.0.2.11"}},
+		{name: "class ANY nxdomain: no SOA", qname: "nope.example.test.", qtype: dns.TypeA, qclass: dns.ClassANY, rcode: dns.RcodeNameError},
+		{name: "class CH refused", qname: "version.bind.", qtype: dns.TypeTXT, qclass: dns.ClassCHAOS, rcode: dns.RcodeRefused},
+		{name: "AXFR over UDP", qname: "example.test.", qtype: dns.TypeAXFR, rcode: dns.RcodeNotImplemented},
+		{name: "IXFR", qname: "example.test.", qtype: dns.TypeIXFR, rcode: dns.RcodeRefused},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion(tc.qname, tc.qtype)
+			if tc.qclass != 0 {
+				m.Question[0].Qclass = tc.qclass
+			}
+			m.RecursionDesired = true
+			resp := exchange(t, auth, m, false)
+			if resp == nil {
+				t.Fatal("no reply")
+			}
+			if resp.Rcode != tc.rcode {
+				t.Errorf("rcode = %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			if resp.Authoritative != tc.aa {
+				t.Errorf("AA = %v, want %v", resp.Authoritative, tc.aa)
+			}
+			if !resp.RecursionDesired || resp.RecursionAvailable || !resp.Response || resp.Id != m.Id {
+				t.Errorf("header wrong: %+v", resp.MsgHdr)
+			}
+			if len(resp.Question) != 1 || resp.Question[0].Name != tc.qname {
+				t.Errorf("question = %v, want %s echoed exactly", resp.Question, tc.qname)
+			}
+			for _, s := range []struct {
+				name      string
+				got, want []string
+				rrs       []dns.RR
+			}{{"answer", nil, tc.answer, resp.Answer}, {"authority", nil, tc.ns, resp.Ns}, {"additional", nil, tc.extra, resp.Extra}} {
+				want := append([]string(nil), s.want...)
+				sort.Strings(want)
+				if got := section(s.rrs); got != strings.Join(want, "\n") {
+					t.Errorf("%s:\n%s\nwant:\n%s", s.name, got, strings.Join(want, "\n"))
+				}
+			}
+		})
+	}
+}
+
+func TestEDNS(t *testing.T) {
+	auth := NewAuthority(testStore(t), 0)
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	m.SetEdns0(4096, true)
+	resp := exchange(t, auth, m, false)
+	opt := resp.IsEdns0()
+	if opt == nil || opt.UDPSize() != DefaultUDPSize || !opt.Do() || opt.Version() != 0 {
+		t.Fatalf("OPT = %v", opt)
+	}
+
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	m.Extra = nil
+	resp = exchange(t, auth, m, false)
+	if resp.IsEdns0() != nil {
+		t.Error("OPT in reply to a query without one")
+	}
+
+	m.SetEdns0(1232, false)
+	m.IsEdns0().SetVersion(1)
+	resp = exchange(t, auth, m, false)
+	if resp.Rcode != dns.RcodeBadVers || resp.IsEdns0() == nil || len(resp.Answer) != 0 || resp.Authoritative {
+		t.Errorf("version 1: rcode %s, %v", dns.RcodeToString[resp.Rcode], resp)
+	}
+}
+
+func TestTruncation(t *testing.T) {
+	auth := NewAuthority(testStore(t), 0)
+	m := new(dns.Msg)
+	m.SetQuestion("big.example.test.", dns.TypeTXT)
+
+	udp := exchange(t, auth, m, false)
+	if !udp.Truncated || len(udp.Answer) != 0 || len(udp.Question) != 1 {
+		t.Errorf("UDP without EDNS: TC=%v answer=%d", udp.Truncated, len(udp.Answer))
+	}
+	tcp := exchange(t, auth, m, true)
+	if tcp.Truncated || len(tcp.Answer) != 6 {
+		t.Errorf("TCP: TC=%v answer=%d", tcp.Truncated, len(tcp.Answer))
+	}
+	m.SetEdns0(1232, false)
+	edns := exchange(t, auth, m, false)
+	if edns.Truncated || len(edns.Answer) != 6 || edns.IsEdns0() == nil {
+		t.Errorf("EDNS 1232: TC=%v answer=%d", edns.Truncated, len(edns.Answer))
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	auth := NewAuthority(testStore(t), 0)
+	valid := func() []byte {
+		m := new(dns.Msg)
+		m.SetQuestion("www.example.test.", dns.TypeA)
+		m.Id = 0x1234
+		b, _ := m.Pack()
+		return b
+	}
+	with := func(f func(b []byte) []byte) []byte { return f(valid()) }
+	cases := []struct {
+		name  string
+		wire  []byte
+		tcp   bool
+		drop  bool
+		rcode int
+		rd    bool
+	}{
+		{name: "empty", wire: nil, drop: true},
+		{name: "11 bytes", wire: make([]byte, 11), drop: true},
+		{name: "response", wire: with(func(b []byte) []byte { b[2] |= 0x80; return b }), drop: true},
+		{name: "header only claiming a question", wire: with(func(b []byte) []byte { return b[:12] }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "header only on TCP closes", wire: with(func(b []byte) []byte { return b[:12] }), tcp: true, drop: true},
+		{name: "two questions claimed", wire: with(func(b []byte) []byte { b[5] = 2; return b }), rcode: dns.RcodeFormatError},
+		{name: "no question claimed", wire: with(func(b []byte) []byte { b[5] = 0; return b }), rcode: dns.RcodeFormatError},
+		{name: "answer count in query", wire: with(func(b []byte) []byte { b[7] = 1; return b }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "truncated question", wire: with(func(b []byte) []byte { return b[:20] }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "pointer in question", wire: with(func(b []byte) []byte { return append(b[:12], 0xc0, 0x00, 0, 1, 0, 1) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "rcode set in query", wire: with(func(b []byte) []byte { b[3] |= 3; return b }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "opcode UPDATE", wire: with(func(b []byte) []byte { b[2] |= 5 << 3; return b }), rcode: dns.RcodeNotImplemented, rd: true},
+		{name: "garbage additional", wire: with(func(b []byte) []byte { b[11] = 1; return append(b, 0xff, 0xff) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "trailing bytes ignored", wire: with(func(b []byte) []byte { return append(b, 1, 2, 3) }), rcode: dns.RcodeSuccess, rd: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := auth.ServeDNS(&Request{Wire: tc.wire, TCP: tc.tcp}, nil)
+			if tc.drop {
+				if out != nil {
+					t.Fatalf("replied %x; want no reply", out)
+				}
+				return
+			}
+			var resp dns.Msg
+			if err := resp.Unpack(out); err != nil {
+				t.Fatalf("unpack %x: %v", out, err)
+			}
+			if resp.Rcode != tc.rcode || resp.RecursionDesired != tc.rd || !resp.Response {
+				t.Errorf("rcode %s rd %v; want %s rd %v", dns.RcodeToString[resp.Rcode], resp.RecursionDesired, dns.RcodeToString[tc.rcode], tc.rd)
+			}
+			if tc.rcode == dns.RcodeFormatError && len(out) != headerLen {
+				t.Errorf("FORMERR is %d bytes; want a bare header", len(out))
+			}
+		})
+	}
+}
+
+// FuzzServeDNS: no input may panic or produce an unparsable reply.
+func FuzzServeDNS(f *testing.F) {
+	auth := NewAuthority(testStore(f), 0)
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	m.SetEdns0(1232, true)
+	b, _ := m.Pack()
+	f.Add(b, false)
+	f.Add(b[:12], true)
+	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0xc0, 0x0c}, false)
+	f.Fuzz(func(t *testing.T, wire []byte, tcp bool) {
+		out := auth.ServeDNS(&Request{Wire: wire, TCP: tcp}, nil)
+		if out == nil {
+			return
+		}
+		if len(out) < headerLen {
+			t.Fatalf("reply of %d bytes", len(out))
+		}
+		if !tcp && len(out) > DefaultUDPSize {
+			t.Fatalf("UDP reply of %d bytes", len(out))
+		}
+	})
+}
+
+func TestSelectionDoesNotModifyZone(t *testing.T) {
+	store := testStore(t)
+	auth := NewAuthority(store, 0)
+	before := section(store.Current().Zone("example.test.").All())
+	for _, q := range []string{"nope.example.test.", "x.wild.example.test.", "chain.example.test."} {
+		m := new(dns.Msg)
+		m.SetQuestion(q, dns.TypeA)
+		exchange(t, auth, m, false)
+	}
+	if after := section(store.Current().Zone("example.test.").All()); after != before {
+		t.Fatal("answering changed the zone's records")
+	}
+}

@@ -1,0 +1,217 @@
+package dnslb
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// startServer is the httptest-shaped helper: a server on 127.0.0.1:0 with
+// UDP and TCP on one port, closed when the test ends.
+func startServer(t *testing.T, opts ServerOptions) (*Server, string) {
+	t.Helper()
+	opts.Listen = []string{"127.0.0.1:0"}
+	srv := NewServer(opts, NewAuthority(testStore(t), 0), zerolog.Nop())
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, srv.Addrs()[0]
+}
+
+func TestServeUDPAndTCP(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{})
+	for _, proto := range []string{"udp", "tcp"} {
+		c := &dns.Client{Net: proto, Timeout: 2 * time.Second}
+		m := new(dns.Msg)
+		m.SetQuestion("www.example.test.", dns.TypeA)
+		resp, _, err := c.Exchange(m, addr)
+		if err != nil {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		if len(resp.Answer) != 2 || !resp.Authoritative {
+			t.Errorf("%s: %v", proto, resp)
+		}
+	}
+}
+
+func TestUDPKeepsServingAfterGarbage(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{})
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, junk := range [][]byte{{}, {1}, make([]byte, 12), {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} {
+		c.Write(junk)
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
+	if err != nil || resp.Rcode != dns.RcodeSuccess {
+		t.Fatalf("after garbage: %v %v", resp, err)
+	}
+}
+
+func writeTCP(t *testing.T, c net.Conn, m *dns.Msg) {
+	t.Helper()
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := binary.BigEndian.AppendUint16(nil, uint16(len(b)))
+	if _, err := c.Write(append(frame, b...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readTCP(t *testing.T, c net.Conn) *dns.Msg {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	var l [2]byte
+	if _, err := io.ReadFull(c, l[:]); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, binary.BigEndian.Uint16(l[:]))
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatal(err)
+	}
+	var m dns.Msg
+	if err := m.Unpack(b); err != nil {
+		t.Fatal(err)
+	}
+	return &m
+}
+
+func TestTCPPipelining(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	names := []string{"www.example.test.", "nope.example.test.", "mail.example.test."}
+	for i, n := range names {
+		m := new(dns.Msg)
+		m.SetQuestion(n, dns.TypeA)
+		m.Id = uint16(100 + i)
+		writeTCP(t, c, m)
+	}
+	for i, n := range names {
+		resp := readTCP(t, c)
+		if resp.Id != uint16(100+i) || resp.Question[0].Name != n {
+			t.Errorf("reply %d: id %d for %s", i, resp.Id, resp.Question[0].Name)
+		}
+	}
+}
+
+func TestTCPIdleTimeout(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{TCPIdleTimeout: 100 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("idle connection: read returned %v; want EOF from the server closing it", err)
+	}
+}
+
+func TestTCPConnectionCap(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{MaxTCPConns: 2})
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		m := new(dns.Msg)
+		m.SetQuestion("www.example.test.", dns.TypeA)
+		writeTCP(t, c, m)
+		readTCP(t, c) // the connection is registered once it answered
+	}
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err == nil {
+		t.Fatal("third connection was served; want it closed")
+	}
+	// Freeing a slot lets a new connection in.
+	held[0].Close()
+	held = held[1:]
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := new(dns.Msg)
+		m.SetQuestion("www.example.test.", dns.TypeA)
+		writeTCP(t, c, m)
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		var l [2]byte
+		_, err = io.ReadFull(c, l[:])
+		c.Close()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no slot freed after closing a connection")
+		}
+	}
+}
+
+func TestShutdownClosesIdleAndIsIdempotent(t *testing.T) {
+	srv, addr := startServer(t, ServerOptions{TCPIdleTimeout: time.Hour})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	writeTCP(t, c, m)
+	readTCP(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v (an idle connection held it up)", err)
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("second shutdown: %v", err)
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("still accepting after shutdown")
+	}
+}
+
+func TestStartFailsCleanly(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{})
+	srv := NewServer(ServerOptions{Listen: []string{"127.0.0.1:0", addr}}, NewAuthority(testStore(t), 0), zerolog.Nop())
+	if err := srv.Start(); err == nil {
+		srv.Close()
+		t.Fatal("second bind of a used port succeeded")
+	}
+	// goleak in TestMain checks the first listener's goroutines stopped.
+}
