@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
 
 // keyDelimiter replaces viper's default ".": pool names ("www.example.test.")
@@ -41,12 +45,127 @@ func readConfig(file string, fallback []byte, defaults map[string]any, out any) 
 		data = fallback
 	}
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+			return fmt.Errorf("%s:%s: %s", displayName(file), m[1], m[2])
+		}
 		return fmt.Errorf("%s: %w", displayName(file), err)
 	}
 	if err := v.UnmarshalExact(out); err != nil {
-		return fmt.Errorf("%s: %w", displayName(file), err)
+		return explainDecodeError(displayName(file), data, err)
 	}
 	return nil
+}
+
+var (
+	yamlLineRE    = regexp.MustCompile(`yaml: line (\d+): (.*)`)
+	invalidKeysRE = regexp.MustCompile(`^'([^']*)' has invalid keys: (.*)$`)
+	keyProblemRE  = regexp.MustCompile(`^'([^']*)' (.*)$`)
+)
+
+// explainDecodeError turns mapstructure's summary into one error per
+// problem, each as "file:line: key.path: what", the line found in the YAML.
+func explainDecodeError(file string, data []byte, err error) error {
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root) // it parsed once already; on failure lines are 0
+	at := func(path, msg string) error {
+		if line := yamlLine(&root, keyPath(path)); line > 0 {
+			return fmt.Errorf("%s:%d: %s", file, line, msg)
+		}
+		return fmt.Errorf("%s: %s", file, msg)
+	}
+	var errs []error
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "* ")
+		if line == "" || strings.HasPrefix(line, "decoding failed") {
+			continue
+		}
+		if m := invalidKeysRE.FindStringSubmatch(line); m != nil {
+			for _, k := range strings.Split(m[2], ", ") {
+				full := k
+				if m[1] != "" {
+					full = m[1] + "." + k
+				}
+				errs = append(errs, at(full, full+": unknown key"))
+			}
+			continue
+		}
+		if m := keyProblemRE.FindStringSubmatch(line); m != nil {
+			errs = append(errs, at(m[1], m[1]+": "+m[2]))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: %s", file, line))
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return errors.Join(errs...)
+}
+
+// keyPath splits mapstructure's "pools[www.example.test.].check" into
+// "pools", "www.example.test.", "check".
+func keyPath(p string) []string {
+	var out []string
+	var cur strings.Builder
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; c {
+		case '.':
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+		case '[':
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+			end := strings.IndexByte(p[i:], ']')
+			if end < 0 {
+				end = len(p) - i
+			}
+			out = append(out, p[i+1:i+end])
+			i += end
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// yamlLine finds the line of the key (or sequence item) a path names; 0 if
+// it is not there. Keys compare case-insensitively, as viper folds case.
+func yamlLine(n *yaml.Node, path []string) int {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, seg := range path {
+		switch n.Kind {
+		case yaml.MappingNode:
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if strings.EqualFold(n.Content[i].Value, seg) {
+					line, n, found = n.Content[i].Line, n.Content[i+1], true
+					break
+				}
+			}
+			if !found {
+				return line
+			}
+		case yaml.SequenceNode:
+			idx, err := strconv.Atoi(seg)
+			if err != nil || idx < 0 || idx >= len(n.Content) {
+				return line
+			}
+			n = n.Content[idx]
+			line = n.Line
+		default:
+			return line
+		}
+	}
+	return line
 }
 
 func displayName(file string) string {

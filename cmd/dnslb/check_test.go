@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const goodZone = "$TTL 300\n@ SOA ns1 host 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.10\n"
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		files  map[string]string
+		want   []string // lines on stderr, each relative to the temp dir
+		stdout string
+	}{
+		{
+			name: "ok",
+			files: map[string]string{
+				"dnslb.yaml":   "zones:\n  - {origin: example.test., file: zones/z.zone}\n",
+				"zones/z.zone": goodZone,
+			},
+			stdout: "ok: 1 zones, 4 records",
+		},
+		{
+			name: "every zone problem with its line",
+			files: map[string]string{
+				"dnslb.yaml":   "zones:\n  - {origin: example.test., file: zones/z.zone}\n  - {origin: other.test., file: zones/o.zone}\n",
+				"zones/z.zone": goodZone + "www CNAME other\nsub NS ns.sub\n",
+				"zones/o.zone": "$TTL 300\n@ SOA ns1 host 1 2 3 4 5\n@ NS ns1.example.test.\nx A 999.1.1.1\n",
+			},
+			want: []string{
+				"zones/z.zone:6: CNAME and other data at www.example.test. (A)",
+				"zones/z.zone:7: NS ns.sub.example.test. for sub.example.test. has no glue (A or AAAA) in the zone",
+				"zones/o.zone:4: bad A A: \"999.1.1.1\"",
+			},
+		},
+		{
+			name: "config problems with key paths and lines",
+			files: map[string]string{
+				"dnslb.yaml": "listen: [\"nope\"]\nlog: {level: loud}\nzones:\n  - {origin: example.test., file: z.zone}\n",
+			},
+			want: []string{
+				"dnslb.yaml: listen[0]: \"nope\" is not host:port",
+				"dnslb.yaml: log.level: \"loud\" is not one of debug, info, warn, error",
+			},
+		},
+		{
+			name: "unknown keys",
+			files: map[string]string{
+				"dnslb.yaml": "zones:\n  - {origin: example.test., file: z.zone}\nlog:\n  level: info\n  colour: red\n",
+			},
+			want: []string{"dnslb.yaml:5: log.colour: unknown key"},
+		},
+		{
+			name:  "missing zone file",
+			files: map[string]string{"dnslb.yaml": "zones:\n  - {origin: example.test., file: nothere.zone}\n"},
+			want:  []string{"nothere.zone: open nothere.zone: no such file or directory"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeFiles(t, tc.files)
+			var out, errw bytes.Buffer
+			n := runCheck(filepath.Join(dir, "dnslb.yaml"), &out, &errw)
+			got := strings.Split(strings.TrimSpace(strings.ReplaceAll(errw.String(), dir+"/", "")), "\n")
+			if len(tc.want) == 0 {
+				if n != 0 || !strings.Contains(out.String(), tc.stdout) {
+					t.Fatalf("problems=%d stdout=%q stderr=%q", n, out.String(), errw.String())
+				}
+				return
+			}
+			if n != len(tc.want) || strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("got %d problems:\n%s\nwant:\n%s", n, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestEmbeddedExampleChecks(t *testing.T) {
+	var out, errw bytes.Buffer
+	if n := runCheck("", &out, &errw); n != 0 {
+		t.Fatalf("embedded example has %d problems: %s", n, errw.String())
+	}
+	// The same files on disk, as the README tells users to check them.
+	if n := runCheck("../../examples/dnslb.yaml", &out, &errw); n != 0 {
+		t.Fatalf("examples/dnslb.yaml has %d problems: %s", n, errw.String())
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"dnslb.yaml": "zones:\n  - {origin: example.test., file: z.zone}\n",
+		"z.zone":     goodZone,
+	})
+	t.Setenv("DNSLB_LOG_LEVEL", "debug")
+	t.Setenv("DNSLB_LISTEN", "127.0.0.1:1053,[::1]:1053")
+	sc, err := loadServerConfig(filepath.Join(dir, "dnslb.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.cfg.Log.Level != "debug" {
+		t.Errorf("log.level = %q, want debug from DNSLB_LOG_LEVEL", sc.cfg.Log.Level)
+	}
+	if strings.Join(sc.cfg.Listen, " ") != "127.0.0.1:1053 [::1]:1053" {
+		t.Errorf("listen = %v, want both addresses from DNSLB_LISTEN", sc.cfg.Listen)
+	}
+}
