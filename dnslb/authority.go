@@ -3,6 +3,7 @@ package dnslb
 import (
 	"encoding/binary"
 	"net/netip"
+	"strings"
 
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
@@ -107,7 +108,10 @@ func (a *Authority) newReply(q *query, withQuestion bool) *reply {
 	r.m.RecursionDesired = q.rd()
 	r.m.Compress = true
 	if withQuestion {
-		r.m.Question = []dns.Question{{Name: q.name, Qtype: q.qtype, Qclass: q.qclass}}
+		// Packed lower-case so that owner names compress against it; pack
+		// then writes the question back with the client's letter case, so
+		// owners that point at it come out in that case too, as with NSD.
+		r.m.Question = []dns.Question{{Name: strings.ToLower(q.name), Qtype: q.qtype, Qclass: q.qclass}}
 	}
 	if q.edns {
 		r.opt = &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
@@ -231,7 +235,7 @@ func (a *Authority) addAuthority(r *reply, zone *zones.Zone, answer []dns.RR) {
 	if !nsInAnswer {
 		extra = append(extra, zone.Additional(apexNS)...)
 	}
-	r.m.Extra = appendUnique(r.m.Extra, extra)
+	r.m.Extra = appendUnique(r.m.Extra, extra, r.m.Answer)
 }
 
 func negativeSOA(z *zones.Zone) dns.RR {
@@ -249,20 +253,24 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func appendUnique(dst, src []dns.RR) []dns.RR {
+// appendUnique appends the records of src that are neither in dst nor in
+// exclude (an additional section never repeats the answer).
+func appendUnique(dst, src, exclude []dns.RR) []dns.RR {
 	for _, rr := range src {
-		dup := false
-		for _, have := range dst {
-			if have == rr || dns.IsDuplicate(have, rr) {
-				dup = true
-				break
-			}
-		}
-		if !dup {
+		if !containsRR(dst, rr) && !containsRR(exclude, rr) {
 			dst = append(dst, rr)
 		}
 	}
 	return dst
+}
+
+func containsRR(list []dns.RR, rr dns.RR) bool {
+	for _, have := range list {
+		if have == rr || dns.IsDuplicate(have, rr) {
+			return true
+		}
+	}
+	return false
 }
 
 // pack serializes the reply, fitting UDP replies into the client's limit
@@ -295,6 +303,9 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			return headerOnly(out, q.id, q.flags, flagRD, dns.RcodeServerFailure)
 		}
 		if len(b) <= limit {
+			if len(r.m.Question) == 1 && len(b) >= headerLen+len(q.question) {
+				copy(b[headerLen:], q.question[:len(q.question)-4])
+			}
 			return b
 		}
 	}
