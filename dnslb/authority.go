@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
+	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
 )
@@ -34,20 +36,45 @@ const DefaultUDPSize = 1232
 // maxChase bounds CNAME chasing inside our zones.
 const maxChase = 12
 
-// Authority answers queries authoritatively from a zones.Store.
+// HealthSource gives the current health snapshot; *healthcheck.Scheduler
+// is one.
+type HealthSource interface {
+	Snapshot() *healthcheck.Snapshot
+}
+
+// noHealth reports every target up.
+type noHealth struct{}
+
+func (noHealth) Snapshot() *healthcheck.Snapshot { return nil }
+
+// Authority answers queries authoritatively from the current View.
 type Authority struct {
-	store   *zones.Store
+	view    atomic.Pointer[View]
+	health  HealthSource
 	udpSize uint16
 }
 
-// NewAuthority returns a handler answering from store. udpSize is the EDNS
-// payload size to advertise (0 = DefaultUDPSize).
-func NewAuthority(store *zones.Store, udpSize uint16) *Authority {
+// NewAuthority returns a handler answering from view. udpSize is the EDNS
+// payload size to advertise (0 = DefaultUDPSize); health may be nil (every
+// member up).
+func NewAuthority(view *View, udpSize uint16, health HealthSource) *Authority {
 	if udpSize == 0 {
 		udpSize = DefaultUDPSize
 	}
-	return &Authority{store: store, udpSize: max(udpSize, dns.MinMsgSize)}
+	if health == nil {
+		health = noHealth{}
+	}
+	a := &Authority{health: health, udpSize: max(udpSize, dns.MinMsgSize)}
+	a.view.Store(view)
+	return a
 }
+
+// SetView swaps in a new generation of zones and pools. Queries already
+// being answered finish with the view they started with.
+func (a *Authority) SetView(v *View) { a.view.Store(v) }
+
+// View returns the view being served.
+func (a *Authority) View() *View { return a.view.Load() }
 
 // ServeDNS implements Handler.
 func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
@@ -162,7 +189,8 @@ func (a *Authority) answer(q *query, req *Request, out []byte) []byte {
 		return a.pack(r, q, req, out)
 	}
 
-	set := a.store.Current()
+	view := a.view.Load()
+	set := view.Zones
 	qname := zones.CanonicalName(q.name)
 	zone := set.Find(qname)
 	r := a.newReply(q, true)
@@ -171,13 +199,14 @@ func (a *Authority) answer(q *query, req *Request, out []byte) []byte {
 		r.ede(dns.ExtendedErrorCodeNotAuthoritative)
 		return a.pack(r, q, req, out)
 	}
-	a.resolve(r, q, set, zone, qname)
+	a.resolve(r, q, req, view, zone, qname)
 	return a.pack(r, q, req, out)
 }
 
 // resolve fills the reply for qname in zone, following CNAMEs through every
 // zone in set.
-func (a *Authority) resolve(r *reply, q *query, set *zones.Set, zone *zones.Zone, qname string) {
+func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *zones.Zone, qname string) {
+	set := view.Zones
 	classAny := q.qclass == dns.ClassANY
 	r.m.Authoritative = !classAny
 	visited := []string{qname}
@@ -186,6 +215,24 @@ func (a *Authority) resolve(r *reply, q *query, set *zones.Set, zone *zones.Zone
 		res := zone.Lookup(cur, q.qtype)
 		switch res.Kind {
 		case zones.Success:
+			if p := view.Pools[res.Owner]; p != nil && !res.Wildcard && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
+				snap := a.health.Snapshot()
+				var gen uint64
+				if snap != nil {
+					gen = snap.Generation
+				}
+				var empty bool
+				r.m.Answer, empty = p.Select(r.m.Answer, q.qtype, snap, gen, req.Remote.Addr())
+				if empty {
+					// when_all_down: empty. NODATA, so resolvers ask again soon.
+					r.m.Ns = append(r.m.Ns, negativeSOA(zone))
+					return
+				}
+				if !classAny {
+					a.addAuthority(r, zone, r.m.Answer)
+				}
+				return
+			}
 			r.m.Answer = append(r.m.Answer, res.Answer...)
 			if q.qtype != dns.TypeANY && !classAny {
 				a.addAuthority(r, zone, res.Answer)

@@ -6,11 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
 )
 
-func testStore(t testing.TB) *zones.Store {
+func testView(t testing.TB) *View {
 	t.Helper()
 	cfg := &Config{Zones: []ZoneConfig{
 		{Origin: "example.test.", File: "example.test.zone"},
@@ -20,7 +19,7 @@ func testStore(t testing.TB) *zones.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return zones.NewStore(set)
+	return ZonesOnly(set)
 }
 
 // exchange runs one query through the handler, as a server would.
@@ -66,7 +65,7 @@ type answerCase struct {
 }
 
 func TestAuthorityAnswers(t *testing.T) {
-	auth := NewAuthority(testStore(t), 0)
+	auth := NewAuthority(testView(t), 0, nil)
 	apexNS := []string{"example.test. 3600 in ns ns1.example.test.", "example.test. 3600 in ns ns2.example.net."}
 	glue := []string{"ns1.example.test. 3600 in a 192.0.2.53", "ns1.example.test. 3600 in aaaa 2001:db8::53"}
 	soa := []string{"example.test. 300 in soa ns1.example.test. hostmaster.example.test. 1 7200 900 1209600 300"}
@@ -154,7 +153,7 @@ func TestAuthorityAnswers(t *testing.T) {
 }
 
 func TestEDNS(t *testing.T) {
-	auth := NewAuthority(testStore(t), 0)
+	auth := NewAuthority(testView(t), 0, nil)
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.test.", dns.TypeA)
 	m.SetEdns0(4096, true)
@@ -180,7 +179,7 @@ func TestEDNS(t *testing.T) {
 }
 
 func TestTruncation(t *testing.T) {
-	auth := NewAuthority(testStore(t), 0)
+	auth := NewAuthority(testView(t), 0, nil)
 	m := new(dns.Msg)
 	m.SetQuestion("big.example.test.", dns.TypeTXT)
 
@@ -200,7 +199,7 @@ func TestTruncation(t *testing.T) {
 }
 
 func TestMalformed(t *testing.T) {
-	auth := NewAuthority(testStore(t), 0)
+	auth := NewAuthority(testView(t), 0, nil)
 	valid := func() []byte {
 		m := new(dns.Msg)
 		m.SetQuestion("www.example.test.", dns.TypeA)
@@ -257,7 +256,7 @@ func TestMalformed(t *testing.T) {
 
 // FuzzServeDNS: no input may panic or produce an unparsable reply.
 func FuzzServeDNS(f *testing.F) {
-	auth := NewAuthority(testStore(f), 0)
+	auth := NewAuthority(testView(f), 0, nil)
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.test.", dns.TypeA)
 	m.SetEdns0(1232, true)
@@ -280,15 +279,15 @@ func FuzzServeDNS(f *testing.F) {
 }
 
 func TestSelectionDoesNotModifyZone(t *testing.T) {
-	store := testStore(t)
-	auth := NewAuthority(store, 0)
-	before := section(store.Current().Zone("example.test.").All())
+	view := testView(t)
+	auth := NewAuthority(view, 0, nil)
+	before := section(view.Zones.Zone("example.test.").All())
 	for _, q := range []string{"nope.example.test.", "x.wild.example.test.", "chain.example.test."} {
 		m := new(dns.Msg)
 		m.SetQuestion(q, dns.TypeA)
 		exchange(t, auth, m, false)
 	}
-	if after := section(store.Current().Zone("example.test.").All()); after != before {
+	if after := section(view.Zones.Zone("example.test.").All()); after != before {
 		t.Fatal("answering changed the zone's records")
 	}
 }

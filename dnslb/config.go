@@ -5,12 +5,17 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/pool"
+	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
 )
 
 // Config is the server's configuration, as read from YAML (and DNSLB_*
@@ -28,6 +33,66 @@ type Config struct {
 	UDPSize int `mapstructure:"udp_size"`
 	// TCP tunes the TCP listener.
 	TCP TCPConfig `mapstructure:"tcp"`
+	// Pools turns A/AAAA RRsets into load-balanced pools, keyed by owner
+	// name.
+	Pools map[string]PoolConfig `mapstructure:"pools"`
+}
+
+// PoolConfig is what the config adds to an RRset that the zone file cannot
+// say: health check, policy, TTL, caps, weights and backups.
+type PoolConfig struct {
+	Policy      string                  `mapstructure:"policy"`
+	TTL         int                     `mapstructure:"ttl"`
+	MaxAnswers  int                     `mapstructure:"max_answers"`
+	WhenAllDown string                  `mapstructure:"when_all_down"`
+	Check       *CheckConfig            `mapstructure:"check"`
+	Members     map[string]MemberConfig `mapstructure:"members"`
+}
+
+// DefaultPoolTTL is the TTL of pool answers unless the pool sets one.
+const DefaultPoolTTL = 30
+
+// MemberConfig holds per-address settings of a pool member.
+type MemberConfig struct {
+	Weight int  `mapstructure:"weight"`
+	Backup bool `mapstructure:"backup"`
+}
+
+// CheckConfig is a health check as written in the config; see
+// healthcheck.Spec for the meaning and defaults of each field.
+type CheckConfig struct {
+	Type         string        `mapstructure:"type"`
+	Port         int           `mapstructure:"port"`
+	Path         string        `mapstructure:"path"`
+	Method       string        `mapstructure:"method"`
+	Host         string        `mapstructure:"host"`
+	SNI          string        `mapstructure:"sni"`
+	Expect       string        `mapstructure:"expect"`
+	Body         string        `mapstructure:"body"`
+	Insecure     bool          `mapstructure:"insecure"`
+	Name         string        `mapstructure:"name"`
+	QType        string        `mapstructure:"qtype"`
+	Rcode        string        `mapstructure:"rcode"`
+	Answer       string        `mapstructure:"answer"`
+	Command      []string      `mapstructure:"command"`
+	Interval     time.Duration `mapstructure:"interval"`
+	Timeout      time.Duration `mapstructure:"timeout"`
+	Rise         int           `mapstructure:"rise"`
+	Fall         int           `mapstructure:"fall"`
+	Jitter       time.Duration `mapstructure:"jitter"`
+	FastInterval time.Duration `mapstructure:"fast_interval"`
+	Initial      string        `mapstructure:"initial"`
+}
+
+// Spec converts the config form into a healthcheck.Spec.
+func (c *CheckConfig) Spec() healthcheck.Spec {
+	return healthcheck.Spec{
+		Type: c.Type, Port: c.Port, Path: c.Path, Method: c.Method, Host: c.Host, SNI: c.SNI,
+		Expect: c.Expect, Body: c.Body, Insecure: c.Insecure, Name: c.Name, QType: c.QType,
+		Rcode: c.Rcode, Answer: c.Answer, Command: c.Command, Interval: c.Interval,
+		Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall, Jitter: c.Jitter,
+		FastInterval: c.FastInterval, Initial: c.Initial,
+	}
 }
 
 // LogConfig configures logging.
@@ -124,7 +189,65 @@ func (c *Config) Validate() error {
 			bad("zones[%d].file: missing", i)
 		}
 	}
+	for _, name := range sortedKeys(c.Pools) {
+		p := c.Pools[name]
+		key := fmt.Sprintf("pools[%s]", name)
+		if _, ok := dns.IsDomainName(name); !ok {
+			bad("%s: %q is not a domain name", key, name)
+		}
+		if _, err := pool.ParsePolicy(p.Policy); err != nil {
+			bad("%s.policy: %v", key, err)
+		}
+		if _, err := pool.ParseAllDown(p.WhenAllDown); err != nil {
+			bad("%s.when_all_down: %v", key, err)
+		}
+		if p.TTL < 0 || p.TTL > 1<<31-1 {
+			bad("%s.ttl: %d is out of range", key, p.TTL)
+		}
+		if p.MaxAnswers < 0 {
+			bad("%s.max_answers: must not be negative", key)
+		}
+		if p.Check != nil {
+			if p.Check.Type == "" {
+				bad("%s.check.type: missing (tcp, http, https, dns, exec or none)", key)
+			} else if err := p.Check.Spec().Validate(); err != nil {
+				for _, e := range flatten(err) {
+					bad("%s.%v", key, e)
+				}
+			}
+		}
+		for _, addr := range sortedKeys(p.Members) {
+			m := p.Members[addr]
+			if _, err := netip.ParseAddr(addr); err != nil {
+				bad("%s.members[%s]: not an IP address", key, addr)
+			}
+			if m.Weight < 0 || m.Weight > 10000 {
+				bad("%s.members[%s].weight: %d is outside 0-10000", key, addr, m.Weight)
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// flatten lists the errors inside an errors.Join.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // ZoneRoot says where zone files are read from: FS is the config file's

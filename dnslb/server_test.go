@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 func startServer(t *testing.T, opts ServerOptions) (*Server, string) {
 	t.Helper()
 	opts.Listen = []string{"127.0.0.1:0"}
-	srv := NewServer(opts, NewAuthority(testStore(t), 0), zerolog.Nop())
+	srv := NewServer(opts, NewAuthority(testView(t), 0, nil), zerolog.Nop())
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestShutdownClosesIdleAndIsIdempotent(t *testing.T) {
 
 func TestStartFailsCleanly(t *testing.T) {
 	_, addr := startServer(t, ServerOptions{})
-	srv := NewServer(ServerOptions{Listen: []string{"127.0.0.1:0", addr}}, NewAuthority(testStore(t), 0), zerolog.Nop())
+	srv := NewServer(ServerOptions{Listen: []string{"127.0.0.1:0", addr}}, NewAuthority(testView(t), 0, nil), zerolog.Nop())
 	if err := srv.Start(); err == nil {
 		srv.Close()
 		t.Fatal("second bind of a used port succeeded")

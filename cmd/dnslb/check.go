@@ -47,6 +47,14 @@ func runCheck(configFile string, out, errw io.Writer) int {
 		}
 		return len(problems)
 	}
+	if _, err := dnslb.BuildView(&sc.cfg, set); err != nil {
+		var n int
+		for _, line := range splitJoined(err) {
+			fmt.Fprintf(errw, "%s: %s\n", displayName(configFile), line)
+			n++
+		}
+		return n
+	}
 	records := 0
 	for _, z := range set.Zones() {
 		for _, w := range z.Warnings {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/dnslb/dnslb/dnslb"
 	"github.com/dnslb/dnslb/examples"
+	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
 
@@ -95,8 +97,32 @@ func runServer(ctx context.Context, sc *serverConfig) error {
 		}
 		log.Info().Str("zone", z.Origin).Uint32("serial", z.Serial()).Int("records", z.Records()).Str("file", z.File).Msg("zone loaded")
 	}
-	store := zones.NewStore(set)
-	auth := dnslb.NewAuthority(store, uint16(sc.cfg.UDPSize))
+	view, err := dnslb.BuildView(&sc.cfg, set)
+	if err != nil {
+		for _, line := range splitJoined(err) {
+			log.Error().Str("config", displayName(sc.file)).Str("problem", line).Msg("pool not built")
+		}
+		return errors.New("pools did not build; nothing served")
+	}
+	sched := healthcheck.NewScheduler()
+	defer sched.Close()
+	if err := sched.Set(view.Targets); err != nil {
+		return fmt.Errorf("health checks: %w", err)
+	}
+	transitions, unsubscribe := sched.Subscribe()
+	defer unsubscribe()
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		logTransitions(transitions, view, log)
+	}()
+	if err := sched.Start(ctx); err != nil {
+		return fmt.Errorf("health checks: %w", err)
+	}
+	for name, p := range view.Pools {
+		log.Info().Str("pool", name).Str("policy", p.Policy.String()).Int("members", len(p.V4)+len(p.V6)).Msg("pool ready")
+	}
+	auth := dnslb.NewAuthority(view, uint16(sc.cfg.UDPSize), sched)
 	srv := dnslb.NewServer(dnslb.ServerOptions{
 		Listen:         sc.cfg.Listen,
 		TCPIdleTimeout: sc.cfg.TCP.IdleTimeout,
@@ -113,6 +139,40 @@ func runServer(ctx context.Context, sc *serverConfig) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn().Err(err).Msg("shutdown cut short")
 	}
+	sched.Close()
+	unsubscribe()
+	<-logDone
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// logTransitions logs every health transition until the channel closes.
+func logTransitions(ch <-chan healthcheck.Transition, view *dnslb.View, log zerolog.Logger) {
+	for tr := range ch {
+		ev := log.Warn()
+		if tr.To.Up {
+			ev = log.Info()
+		}
+		ev = ev.Strs("pools", view.PoolsOf(tr.Key)).
+			Str("member", tr.Key.Addr.Addr().String()).
+			Uint16("port", tr.Key.Addr.Port()).
+			Str("check", tr.Target.Spec.Type).
+			Str("from", upDown(tr.From.Up)).
+			Str("to", upDown(tr.To.Up)).
+			Dur("latency", tr.Latency)
+		if tr.Err != nil {
+			ev = ev.Str("reason", tr.Err.Error())
+		}
+		if tr.Dropped > 0 {
+			ev = ev.Uint64("transitions_dropped", tr.Dropped)
+		}
+		ev.Msg("health transition")
+	}
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
 }

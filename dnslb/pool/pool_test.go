@@ -1,0 +1,248 @@
+package pool
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"testing"
+
+	"github.com/dnslb/dnslb/healthcheck"
+	"github.com/miekg/dns"
+)
+
+// downSet is a Health where the listed addresses are down.
+type downSet map[string]bool
+
+func (d downSet) Up(k healthcheck.TargetKey) bool { return !d[k.Addr.Addr().String()] }
+
+func member(addr string, weight int, backup bool) Member {
+	a := netip.MustParseAddr(addr)
+	var rr dns.RR
+	if a.Is4() {
+		rr = &dns.A{Hdr: dns.RR_Header{Name: "www.example.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30}, A: a.AsSlice()}
+	} else {
+		rr = &dns.AAAA{Hdr: dns.RR_Header{Name: "www.example.test.", Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 30}, AAAA: a.AsSlice()}
+	}
+	return Member{Addr: a, RR: rr, Weight: weight, Backup: backup, Checked: true,
+		Target: healthcheck.TargetKey{Check: "tcp", Addr: netip.AddrPortFrom(a, 80)}}
+}
+
+func addrs(rrs []dns.RR) []string {
+	out := make([]string, len(rrs))
+	for i, rr := range rrs {
+		switch r := rr.(type) {
+		case *dns.A:
+			out[i] = r.A.String()
+		case *dns.AAAA:
+			out[i] = r.AAAA.String()
+		}
+	}
+	return out
+}
+
+func newPool(policy Policy, members ...Member) *Pool {
+	p := &Pool{Name: "www.example.test.", Policy: policy}
+	for _, m := range members {
+		if m.Addr.Is4() {
+			p.V4 = append(p.V4, m)
+		} else {
+			p.V6 = append(p.V6, m)
+		}
+	}
+	return p
+}
+
+var client = netip.MustParseAddr("198.51.100.7")
+
+func TestFilterAndFallback(t *testing.T) {
+	members := []Member{member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.9", 1, true)}
+	tests := []struct {
+		name    string
+		mode    AllDown
+		down    downSet
+		want    []string
+		empty   bool
+		ordered bool
+	}{
+		{name: "all healthy: primaries only", down: downSet{}, want: []string{"192.0.2.1", "192.0.2.2"}},
+		{name: "one down", down: downSet{"192.0.2.1": true}, want: []string{"192.0.2.2"}},
+		{name: "all down, fail open", mode: FailOpen, down: downSet{"192.0.2.1": true, "192.0.2.2": true}, want: []string{"192.0.2.1", "192.0.2.2"}},
+		{name: "all down, backup", mode: Backups, down: downSet{"192.0.2.1": true, "192.0.2.2": true}, want: []string{"192.0.2.9"}},
+		{name: "all down incl. backup, backup mode fails open", mode: Backups, down: downSet{"192.0.2.1": true, "192.0.2.2": true, "192.0.2.9": true}, want: []string{"192.0.2.1", "192.0.2.2"}},
+		{name: "all down, empty", mode: Empty, down: downSet{"192.0.2.1": true, "192.0.2.2": true}, empty: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPool(FirstHealthy, members...)
+			p.MaxAnswers = 10
+			p.WhenAllDown = tc.mode
+			got, empty := p.Select(nil, dns.TypeA, tc.down, 1, client)
+			if empty != tc.empty {
+				t.Fatalf("empty = %v, want %v", empty, tc.empty)
+			}
+			if fmt.Sprint(addrs(got)) != fmt.Sprint(tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
+				t.Errorf("got %v, want %v", addrs(got), tc.want)
+			}
+		})
+	}
+}
+
+func TestRoundRobinRotates(t *testing.T) {
+	p := newPool(RoundRobin, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
+	first := map[string]int{}
+	for range 300 {
+		got, _ := p.Select(nil, dns.TypeA, downSet{}, 1, client)
+		if len(got) != 3 {
+			t.Fatalf("got %d records", len(got))
+		}
+		first[addrs(got)[0]]++
+	}
+	for _, a := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		if first[a] != 100 {
+			t.Errorf("%s first %d times of 300, want 100", a, first[a])
+		}
+	}
+}
+
+func TestWeightedProportionsAndSmoothness(t *testing.T) {
+	p := newPool(Weighted, member("192.0.2.1", 3, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
+	first := map[string]int{}
+	var seq []string
+	for i := range 10000 {
+		got, _ := p.Select(nil, dns.TypeA, downSet{}, 7, client)
+		if len(got) != 3 {
+			t.Fatalf("got %d records", len(got))
+		}
+		first[addrs(got)[0]]++
+		if i < 5 {
+			seq = append(seq, addrs(got)[0])
+		}
+	}
+	for a, want := range map[string]float64{"192.0.2.1": 0.6, "192.0.2.2": 0.2, "192.0.2.3": 0.2} {
+		if share := float64(first[a]) / 10000; math.Abs(share-want) > 0.01 {
+			t.Errorf("%s first in %.3f of answers, want %.2f", a, share, want)
+		}
+	}
+	// Smooth: the heavy member never leads three times in a row.
+	run := 0
+	for _, a := range seq {
+		if a == "192.0.2.1" {
+			run++
+		} else {
+			run = 0
+		}
+		if run >= 3 {
+			t.Errorf("bursty sequence %v", seq)
+		}
+	}
+	// A member going down: the schedule follows the new health generation.
+	first = map[string]int{}
+	for range 1000 {
+		got, _ := p.Select(nil, dns.TypeA, downSet{"192.0.2.1": true}, 8, client)
+		first[addrs(got)[0]]++
+	}
+	if first["192.0.2.1"] != 0 || first["192.0.2.2"] != 500 || first["192.0.2.3"] != 500 {
+		t.Errorf("after 192.0.2.1 went down: %v", first)
+	}
+}
+
+func TestStickyIsStableAndMovesMinimally(t *testing.T) {
+	p := newPool(Sticky, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false), member("192.0.2.4", 1, false))
+	p.MaxAnswers = 1
+	before := map[netip.Addr]string{}
+	counts := map[string]int{}
+	for i := range 2000 {
+		c := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
+		got, _ := p.Select(nil, dns.TypeA, downSet{}, 1, c)
+		before[c] = addrs(got)[0]
+		counts[addrs(got)[0]]++
+		again, _ := p.Select(nil, dns.TypeA, downSet{}, 1, c.Next()) // same /24
+		if addrs(again)[0] != addrs(got)[0] {
+			t.Fatalf("client %v and %v (same /24) got different members", c, c.Next())
+		}
+	}
+	for a, n := range counts {
+		if n < 350 || n > 650 {
+			t.Errorf("%s got %d of 2000 subnets; want about 500", a, n)
+		}
+	}
+	moved := 0
+	for c, was := range before {
+		got, _ := p.Select(nil, dns.TypeA, downSet{"192.0.2.2": true}, 2, c)
+		now := addrs(got)[0]
+		if was != "192.0.2.2" && now != was {
+			moved++
+		}
+		if now == "192.0.2.2" {
+			t.Fatal("down member answered")
+		}
+	}
+	if moved != 0 {
+		t.Errorf("%d subnets moved although their member stayed up", moved)
+	}
+}
+
+func TestFirstHealthyAndCap(t *testing.T) {
+	p := newPool(FirstHealthy, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
+	got, _ := p.Select(nil, dns.TypeA, downSet{}, 1, client)
+	if fmt.Sprint(addrs(got)) != "[192.0.2.1]" {
+		t.Errorf("first-healthy = %v", addrs(got))
+	}
+	got, _ = p.Select(nil, dns.TypeA, downSet{"192.0.2.1": true}, 2, client)
+	if fmt.Sprint(addrs(got)) != "[192.0.2.2]" {
+		t.Errorf("first-healthy after failure = %v", addrs(got))
+	}
+	p.Policy, p.MaxAnswers = RoundRobin, 2
+	got, _ = p.Select(nil, dns.TypeA, downSet{}, 1, client)
+	if len(got) != 2 {
+		t.Errorf("max_answers 2 gave %d", len(got))
+	}
+}
+
+func TestFamiliesAreSeparate(t *testing.T) {
+	p := newPool(RoundRobin, member("192.0.2.1", 1, false), member("2001:db8::1", 1, false))
+	got, _ := p.Select(nil, dns.TypeAAAA, downSet{}, 1, client)
+	if fmt.Sprint(addrs(got)) != "[2001:db8::1]" {
+		t.Errorf("AAAA = %v", addrs(got))
+	}
+	got, _ = p.Select(nil, dns.TypeAAAA, downSet{"2001:db8::1": true}, 2, client)
+	if fmt.Sprint(addrs(got)) != "[2001:db8::1]" { // fail open within the family
+		t.Errorf("AAAA all down = %v", addrs(got))
+	}
+}
+
+func TestSelectNeverReordersMembers(t *testing.T) {
+	for _, pol := range []Policy{RoundRobin, Weighted, Sticky, FirstHealthy} {
+		p := newPool(pol, member("192.0.2.1", 2, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
+		for i := range 50 {
+			p.Select(nil, dns.TypeA, downSet{}, 1, netip.AddrFrom4([4]byte{10, 0, byte(i), 1}))
+		}
+		if got := fmt.Sprint(addrs([]dns.RR{p.V4[0].RR, p.V4[1].RR, p.V4[2].RR})); got != "[192.0.2.1 192.0.2.2 192.0.2.3]" {
+			t.Errorf("%v reordered the members: %s", pol, got)
+		}
+	}
+}
+
+func TestUncheckedMembersAreUp(t *testing.T) {
+	m := member("192.0.2.1", 1, false)
+	m.Checked = false
+	p := newPool(RoundRobin, m)
+	got, _ := p.Select(nil, dns.TypeA, downSet{"192.0.2.1": true}, 1, client)
+	if len(got) != 1 {
+		t.Fatal("unchecked member filtered")
+	}
+}
+
+func BenchmarkSelect(b *testing.B) {
+	for _, pol := range []Policy{RoundRobin, Weighted, Sticky, FirstHealthy} {
+		b.Run(pol.String(), func(b *testing.B) {
+			p := newPool(pol, member("192.0.2.1", 3, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false), member("192.0.2.4", 1, true))
+			dst := make([]dns.RR, 0, 8)
+			var h *healthcheck.Snapshot
+			b.ReportAllocs()
+			for b.Loop() {
+				dst, _ = p.Select(dst[:0], dns.TypeA, h, 1, client)
+			}
+		})
+	}
+}

@@ -1,0 +1,158 @@
+package dnslb
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/dnslb/dnslb/dnslb/pool"
+	"github.com/dnslb/dnslb/healthcheck"
+	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
+)
+
+// View is everything the answer path reads for one configuration
+// generation: the zones and the pools built over them. The two are swapped
+// together, so a query never sees a pool whose members came from another
+// version of its zone.
+type View struct {
+	Zones *zones.Set
+	// Pools maps canonical owner names to pools.
+	Pools map[string]*pool.Pool
+	// Targets are the health-check targets the pools need, deduplicated.
+	Targets []healthcheck.Target
+	// targetPools says which pools (and members) a target serves, for logs.
+	targetPools map[healthcheck.TargetKey][]string
+}
+
+// ZonesOnly is a View without pools.
+func ZonesOnly(set *zones.Set) *View {
+	return &View{Zones: set, Pools: map[string]*pool.Pool{}, targetPools: map[healthcheck.TargetKey][]string{}}
+}
+
+// PoolsOf returns the names of the pools a health target serves.
+func (v *View) PoolsOf(key healthcheck.TargetKey) []string {
+	return v.targetPools[key]
+}
+
+// BuildView checks the pools of cfg against the zones and builds them. The
+// zone file is the source of truth for membership: a pool's members are
+// the A and AAAA records at its name; config members that are not among
+// them are errors.
+func BuildView(cfg *Config, set *zones.Set) (*View, error) {
+	v := &View{Zones: set, Pools: map[string]*pool.Pool{}, targetPools: map[healthcheck.TargetKey][]string{}}
+	var errs []error
+	seen := map[healthcheck.TargetKey]bool{}
+	for _, rawName := range sortedKeys(cfg.Pools) {
+		pc := cfg.Pools[rawName]
+		key := fmt.Sprintf("pools[%s]", rawName)
+		name := zones.CanonicalName(rawName)
+		z := set.Find(name)
+		if z == nil {
+			errs = append(errs, fmt.Errorf("%s: %s is in none of the configured zones", key, name))
+			continue
+		}
+		if res := z.Lookup(name, dns.TypeA); res.Kind == zones.Delegation {
+			errs = append(errs, fmt.Errorf("%s: %s is below the delegation at %s", key, name, res.Owner))
+			continue
+		}
+		rrs := append(append([]dns.RR(nil), z.RRset(name, dns.TypeA)...), z.RRset(name, dns.TypeAAAA)...)
+		if len(rrs) == 0 {
+			errs = append(errs, fmt.Errorf("%s: zone %s (%s) has no A or AAAA records at %s", key, z.Origin, z.File, name))
+			continue
+		}
+		p, targets, err := buildPool(name, key, pc, rrs)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		v.Pools[name] = p
+		for _, t := range targets {
+			k := t.Key()
+			v.targetPools[k] = append(v.targetPools[k], name)
+			if !seen[k] {
+				seen[k] = true
+				v.Targets = append(v.Targets, t)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return v, nil
+}
+
+func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []healthcheck.Target, error) {
+	policy, err := pool.ParsePolicy(pc.Policy)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s.policy: %w", key, err)
+	}
+	allDown, err := pool.ParseAllDown(pc.WhenAllDown)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s.when_all_down: %w", key, err)
+	}
+	ttl := uint32(DefaultPoolTTL)
+	if pc.TTL > 0 {
+		ttl = uint32(pc.TTL)
+	}
+	p := &pool.Pool{Name: name, Policy: policy, MaxAnswers: pc.MaxAnswers, WhenAllDown: allDown}
+
+	var spec healthcheck.Spec
+	checked := pc.Check != nil && pc.Check.Type != healthcheck.TypeNone
+	if checked {
+		spec = pc.Check.Spec()
+	}
+	inZone := map[netip.Addr]bool{}
+	var targets []healthcheck.Target
+	for _, rr := range rrs {
+		var addr netip.Addr
+		switch r := rr.(type) {
+		case *dns.A:
+			addr, _ = netip.AddrFromSlice(r.A.To4())
+		case *dns.AAAA:
+			addr, _ = netip.AddrFromSlice(r.AAAA)
+		}
+		inZone[addr] = true
+		mc := lookupMember(pc.Members, addr)
+		// The pool owns its copy: the zone's record keeps its TTL, and
+		// selection can hand this one out without allocating.
+		c := dns.Copy(rr)
+		c.Header().Ttl = min(ttl, rr.Header().Ttl)
+		m := pool.Member{Addr: addr, RR: c, Weight: max(mc.Weight, 1), Backup: mc.Backup, Checked: checked}
+		if checked {
+			t := healthcheck.Target{Spec: spec, Addr: netip.AddrPortFrom(addr, 0)}
+			if err := t.Validate(); err != nil {
+				return nil, nil, fmt.Errorf("%s.check: %w", key, err)
+			}
+			m.Target = t.Key()
+			targets = append(targets, t)
+		}
+		if addr.Is4() {
+			p.V4 = append(p.V4, m)
+		} else {
+			p.V6 = append(p.V6, m)
+		}
+	}
+	var unknown []string
+	for a := range pc.Members {
+		addr, err := netip.ParseAddr(a)
+		if err != nil || !inZone[addr.Unmap()] {
+			unknown = append(unknown, a)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, nil, fmt.Errorf("%s.members: %v not among the A/AAAA records of %s in the zone (the zone file lists the members)", key, unknown, name)
+	}
+	return p, targets, nil
+}
+
+func lookupMember(members map[string]MemberConfig, addr netip.Addr) MemberConfig {
+	for a, mc := range members {
+		if pa, err := netip.ParseAddr(a); err == nil && pa.Unmap() == addr {
+			return mc
+		}
+	}
+	return MemberConfig{}
+}
