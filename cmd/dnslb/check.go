@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/dnslb/dnslb/dnslb"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 )
 
 func newCheckCommand() *cobra.Command {
@@ -30,6 +32,18 @@ func newCheckCommand() *cobra.Command {
 // runCheck prints problems to errw and a summary to out; it returns the
 // number of problems.
 func runCheck(configFile string, out, errw io.Writer) int {
+	if isVIPConfig(configFile) {
+		cfg, err := loadVIPConfig(configFile)
+		if err != nil {
+			lines := splitJoined(err)
+			for _, line := range lines {
+				fmt.Fprintln(errw, line)
+			}
+			return len(lines)
+		}
+		fmt.Fprintf(out, "%s: ok: %d vip instances\n", configFile, len(cfg.Instances))
+		return 0
+	}
 	sc, err := loadServerConfig(configFile)
 	if err != nil {
 		var n int
@@ -64,6 +78,24 @@ func runCheck(configFile string, out, errw io.Writer) int {
 	}
 	fmt.Fprintf(out, "%s: ok: %d zones, %d records\n", displayName(configFile), len(set.Zones()), records)
 	return 0
+}
+
+// isVIPConfig reports whether file is a `dnslb vip` config (a top-level
+// vip: key) rather than a server config.
+func isVIPConfig(file string) bool {
+	if file == "" {
+		return false
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	var top map[string]any
+	if yaml.Unmarshal(data, &top) != nil {
+		return false
+	}
+	_, ok := top["vip"]
+	return ok
 }
 
 // splitJoined turns an errors.Join tree into one line per problem, each

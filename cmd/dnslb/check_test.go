@@ -124,3 +124,16 @@ func TestEnvironmentOverrides(t *testing.T) {
 		t.Errorf("listen = %v, want both addresses from DNSLB_LISTEN", sc.cfg.Listen)
 	}
 }
+
+func TestCheckVIPConfig(t *testing.T) {
+	var out, errw bytes.Buffer
+	if n := runCheck("../../examples/vip.yaml", &out, &errw); n != 0 || !strings.Contains(out.String(), "ok: 1 vip instances") {
+		t.Fatalf("examples/vip.yaml: %d problems: %s %s", n, out.String(), errw.String())
+	}
+	dir := writeFiles(t, map[string]string{"vip.yaml": "vip:\n  - {name: a, interface: eth0, vrid: 300, priority: 0, addresses: [\"192.0.2.1/24\"]}\n"})
+	out.Reset()
+	errw.Reset()
+	if n := runCheck(filepath.Join(dir, "vip.yaml"), &out, &errw); n == 0 || !strings.Contains(errw.String(), "vrid") {
+		t.Fatalf("bad vip file passed: %d %s", n, errw.String())
+	}
+}

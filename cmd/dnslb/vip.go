@@ -1,18 +1,59 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 
+	"github.com/dnslb/dnslb/vip"
 	"github.com/spf13/cobra"
 )
 
-// newVIPCommand is a placeholder until the vip package lands.
+// loadVIPConfig reads and validates the VIP agent's file. `dnslb check` can
+// use it to check a vip file.
+func loadVIPConfig(file string) (vip.Config, error) {
+	var cfg vip.Config
+	if file == "" {
+		return cfg, fmt.Errorf("vip: --config is required")
+	}
+	defaults := map[string]any{"log|level": "", "log|format": "", "admin": ""}
+	if err := readConfig(file, nil, defaults, &cfg); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", displayName(file), err)
+	}
+	return cfg, nil
+}
+
 func newVIPCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "vip",
-		Short: "Run the VRRPv3 virtual-IP agent",
+	var configFile string
+	var checkOnly bool
+	cmd := &cobra.Command{
+		Use:   "vip --config FILE",
+		Short: "Run the VRRPv3 virtual-IP agent (interoperates with keepalived)",
+		Long: `Run the VRRPv3 (RFC 5798) agent: elect a master among the hosts that share a
+virtual router ID and move the virtual addresses to it. Needs CAP_NET_ADMIN and
+CAP_NET_RAW. On SIGTERM/SIGINT a master sends a priority-0 advertisement and
+removes its addresses, so a backup takes over after Skew_Time.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("vip: not built yet")
+			cfg, err := loadVIPConfig(configFile)
+			if err != nil {
+				return err
+			}
+			if checkOnly {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: %d vip instances\n", configFile, len(cfg.Instances))
+				return nil
+			}
+			log := newLogger(cfg.Log.Level, cfg.Log.Format, cmd.ErrOrStderr())
+			agent, err := vip.New(cfg, log, vip.Options{})
+			if err != nil {
+				return err
+			}
+			defer agent.Close()
+			return agent.Run(cmd.Context())
 		},
 	}
+	cmd.Flags().StringVarP(&configFile, "config", "c", "", "VIP agent config file (YAML)")
+	cmd.Flags().BoolVar(&checkOnly, "check", false, "validate the config and exit")
+	return cmd
 }
