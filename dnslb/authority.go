@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
@@ -49,9 +50,12 @@ func (noHealth) Snapshot() *healthcheck.Snapshot { return nil }
 
 // Authority answers queries authoritatively from the current View.
 type Authority struct {
-	view    atomic.Pointer[View]
-	health  HealthSource
-	udpSize uint16
+	view      atomic.Pointer[View]
+	health    HealthSource
+	overrides atomic.Pointer[Overrides]
+	judge     atomic.Pointer[memberHealth]
+	metrics   *Metrics
+	udpSize   uint16
 }
 
 // NewAuthority returns a handler answering from view. udpSize is the EDNS
@@ -69,6 +73,49 @@ func NewAuthority(view *View, udpSize uint16, health HealthSource) *Authority {
 	return a
 }
 
+// SetOverrides swaps in a new set of operator overrides (drains).
+func (a *Authority) SetOverrides(o *Overrides) { a.overrides.Store(o) }
+
+// SetMetrics makes the authority count queries into m. Call before serving.
+func (a *Authority) SetMetrics(m *Metrics) { a.metrics = m }
+
+// memberHealth is the pool.Health of one health snapshot and one set of
+// overrides. It is cached until either changes, so the query path does not
+// allocate one per query.
+type memberHealth struct {
+	snap *healthcheck.Snapshot
+	ov   *Overrides
+	gen  uint64
+}
+
+func (h *memberHealth) Eligible(m *pool.Member) bool {
+	if h.ov.Has(m.Addr) {
+		return false
+	}
+	return !m.Checked || h.snap.Up(m.Target)
+}
+
+func (h *memberHealth) Drained(m *pool.Member) bool { return h.ov.Drained(m.Addr) }
+
+// judgement returns the pool.Health for the current snapshot and overrides,
+// and a generation that changes whenever they do.
+func (a *Authority) judgement() *memberHealth {
+	snap := a.health.Snapshot()
+	ov := a.overrides.Load()
+	h := a.judge.Load()
+	if h != nil && h.snap == snap && h.ov == ov {
+		return h
+	}
+	var gen uint64
+	if snap != nil {
+		gen = snap.Generation << 24
+	}
+	gen += ov.Generation()
+	h = &memberHealth{snap: snap, ov: ov, gen: gen}
+	a.judge.Store(h) // racing stores hold equal judgements
+	return h
+}
+
 // SetView swaps in a new generation of zones and pools. Queries already
 // being answered finish with the view they started with.
 func (a *Authority) SetView(v *View) { a.view.Store(v) }
@@ -80,15 +127,18 @@ func (a *Authority) View() *View { return a.view.Load() }
 func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
 	msg := req.Wire
 	if len(msg) < headerLen {
+		a.dropped("short")
 		return nil
 	}
 	var q query
 	q.id = binary.BigEndian.Uint16(msg[0:])
 	q.flags = binary.BigEndian.Uint16(msg[2:])
 	if q.flags&flagQR != 0 {
+		a.dropped("response")
 		return nil // never answer a response
 	}
 	if req.TCP && len(msg) == headerLen {
+		a.dropped("short")
 		return nil // as NSD: a bare header on TCP closes the connection
 	}
 	q.opcode = int(q.flags>>11) & 0xF
@@ -99,32 +149,44 @@ func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
 
 	const keepOpRD = 0x7800 | flagRD
 	if q.opcode != dns.OpcodeQuery {
+		a.dropped("opcode")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeNotImplemented)
 	}
 	if q.flags&0xF != 0 {
+		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
 	off, err := parseQuestion(msg, &q)
 	if err != nil {
+		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
 	if q.qdcount != 1 {
+		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, 0, dns.RcodeFormatError)
 	}
 	if ancount != 0 || nscount != 0 {
+		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
 	if err := parseAdditional(msg, off, arcount, &q); err != nil {
+		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
 	return a.answer(&q, req, out)
+}
+
+func (a *Authority) dropped(reason string) {
+	if a.metrics != nil {
+		a.metrics.Dropped(reason)
+	}
 }
 
 // reply is an answer being assembled.
 type reply struct {
 	m       dns.Msg
 	opt     *dns.OPT
-	refused bool
+	counter *ZoneCounters
 }
 
 func (a *Authority) newReply(q *query, withQuestion bool) *reply {
@@ -158,8 +220,10 @@ func (r *reply) ede(code uint16) {
 }
 
 func (a *Authority) answer(q *query, req *Request, out []byte) []byte {
+	view := a.view.Load()
 	if q.edns && q.version > 0 {
 		r := a.newReply(q, true)
+		r.counter = view.noZone
 		r.m.Rcode = dns.RcodeBadVers
 		return a.pack(r, q, req, out)
 	}
@@ -168,11 +232,13 @@ func (a *Authority) answer(q *query, req *Request, out []byte) []byte {
 	case dns.ClassCHAOS:
 		// NSD answers version.bind and friends; dnslb tells no versions.
 		r := a.newReply(q, true)
+		r.counter = view.noZone
 		r.m.Rcode = dns.RcodeRefused
 		r.ede(dns.ExtendedErrorCodeNotSupported)
 		return a.pack(r, q, req, out)
 	default:
 		r := a.newReply(q, false)
+		r.counter = view.noZone
 		r.m.Rcode = dns.RcodeRefused
 		r.ede(dns.ExtendedErrorCodeNotSupported)
 		return a.pack(r, q, req, out)
@@ -182,6 +248,7 @@ func (a *Authority) answer(q *query, req *Request, out []byte) []byte {
 		// Zone transfers are not offered (yet): answer as NSD does without
 		// provide-xfr.
 		r := a.newReply(q, true)
+		r.counter = view.noZone
 		r.m.Rcode = dns.RcodeRefused
 		if q.qtype == dns.TypeAXFR && !req.TCP {
 			r.m.Rcode = dns.RcodeNotImplemented
@@ -189,11 +256,14 @@ func (a *Authority) answer(q *query, req *Request, out []byte) []byte {
 		return a.pack(r, q, req, out)
 	}
 
-	view := a.view.Load()
 	set := view.Zones
 	qname := zones.CanonicalName(q.name)
 	zone := set.Find(qname)
 	r := a.newReply(q, true)
+	r.counter = view.noZone
+	if zone != nil && view.counters != nil {
+		r.counter = view.counters[zone]
+	}
 	if zone == nil {
 		r.m.Rcode = dns.RcodeRefused
 		r.ede(dns.ExtendedErrorCodeNotAuthoritative)
@@ -216,16 +286,15 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 		switch res.Kind {
 		case zones.Success:
 			if p := view.Pools[res.Owner]; p != nil && !res.Wildcard && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
-				snap := a.health.Snapshot()
-				var gen uint64
-				if snap != nil {
-					gen = snap.Generation
-				}
+				h := a.judgement()
 				var empty bool
-				r.m.Answer, empty = p.Select(r.m.Answer, q.qtype, snap, gen, req.Remote.Addr())
+				r.m.Answer, empty = p.Select(r.m.Answer, q.qtype, h, h.gen, req.Remote.Addr())
 				if empty {
-					// when_all_down: empty. NODATA, so resolvers ask again soon.
-					r.m.Ns = append(r.m.Ns, negativeSOA(zone))
+					// when_all_down: empty. NODATA that resolvers cache no
+					// longer than the pool TTL, so they ask again soon.
+					soa := negativeSOA(zone)
+					soa.Header().Ttl = min(soa.Header().Ttl, p.TTL)
+					r.m.Ns = append(r.m.Ns, soa)
 					return
 				}
 				if !classAny {
@@ -350,6 +419,7 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			return headerOnly(out, q.id, q.flags, flagRD, dns.RcodeServerFailure)
 		}
 		if len(b) <= limit {
+			r.counter.Count(q.qtype, r.m.Rcode)
 			if len(r.m.Question) == 1 && len(b) >= headerLen+len(q.question) {
 				copy(b[headerLen:], q.question[:len(q.question)-4])
 			}

@@ -23,8 +23,13 @@ import (
 type Config struct {
 	// Listen holds host:port addresses; each is served over UDP and TCP.
 	Listen []string `mapstructure:"listen"`
-	// Admin is the admin HTTP address.
-	Admin string `mapstructure:"admin"`
+	// Admin configures the admin HTTP server. In YAML either a string
+	// ("127.0.0.1:8053") or {listen, token}.
+	Admin AdminConfig `mapstructure:"admin"`
+	// StateFile keeps drains, last known health and managed serials across
+	// restarts; relative to the config file. Default: dnslb.state.json
+	// beside it ("" with the embedded example: none).
+	StateFile string `mapstructure:"state_file"`
 	// Log configures logging.
 	Log LogConfig `mapstructure:"log"`
 	// Zones lists the zones to serve.
@@ -95,6 +100,21 @@ func (c *CheckConfig) Spec() healthcheck.Spec {
 	}
 }
 
+// AdminConfig configures the admin HTTP server.
+type AdminConfig struct {
+	// Listen is host:port; "" disables the admin server.
+	Listen string `mapstructure:"listen"`
+	// Token, when set, is required (as a bearer token) by mutating
+	// endpoints; without it they accept loopback clients only.
+	Token string `mapstructure:"token"`
+}
+
+// UnmarshalText accepts the short form, admin: "host:port".
+func (a *AdminConfig) UnmarshalText(b []byte) error {
+	a.Listen = string(b)
+	return nil
+}
+
 // LogConfig configures logging.
 type LogConfig struct {
 	Level  string `mapstructure:"level"`  // debug, info, warn, error
@@ -106,6 +126,9 @@ type ZoneConfig struct {
 	Origin string `mapstructure:"origin"`
 	// File is relative to the config file's directory.
 	File string `mapstructure:"file"`
+	// Serial "auto" lets dnslb manage the SOA serial: it grows by one on
+	// every content change, whatever the file says.
+	Serial string `mapstructure:"serial"`
 }
 
 // TCPConfig tunes TCP serving.
@@ -149,9 +172,9 @@ func (c *Config) Validate() error {
 			bad("listen[%d]: %q is not host:port", i, l)
 		}
 	}
-	if c.Admin != "" {
-		if _, _, err := net.SplitHostPort(c.Admin); err != nil {
-			bad("admin: %q is not host:port", c.Admin)
+	if c.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+			bad("admin.listen: %q is not host:port", c.Admin.Listen)
 		}
 	}
 	switch c.Log.Level {
@@ -187,6 +210,9 @@ func (c *Config) Validate() error {
 		}
 		if z.File == "" {
 			bad("zones[%d].file: missing", i)
+		}
+		if z.Serial != "" && z.Serial != "auto" {
+			bad("zones[%d].serial: %q: only \"auto\" (or nothing) is allowed", i, z.Serial)
 		}
 	}
 	for _, name := range sortedKeys(c.Pools) {

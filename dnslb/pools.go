@@ -24,6 +24,9 @@ type View struct {
 	Targets []healthcheck.Target
 	// targetPools says which pools (and members) a target serves, for logs.
 	targetPools map[healthcheck.TargetKey][]string
+	// counters are the query counters of each zone (nil: not counted).
+	counters map[*zones.Zone]*ZoneCounters
+	noZone   *ZoneCounters
 }
 
 // ZonesOnly is a View without pools.
@@ -96,7 +99,7 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 	if pc.TTL > 0 {
 		ttl = uint32(pc.TTL)
 	}
-	p := &pool.Pool{Name: name, Policy: policy, MaxAnswers: pc.MaxAnswers, WhenAllDown: allDown}
+	p := &pool.Pool{Name: name, Policy: policy, TTL: ttl, MaxAnswers: pc.MaxAnswers, WhenAllDown: allDown}
 
 	var spec healthcheck.Spec
 	checked := pc.Check != nil && pc.Check.Type != healthcheck.TypeNone

@@ -29,7 +29,26 @@ type ServerOptions struct {
 	// UDPReaders is the number of goroutines reading each UDP socket
 	// (default GOMAXPROCS).
 	UDPReaders int
+	// Observer, if set, is told about responses and TCP connections.
+	Observer ServerObserver
 }
+
+// ServerObserver receives transport events, for metrics. Its methods are
+// called from serving goroutines and must be fast and safe for concurrent
+// use.
+type ServerObserver interface {
+	Served(tcp bool, size int, d time.Duration)
+	TCPOpened()
+	TCPClosed()
+	TCPRejected()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Served(bool, int, time.Duration) {}
+func (nopObserver) TCPOpened()                      {}
+func (nopObserver) TCPClosed()                      {}
+func (nopObserver) TCPRejected()                    {}
 
 // Defaults for ServerOptions.
 const (
@@ -64,6 +83,9 @@ func NewServer(opts ServerOptions, h Handler, log zerolog.Logger) *Server {
 	}
 	if opts.UDPReaders <= 0 {
 		opts.UDPReaders = runtime.GOMAXPROCS(0)
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	return &Server{
 		opts:     opts,
@@ -163,10 +185,12 @@ func (s *Server) serveUDP(pc net.PacketConn) {
 			s.log.Warn().Err(err).Msg("udp read")
 			continue
 		}
+		start := time.Now()
 		resp := s.handle(&Request{Wire: buf[:n], Remote: remote}, out)
 		if resp == nil {
 			continue
 		}
+		s.opts.Observer.Served(false, len(resp), time.Since(start))
 		if udp != nil {
 			_, err = udp.WriteToUDPAddrPort(resp, remote)
 		} else {
@@ -210,6 +234,7 @@ func (s *Server) serveTCP(ln net.Listener) {
 		case s.tcpSlots <- struct{}{}:
 		default:
 			s.log.Debug().Str("client", c.RemoteAddr().String()).Msg("tcp connection limit reached; closing")
+			s.opts.Observer.TCPRejected()
 			c.Close()
 			continue
 		}
@@ -223,6 +248,7 @@ func (s *Server) serveTCP(ln net.Listener) {
 		s.conns[c] = false
 		s.wg.Add(1)
 		s.mu.Unlock()
+		s.opts.Observer.TCPOpened()
 		go s.serveConn(c)
 	}
 }
@@ -234,6 +260,7 @@ func (s *Server) serveConn(c net.Conn) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 		c.Close()
+		s.opts.Observer.TCPClosed()
 		<-s.tcpSlots
 		s.wg.Done()
 	}()
@@ -262,10 +289,12 @@ func (s *Server) serveConn(c net.Conn) {
 		if !s.setBusy(c, true) {
 			return
 		}
+		start := time.Now()
 		resp := s.handle(&Request{Wire: buf, Remote: remote, TCP: true}, out)
 		if resp == nil {
 			return
 		}
+		s.opts.Observer.Served(true, len(resp), time.Since(start))
 		if cap(resp) > cap(out) {
 			out = resp[:0]
 		}

@@ -187,6 +187,13 @@ func WithCheckerFactory(f func(Spec) (Checker, error)) Option {
 	return func(s *Scheduler) { s.newChecker = f }
 }
 
+// WithObserver sets a function called after every probe with its target,
+// latency and error (nil: success), e.g. to feed a latency histogram. It
+// runs on the probing goroutine and must not block.
+func WithObserver(f func(key TargetKey, latency time.Duration, err error)) Option {
+	return func(s *Scheduler) { s.observe = f }
+}
+
 // WithSubscriberBuffer sets the capacity of each subscriber's channel
 // (default DefaultSubscriberBuffer, minimum 1).
 func WithSubscriberBuffer(n int) Option { return func(s *Scheduler) { s.subBuf = max(n, 1) } }
@@ -203,6 +210,7 @@ type Scheduler struct {
 	rnd        *rand.Rand // guarded by mu
 	newChecker func(Spec) (Checker, error)
 	subBuf     int
+	observe    func(TargetKey, time.Duration, error)
 
 	snap  atomic.Pointer[Snapshot]
 	setMu sync.Mutex // serialises Set
@@ -212,6 +220,7 @@ type Scheduler struct {
 	targets   map[TargetKey]*target
 	order     []*target // targets by snapshot index
 	subs      map[*subscriber]struct{}
+	seed      map[TargetKey]Status
 	started   bool
 	closed    bool
 	runCtx    context.Context
@@ -340,6 +349,12 @@ func (s *Scheduler) Set(targets []Target) error {
 			t = &target{key: k, t: wants[k], checker: checkers[k]}
 			_, t.selfTimed = t.checker.(selfTimed)
 			t.status = Status{Up: t.t.Spec.Initial != InitialDown, Since: now}
+			if st, ok := s.seed[k]; ok {
+				t.status = Status{Up: st.Up, Since: st.Since}
+				if t.status.Since.IsZero() {
+					t.status.Since = now
+				}
+			}
 			if t.t.Spec.Type == TypeNone {
 				t.status = Status{Up: true, Since: now, Checked: true}
 			}
@@ -354,6 +369,19 @@ func (s *Scheduler) Set(targets []Target) error {
 	}
 	s.publishLocked(true)
 	return nil
+}
+
+// Seed gives the last known state of targets, e.g. saved by a previous run,
+// so a restarted server does not start blind: targets added later by Set
+// whose key is in states start Up or down as given (instead of as
+// Spec.Initial says) until their own probes decide. Checked stays false.
+func (s *Scheduler) Seed(states map[TargetKey]Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seed = make(map[TargetKey]Status, len(states))
+	for k, st := range states {
+		s.seed[k] = st
+	}
 }
 
 // Start starts probing, with goroutines bound to ctx: cancelling ctx stops
@@ -473,6 +501,9 @@ func (s *Scheduler) run(ctx context.Context, t *target, first time.Duration) {
 		latency, err := s.probe(ctx, t)
 		if ctx.Err() != nil {
 			return // stopped: the result means nothing
+		}
+		if s.observe != nil {
+			s.observe(t.key, latency, err)
 		}
 		next, ok := s.record(t, latency, err)
 		if !ok {

@@ -859,3 +859,36 @@ func TestSchedulerRealTCP(t *testing.T) {
 		t.Error("readers never ran")
 	}
 }
+
+func TestSchedulerSeedAndObserver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fb := newFakeBackends()
+		var observed atomic.Int64
+		s := newTestScheduler(t, fb, WithObserver(func(TargetKey, time.Duration, error) { observed.Add(1) }))
+		down := tgt("192.0.2.1:80", testSpec)
+		up := tgt("192.0.2.2:80", testSpec)
+		since := time.Now().Add(-time.Hour)
+		s.Seed(map[TargetKey]Status{down.Key(): {Up: false, Since: since}})
+		if err := s.Set([]Target{down, up}); err != nil {
+			t.Fatal(err)
+		}
+		snap := s.Snapshot()
+		if snap.Up(down.Key()) || !snap.Up(up.Key()) {
+			t.Fatalf("seeded state not used: down=%v up=%v", snap.Up(down.Key()), snap.Up(up.Key()))
+		}
+		if st := mustStatus(t, s, down.Key()); !st.Since.Equal(since) || st.Checked {
+			t.Errorf("seeded status %+v", st)
+		}
+		if err := s.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		// Its own probes (succeeding) bring it up after rise.
+		time.Sleep(5 * time.Second)
+		if !s.Snapshot().Up(down.Key()) {
+			t.Error("seeded-down target did not come up on passing probes")
+		}
+		if observed.Load() < 4 {
+			t.Errorf("observer saw %d probes", observed.Load())
+		}
+	})
+}

@@ -22,13 +22,18 @@ type pos struct {
 // It only splits text into entries; the zone parser stays the authority on
 // what the entries mean. If the two disagree on the count, the caller drops
 // the positions rather than point at wrong lines.
-func recordPositions(fsys fs.FS, name string, depth int) ([]pos, bool) {
+//
+// visit, if not nil, sees every file read (the zone file and its includes).
+func recordPositions(fsys fs.FS, name string, depth int, visit func(name string, data []byte)) ([]pos, bool) {
 	if depth > 8 {
 		return nil, false
 	}
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		return nil, false
+	}
+	if visit != nil {
+		visit(name, data)
 	}
 	var out []pos
 	ok := true
@@ -47,7 +52,7 @@ func recordPositions(fsys fs.FS, name string, depth int) ([]pos, bool) {
 				inc = path.Join(path.Dir(name), inc)
 			}
 			inc = strings.TrimLeft(path.Clean(inc), "/")
-			sub, subOK := recordPositions(fsys, inc, depth+1)
+			sub, subOK := recordPositions(fsys, inc, depth+1, visit)
 			out = append(out, sub...)
 			ok = ok && subOK
 		case first == "$GENERATE" && !e.ownerBlank:

@@ -2,6 +2,7 @@ package zones
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io/fs"
 	"path"
@@ -53,12 +54,24 @@ func Load(src Source) (*Zone, error) {
 	if err := zp.Err(); err != nil {
 		return nil, ErrorList{fromParseError(err, src.display, src.display(src.Path))}
 	}
-	positions, ok := recordPositions(src.FS, src.Path, 0)
+	digest := sha256.New()
+	var files []string
+	positions, ok := recordPositions(src.FS, src.Path, 0, func(name string, data []byte) {
+		files = append(files, src.display(name))
+		fmt.Fprintf(digest, "%s %d\n", name, len(data))
+		digest.Write(data)
+	})
 	if !ok || len(positions) != len(rrs) {
 		positions = nil
 	}
 	b := builder{src: src, origin: origin, positions: positions}
-	return b.build(rrs)
+	z, err := b.build(rrs)
+	if err != nil {
+		return nil, err
+	}
+	z.Files = files
+	copy(z.Digest[:], digest.Sum(nil))
+	return z, nil
 }
 
 // Parse loads a zone from text, for tests and embedded examples. $INCLUDE is
@@ -270,4 +283,25 @@ func lessError(a, b *Error) bool {
 		return a.Line < b.Line
 	}
 	return strings.Compare(a.Msg, b.Msg) < 0
+}
+
+// DigestFiles hashes the given files (as a Zone lists them in Files) the
+// way Load does, to tell whether a zone changed on disk without parsing it.
+// ok is false if a file cannot be read.
+func DigestFiles(src Source, files []string) (d [32]byte, ok bool) {
+	h := sha256.New()
+	for _, f := range files {
+		name := f
+		if src.Display != "" && src.Display != "." {
+			name = strings.TrimPrefix(strings.TrimPrefix(f, src.Display), "/")
+		}
+		data, err := fs.ReadFile(src.FS, name)
+		if err != nil {
+			return d, false
+		}
+		fmt.Fprintf(h, "%s %d\n", name, len(data))
+		h.Write(data)
+	}
+	copy(d[:], h.Sum(nil))
+	return d, true
 }

@@ -17,6 +17,11 @@ type Zone struct {
 	SOA *dns.SOA
 	// Warnings lists problems that did not stop the zone from loading.
 	Warnings []*Error
+	// Files lists the files read: the zone file, then its $INCLUDEs, as
+	// shown in messages.
+	Files []string
+	// Digest is a hash of the files' bytes: equal digests, same content.
+	Digest [32]byte
 
 	nodes   map[string]*node
 	records int
@@ -33,6 +38,27 @@ type node struct {
 
 // Records returns the number of resource records in the zone.
 func (z *Zone) Records() int { return z.records }
+
+// WithSerial returns a copy of the zone whose SOA has another serial; the
+// records are shared. For `serial: auto`, before the zone is published.
+func (z *Zone) WithSerial(serial uint32) *Zone {
+	c := *z
+	soa := *z.SOA
+	soa.Serial = serial
+	c.SOA = &soa
+	apex := *c.nodes[z.Origin]
+	apex.rrsets = make(map[uint16][]dns.RR, len(z.nodes[z.Origin].rrsets))
+	for t, rrs := range z.nodes[z.Origin].rrsets {
+		apex.rrsets[t] = rrs
+	}
+	apex.rrsets[dns.TypeSOA] = []dns.RR{&soa}
+	c.nodes = make(map[string]*node, len(z.nodes))
+	for k, n := range z.nodes {
+		c.nodes[k] = n
+	}
+	c.nodes[z.Origin] = &apex
+	return &c
+}
 
 // Serial returns the SOA serial.
 func (z *Zone) Serial() uint32 { return z.SOA.Serial }

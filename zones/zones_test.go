@@ -278,3 +278,25 @@ func TestSplitEntries(t *testing.T) {
 		t.Errorf("ownerBlank wrong: %+v", got)
 	}
 }
+
+func TestFilesDigestAndWithSerial(t *testing.T) {
+	z := loadExample(t)
+	if len(z.Files) != 2 || z.Files[0] != "testdata/example.test.zone" || z.Files[1] != "testdata/inc/extra.zone" {
+		t.Errorf("files = %v", z.Files)
+	}
+	again := loadExample(t)
+	if again.Digest != z.Digest {
+		t.Error("same files, different digests")
+	}
+	bumped := z.WithSerial(2026112699)
+	if bumped.Serial() != 2026112699 || z.Serial() != 2026112601 {
+		t.Errorf("serials: bumped %d, original %d", bumped.Serial(), z.Serial())
+	}
+	res := bumped.Lookup("example.test.", dns.TypeSOA)
+	if res.Answer[0].(*dns.SOA).Serial != 2026112699 {
+		t.Error("lookup of the bumped zone shows the old serial")
+	}
+	if z.Lookup("example.test.", dns.TypeSOA).Answer[0].(*dns.SOA).Serial != 2026112601 {
+		t.Error("original changed")
+	}
+}

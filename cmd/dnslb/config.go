@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 )
@@ -50,7 +51,12 @@ func readConfig(file string, fallback []byte, defaults map[string]any, out any) 
 		}
 		return fmt.Errorf("%s: %w", displayName(file), err)
 	}
-	if err := v.UnmarshalExact(out); err != nil {
+	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.TextUnmarshallerHookFunc(), // e.g. admin: "host:port" as well as {listen, token}
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	))
+	if err := v.UnmarshalExact(out, hooks); err != nil {
 		return explainDecodeError(displayName(file), data, err)
 	}
 	return nil

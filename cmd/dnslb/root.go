@@ -12,6 +12,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newCheckCommand(), newVIPCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newVIPCommand(),
+		newStatusCommand(), newDrainCommand(), newUndrainCommand(), newReloadCommand())
 	return root
 }

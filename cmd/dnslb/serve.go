@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb"
+	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/examples"
-	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
 
@@ -44,7 +45,7 @@ func loadServerConfig(file string) (*serverConfig, error) {
 		sc.root = dnslb.ZoneRoot{FS: os.DirFS(dir), Display: dir, Dir: dir}
 	}
 	defaults := map[string]any{
-		"listen": []string{}, "log|level": "", "log|format": "", "admin": "", "udp_size": 0,
+		"listen": []string{}, "log|level": "", "log|format": "", "admin": "", "udp_size": 0, "state_file": "",
 		"tcp|idle_timeout": "0s", "tcp|max_connections": 0,
 	}
 	if err := readConfig(file, fallback, defaults, &sc.cfg); err != nil {
@@ -67,14 +68,17 @@ func newServeCommand() *cobra.Command {
 		Short: "Serve the configured zones (the embedded example without --config)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sc, err := loadServerConfig(configFile)
-			if err != nil {
-				return err
+			load := func() (*dnslb.Config, dnslb.ZoneRoot, error) {
+				sc, err := loadServerConfig(configFile)
+				if err != nil {
+					return nil, dnslb.ZoneRoot{}, err
+				}
+				if len(listen) > 0 {
+					sc.cfg.Listen = listen
+				}
+				return &sc.cfg, sc.root, nil
 			}
-			if len(listen) > 0 {
-				sc.cfg.Listen = listen
-			}
-			return runServer(cmd.Context(), sc)
+			return runServer(cmd.Context(), configFile, load)
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "config file (YAML); without it the embedded example is served")
@@ -82,97 +86,68 @@ func newServeCommand() *cobra.Command {
 	return cmd
 }
 
-func runServer(ctx context.Context, sc *serverConfig) error {
-	log := newLogger(sc.cfg.Log.Level, sc.cfg.Log.Format, os.Stderr)
-	set, err := dnslb.LoadZones(&sc.cfg, sc.root)
+// runServer runs dnslb until ctx ends: SIGHUP reloads config and zones.
+func runServer(ctx context.Context, configFile string, load dnslb.Loader) error {
+	cfg, _, err := load()
 	if err != nil {
-		for _, e := range zones.Errors(err) {
-			log.Error().Str("file", e.File).Int("line", e.Line).Str("problem", e.Msg).Msg("zone not loaded")
-		}
-		return errors.New("zones did not load; nothing served")
-	}
-	for _, z := range set.Zones() {
-		for _, w := range z.Warnings {
-			log.Warn().Str("file", w.File).Int("line", w.Line).Str("problem", w.Msg).Msg("zone warning")
-		}
-		log.Info().Str("zone", z.Origin).Uint32("serial", z.Serial()).Int("records", z.Records()).Str("file", z.File).Msg("zone loaded")
-	}
-	view, err := dnslb.BuildView(&sc.cfg, set)
-	if err != nil {
-		for _, line := range splitJoined(err) {
-			log.Error().Str("config", displayName(sc.file)).Str("problem", line).Msg("pool not built")
-		}
-		return errors.New("pools did not build; nothing served")
-	}
-	sched := healthcheck.NewScheduler()
-	defer sched.Close()
-	if err := sched.Set(view.Targets); err != nil {
-		return fmt.Errorf("health checks: %w", err)
-	}
-	transitions, unsubscribe := sched.Subscribe()
-	defer unsubscribe()
-	logDone := make(chan struct{})
-	go func() {
-		defer close(logDone)
-		logTransitions(transitions, view, log)
-	}()
-	if err := sched.Start(ctx); err != nil {
-		return fmt.Errorf("health checks: %w", err)
-	}
-	for name, p := range view.Pools {
-		log.Info().Str("pool", name).Str("policy", p.Policy.String()).Int("members", len(p.V4)+len(p.V6)).Msg("pool ready")
-	}
-	auth := dnslb.NewAuthority(view, uint16(sc.cfg.UDPSize), sched)
-	srv := dnslb.NewServer(dnslb.ServerOptions{
-		Listen:         sc.cfg.Listen,
-		TCPIdleTimeout: sc.cfg.TCP.IdleTimeout,
-		MaxTCPConns:    sc.cfg.TCP.MaxConnections,
-	}, auth, log)
-	if err := srv.Start(); err != nil {
 		return err
 	}
-	log.Info().Str("version", version).Strs("listen", srv.Addrs()).Msg("dnslb serving")
-	<-ctx.Done()
+	log := newLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
+	rt, err := dnslb.NewRuntime(dnslb.RuntimeOptions{
+		Load:       load,
+		Log:        log,
+		Watch:      configFile != "",
+		ConfigFile: configFile,
+	})
+	if err != nil {
+		var zl zones.ErrorList
+		if errors.As(err, &zl) {
+			for _, e := range zl {
+				log.Error().Str("file", e.File).Int("line", e.Line).Str("problem", e.Msg).Msg("zone not loaded")
+			}
+		} else {
+			for _, line := range splitJoined(err) {
+				log.Error().Str("problem", line).Msg("not started")
+			}
+		}
+		return errors.New("zones or pools did not load; nothing served")
+	}
+	if err := rt.Start(ctx); err != nil {
+		return err
+	}
+	var adminSrv *admin.Server
+	if cfg.Admin.Listen != "" {
+		adminSrv = admin.NewServer(cfg.Admin.Listen, rt, rt.Metrics().Registry, admin.Options{Token: cfg.Admin.Token}, log)
+		if err := adminSrv.Start(); err != nil {
+			log.Error().Err(err).Str("admin", cfg.Admin.Listen).Msg("admin server not started")
+			adminSrv = nil
+		} else {
+			log.Info().Str("admin", adminSrv.Addr()).Msg("admin http listening")
+		}
+	}
+	log.Info().Str("version", version).Strs("listen", rt.Addrs()).Msg("dnslb serving")
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-hup:
+			log.Info().Msg("SIGHUP: reloading")
+			rt.RequestReload()
+		}
+	}
 	log.Info().Msg("stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if adminSrv != nil {
+		_ = adminSrv.Shutdown(sctx)
+	}
+	if err := rt.Shutdown(sctx); err != nil {
 		log.Warn().Err(err).Msg("shutdown cut short")
 	}
-	sched.Close()
-	unsubscribe()
-	<-logDone
 	log.Info().Msg("stopped")
 	return nil
-}
-
-// logTransitions logs every health transition until the channel closes.
-func logTransitions(ch <-chan healthcheck.Transition, view *dnslb.View, log zerolog.Logger) {
-	for tr := range ch {
-		ev := log.Warn()
-		if tr.To.Up {
-			ev = log.Info()
-		}
-		ev = ev.Strs("pools", view.PoolsOf(tr.Key)).
-			Str("member", tr.Key.Addr.Addr().String()).
-			Uint16("port", tr.Key.Addr.Port()).
-			Str("check", tr.Target.Spec.Type).
-			Str("from", upDown(tr.From.Up)).
-			Str("to", upDown(tr.To.Up)).
-			Dur("latency", tr.Latency)
-		if tr.Err != nil {
-			ev = ev.Str("reason", tr.Err.Error())
-		}
-		if tr.Dropped > 0 {
-			ev = ev.Uint64("transitions_dropped", tr.Dropped)
-		}
-		ev.Msg("health transition")
-	}
-}
-
-func upDown(up bool) string {
-	if up {
-		return "up"
-	}
-	return "down"
 }

@@ -79,20 +79,39 @@ type Member struct {
 	// Checked is false for members without a health check: always up.
 	Checked bool
 	Target  healthcheck.TargetKey
+	// Leads counts answers that carried this member first, for the share
+	// of answers the admin API shows. Optional.
+	Leads *atomic.Uint64
 }
 
-// Health tells whether a target is up; *healthcheck.Snapshot implements it
-// (a nil snapshot says every target is up).
+// Health decides which members may be answered.
 type Health interface {
-	Up(healthcheck.TargetKey) bool
+	// Eligible: healthy and not taken out by an operator.
+	Eligible(m *Member) bool
+	// Drained: an operator took it out; not answered even when failing
+	// open, unless every member is drained.
+	Drained(m *Member) bool
 }
+
+// Checks is the Health of health checks alone: members are eligible when
+// their target is up in the snapshot (nil: all up), and none is drained.
+type Checks struct{ Snapshot *healthcheck.Snapshot }
+
+// Eligible implements Health.
+func (c Checks) Eligible(m *Member) bool { return !m.Checked || c.Snapshot.Up(m.Target) }
+
+// Drained implements Health.
+func (c Checks) Drained(*Member) bool { return false }
 
 // Pool is the load-balancing state of one owner name. It is built once per
 // configuration and shared by all queries; its only mutable state is the
 // rotation counter and the cached weighted schedule, both atomic.
 type Pool struct {
-	Name        string
-	Policy      Policy
+	Name   string
+	Policy Policy
+	// TTL is the pool TTL (answers carry at most it; so does the NODATA of
+	// when_all_down: empty).
+	TTL         uint32
 	MaxAnswers  int
 	WhenAllDown AllDown
 	// V4 and V6 hold the A and AAAA members in zone file order.
@@ -131,7 +150,7 @@ func (p *Pool) Select(dst []dns.RR, qtype uint16, h Health, gen uint64, client n
 	idx := stack[:0]
 	for i := range members {
 		m := &members[i]
-		if !m.Backup && (!m.Checked || h.Up(m.Target)) {
+		if !m.Backup && h.Eligible(m) {
 			idx = append(idx, i)
 		}
 	}
@@ -142,21 +161,24 @@ func (p *Pool) Select(dst []dns.RR, qtype uint16, h Health, gen uint64, client n
 		case Backups:
 			for i := range members {
 				m := &members[i]
-				if m.Backup && (!m.Checked || h.Up(m.Target)) {
+				if m.Backup && h.Eligible(m) {
 					idx = append(idx, i)
 				}
 			}
 		}
 		if len(idx) == 0 {
-			// Fail open: a possibly dead address beats no address.
+			// Fail open: a possibly dead address beats no address. What an
+			// operator drained stays out while anything else is left.
 			for i := range members {
-				if !members[i].Backup {
+				if !members[i].Backup && !h.Drained(&members[i]) {
 					idx = append(idx, i)
 				}
 			}
-			if len(idx) == 0 {
+			for pass := 0; len(idx) == 0 && pass < 2; pass++ {
 				for i := range members {
-					idx = append(idx, i)
+					if pass == 1 || !members[i].Backup {
+						idx = append(idx, i)
+					}
 				}
 			}
 		}
@@ -181,6 +203,9 @@ func (p *Pool) Select(dst []dns.RR, qtype uint16, h Health, gen uint64, client n
 	}
 	for _, i := range idx {
 		dst = append(dst, members[i].RR)
+	}
+	if len(idx) > 0 && members[idx[0]].Leads != nil {
+		members[idx[0]].Leads.Add(1)
 	}
 	return dst, false
 }

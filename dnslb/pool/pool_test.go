@@ -13,7 +13,8 @@ import (
 // downSet is a Health where the listed addresses are down.
 type downSet map[string]bool
 
-func (d downSet) Up(k healthcheck.TargetKey) bool { return !d[k.Addr.Addr().String()] }
+func (d downSet) Eligible(m *Member) bool { return !d[m.Addr.String()] }
+func (d downSet) Drained(m *Member) bool  { return d[m.Addr.String()+" drained"] }
 
 func member(addr string, weight int, backup bool) Member {
 	a := netip.MustParseAddr(addr)
@@ -69,6 +70,8 @@ func TestFilterAndFallback(t *testing.T) {
 		{name: "all down, fail open", mode: FailOpen, down: downSet{"192.0.2.1": true, "192.0.2.2": true}, want: []string{"192.0.2.1", "192.0.2.2"}},
 		{name: "all down, backup", mode: Backups, down: downSet{"192.0.2.1": true, "192.0.2.2": true}, want: []string{"192.0.2.9"}},
 		{name: "all down incl. backup, backup mode fails open", mode: Backups, down: downSet{"192.0.2.1": true, "192.0.2.2": true, "192.0.2.9": true}, want: []string{"192.0.2.1", "192.0.2.2"}},
+		{name: "all down, drained stays out when failing open", mode: FailOpen, down: downSet{"192.0.2.1": true, "192.0.2.2": true, "192.0.2.1 drained": true}, want: []string{"192.0.2.2"}},
+		{name: "all drained: fail open to all", mode: FailOpen, down: downSet{"192.0.2.1": true, "192.0.2.2": true, "192.0.2.1 drained": true, "192.0.2.2 drained": true}, want: []string{"192.0.2.1", "192.0.2.2"}},
 		{name: "all down, empty", mode: Empty, down: downSet{"192.0.2.1": true, "192.0.2.2": true}, empty: true},
 	}
 	for _, tc := range tests {
@@ -227,7 +230,8 @@ func TestUncheckedMembersAreUp(t *testing.T) {
 	m := member("192.0.2.1", 1, false)
 	m.Checked = false
 	p := newPool(RoundRobin, m)
-	got, _ := p.Select(nil, dns.TypeA, downSet{"192.0.2.1": true}, 1, client)
+	var snap *healthcheck.Snapshot
+	got, _ := p.Select(nil, dns.TypeA, Checks{Snapshot: snap}, 1, client)
 	if len(got) != 1 {
 		t.Fatal("unchecked member filtered")
 	}
@@ -238,7 +242,7 @@ func BenchmarkSelect(b *testing.B) {
 		b.Run(pol.String(), func(b *testing.B) {
 			p := newPool(pol, member("192.0.2.1", 3, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false), member("192.0.2.4", 1, true))
 			dst := make([]dns.RR, 0, 8)
-			var h *healthcheck.Snapshot
+			h := Checks{}
 			b.ReportAllocs()
 			for b.Loop() {
 				dst, _ = p.Select(dst[:0], dns.TypeA, h, 1, client)

@@ -1,0 +1,439 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/spf13/cobra"
+)
+
+// The admin client commands: status, drain, undrain, reload. They talk to a
+// running server's admin API; --admin and --token fall back to DNSLB_ADMIN
+// and DNSLB_ADMIN_TOKEN.
+
+const defaultAdminAddr = "127.0.0.1:8053"
+
+type adminFlags struct {
+	addr  string
+	token string
+}
+
+func (f *adminFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.addr, "admin", "", "admin API address, host:port or URL (env DNSLB_ADMIN; default "+defaultAdminAddr+")")
+	cmd.Flags().StringVar(&f.token, "token", "", "bearer token for changes, as in the server's admin token (env DNSLB_ADMIN_TOKEN)")
+}
+
+// client resolves flags, then environment, then defaults.
+func (f *adminFlags) client(cmd *cobra.Command) (*adminClient, error) {
+	addr, token := f.addr, f.token
+	if !cmd.Flags().Changed("admin") {
+		addr = os.Getenv("DNSLB_ADMIN")
+	}
+	if !cmd.Flags().Changed("token") {
+		token = os.Getenv("DNSLB_ADMIN_TOKEN")
+	}
+	if addr == "" {
+		addr = defaultAdminAddr
+	}
+	base := addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("--admin %q: want host:port or an http(s) URL", addr)
+	}
+	return &adminClient{
+		base:  strings.TrimSuffix(u.String(), "/"),
+		token: token,
+		http:  &http.Client{Timeout: 2 * time.Minute},
+	}, nil
+}
+
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// apiError is a non-2xx reply from the admin API.
+type apiError struct {
+	status int
+	msg    string
+	hint   string
+}
+
+func (e *apiError) Error() string {
+	s := fmt.Sprintf("%s (HTTP %d %s)", e.msg, e.status, http.StatusText(e.status))
+	if e.hint != "" {
+		s += "; " + e.hint
+	}
+	return s
+}
+
+// do sends a request and decodes a 2xx reply into out; other replies
+// become an *apiError carrying the API's message.
+func (c *adminClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the admin API at %s (is dnslb serve running with admin: set? --admin, DNSLB_ADMIN): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return fmt.Errorf("admin API %s %s: reading reply: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &apiError{status: resp.StatusCode}
+		var er admin.ErrorResponse
+		if json.Unmarshal(data, &er) == nil && er.Error != "" {
+			e.msg = er.Error
+		} else {
+			e.msg = strings.TrimSpace(string(data))
+			if len(e.msg) > 200 {
+				e.msg = e.msg[:200] + "…"
+			}
+			if e.msg == "" {
+				e.msg = method + " " + path
+			}
+		}
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			if c.token == "" {
+				e.hint = "the server wants a token: pass --token or set DNSLB_ADMIN_TOKEN"
+			} else {
+				e.hint = "check --token / DNSLB_ADMIN_TOKEN"
+			}
+		case http.StatusForbidden:
+			e.hint = "run this on the server itself, or set a token in the server's admin config"
+		}
+		return e
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("admin API %s %s: decoding reply: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func newStatusCommand() *cobra.Command {
+	var af adminFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [POOL]",
+		Short: "Show pools, members and zones of a running server (from its admin API)",
+		Long: `Show every pool and member of a running dnslb server: state, since when,
+probe latency, weight, share of recent answers, overrides and the last probe
+error; then the zones with their serials and load errors.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := af.client(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var pools []admin.PoolStatus
+			if len(args) == 1 {
+				var p admin.PoolStatus
+				if err := c.do(ctx, "GET", "/api/v1/pools/"+url.PathEscape(args[0]), nil, &p); err != nil {
+					return err
+				}
+				pools = []admin.PoolStatus{p}
+			} else if err := c.do(ctx, "GET", "/api/v1/pools", nil, &pools); err != nil {
+				return err
+			}
+			var zones []admin.ZoneStatus
+			if len(args) == 0 {
+				if err := c.do(ctx, "GET", "/api/v1/zones", nil, &zones); err != nil {
+					return err
+				}
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if len(args) == 1 {
+					return enc.Encode(pools[0])
+				}
+				return enc.Encode(struct {
+					Pools []admin.PoolStatus `json:"pools"`
+					Zones []admin.ZoneStatus `json:"zones"`
+				}{pools, zones})
+			}
+			printPools(out, pools, time.Now())
+			if len(args) == 0 {
+				fmt.Fprintln(out)
+				printZones(out, zones, time.Now())
+			}
+			return nil
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON instead of tables")
+	return cmd
+}
+
+// printPools writes one row per member.
+func printPools(w io.Writer, pools []admin.PoolStatus, now time.Time) {
+	if len(pools) == 0 {
+		fmt.Fprintln(w, "no pools")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "POOL\tMEMBER\tSTATE\tSINCE\tLATENCY\tWEIGHT\tSHARE\tNOTES\tLAST ERROR")
+	for _, p := range pools {
+		if len(p.Members) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\tno members\t\n", p.Name)
+		}
+		for _, m := range p.Members {
+			lastErr := m.LastError
+			if lastErr == "" {
+				lastErr = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%.1f%%\t%s\t%s\n",
+				p.Name, m.Address, m.State, agoText(now, m.Since), latencyText(m.Latency, m.Checked),
+				m.Weight, m.Share*100, memberNotes(m, now), oneLine(lastErr))
+		}
+	}
+	tw.Flush()
+}
+
+func memberNotes(m admin.MemberStatus, now time.Time) string {
+	var notes []string
+	if m.Backup {
+		notes = append(notes, "backup")
+	}
+	if !m.Checked {
+		notes = append(notes, "unchecked")
+	} else if m.State != "up" && m.State != "down" && !m.Healthy {
+		notes = append(notes, "check failing")
+	}
+	if o := m.Override; o != nil {
+		s := string(o.Mode)
+		if o.Reason != "" {
+			s += " " + strconv.Quote(o.Reason)
+		}
+		if !o.Until.IsZero() {
+			if o.Until.After(now) {
+				s += " for " + shortDuration(o.Until.Sub(now))
+			} else {
+				s += " (expired)"
+			}
+		}
+		notes = append(notes, s)
+	}
+	if len(notes) == 0 {
+		return "-"
+	}
+	return strings.Join(notes, ", ")
+}
+
+func printZones(w io.Writer, zones []admin.ZoneStatus, now time.Time) {
+	if len(zones) == 0 {
+		fmt.Fprintln(w, "no zones")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ZONE\tSERIAL\tRECORDS\tLOADED\tSTATUS")
+	var broken []admin.ZoneStatus
+	for _, z := range zones {
+		status := "ok"
+		if z.Error != "" {
+			status = "LOAD ERROR (serving the previous data)"
+			if z.LoadedAt.IsZero() {
+				status = "LOAD ERROR (not served)"
+			}
+			broken = append(broken, z)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", z.Origin, z.Serial, z.Records, agoText(now, z.LoadedAt), status)
+	}
+	tw.Flush()
+	for _, z := range broken {
+		fmt.Fprintf(w, "\n%s:\n", z.Origin)
+		for _, line := range strings.Split(strings.TrimRight(z.Error, "\n"), "\n") {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
+}
+
+func newDrainCommand() *cobra.Command {
+	var af adminFlags
+	var reason string
+	var dur time.Duration
+	var forceDown bool
+	cmd := &cobra.Command{
+		Use:   "drain ADDRESS",
+		Short: "Stop answering with a member (it keeps being health-checked)",
+		Long: `Drain a member address in every pool that has it: it leaves the answers
+but keeps being checked. The drain survives reloads and restarts; with --for
+it lifts itself after that long. --force-down instead marks it down, as if
+its health check failed.`,
+		Example: `  dnslb drain 192.0.2.10 --reason "kernel upgrade" --for 30m`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dur < 0 {
+				return fmt.Errorf("--for %v: must be positive", dur)
+			}
+			mode := "drain"
+			if forceDown {
+				mode = "force-down"
+			}
+			req := admin.OverrideRequest{Reason: reason}
+			if dur > 0 {
+				req.For = dur.String()
+			}
+			return runOverride(cmd, &af, args[0], mode, req)
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why (logged, shown in status)")
+	cmd.Flags().DurationVar(&dur, "for", 0, "lift the drain after this long, e.g. 30m (default: until undrained)")
+	cmd.Flags().BoolVar(&forceDown, "force-down", false, "mark the member down instead of drained")
+	return cmd
+}
+
+func newUndrainCommand() *cobra.Command {
+	var af adminFlags
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "undrain ADDRESS",
+		Short: "Lift a drain or force-down: the member is answered again when healthy",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runOverride(cmd, &af, args[0], "undrain", admin.OverrideRequest{Reason: reason})
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why (logged)")
+	return cmd
+}
+
+func runOverride(cmd *cobra.Command, af *adminFlags, address, action string, req admin.OverrideRequest) error {
+	c, err := af.client(cmd)
+	if err != nil {
+		return err
+	}
+	var res admin.OverrideResult
+	if err := c.do(cmd.Context(), "POST", "/api/v1/members/"+url.PathEscape(address)+"/"+action, req, &res); err != nil {
+		return fmt.Errorf("%s %s: %w", action, address, err)
+	}
+	out := cmd.OutOrStdout()
+	now := time.Now()
+	what := map[string]string{"drain": "drained", "force-down": "forced down", "undrain": "undrained"}[action]
+	fmt.Fprintf(out, "%s %s in %d pool(s)", what, res.Address, len(res.Members))
+	if !res.Until.IsZero() {
+		fmt.Fprintf(out, " until %s (%s)", res.Until.Local().Format("2006-01-02 15:04:05 MST"), shortDuration(res.Until.Sub(now)))
+	}
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "POOL\tMEMBER\tSTATE\tNOTES")
+	for _, m := range res.Members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Pool, m.Address, m.State, memberNotes(m.MemberStatus, now))
+	}
+	return tw.Flush()
+}
+
+func newReloadCommand() *cobra.Command {
+	var af adminFlags
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Make a running server re-read its config and zones",
+		Long: `Make a running server re-read its config and zone files. On an error the
+server keeps serving the old data and this command prints the problems
+(file:line: message) and exits 1.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := af.client(cmd)
+			if err != nil {
+				return err
+			}
+			var res admin.ReloadResult
+			if err := c.do(cmd.Context(), "POST", "/api/v1/reload", nil, &res); err != nil {
+				var ae *apiError
+				if errors.As(err, &ae) && ae.status == http.StatusUnprocessableEntity {
+					fmt.Fprintln(cmd.ErrOrStderr(), "reload failed; the server keeps serving the previous config and zones:")
+					for _, line := range strings.Split(strings.TrimRight(ae.msg, "\n"), "\n") {
+						fmt.Fprintln(cmd.ErrOrStderr(), line)
+					}
+					return exitError{code: 1}
+				}
+				return fmt.Errorf("reload: %w", err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "reloaded")
+			return nil
+		},
+	}
+	af.register(cmd)
+	return cmd
+}
+
+func agoText(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	if d := now.Sub(t); d >= 0 {
+		return shortDuration(d) + " ago"
+	}
+	return "in " + shortDuration(t.Sub(now))
+}
+
+// shortDuration: 45s, 3m4s, 2h5m, 3d4h.
+func shortDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	default:
+		return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+	}
+}
+
+func latencyText(d time.Duration, checked bool) string {
+	if !checked || d <= 0 {
+		return "-"
+	}
+	if d < time.Millisecond {
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	}
+	return d.Round(100 * time.Microsecond).String()
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

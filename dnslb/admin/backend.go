@@ -1,0 +1,96 @@
+package admin
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Backend is what the admin API reads and changes: the running server.
+// dnslb's Runtime implements it; tests use fakes. Every method is safe for
+// concurrent use.
+type Backend interface {
+	// Ready reports whether zones are loaded and the first health round is
+	// done (for /readyz).
+	Ready() bool
+	// Pools returns every pool, sorted by name.
+	Pools() []PoolStatus
+	// Zones returns every configured zone, sorted by origin, including ones
+	// whose last load failed.
+	Zones() []ZoneStatus
+	// SetOverride drains, undrains or forces down a member address in every
+	// pool that has it. Until zero means no expiry. Unknown addresses are
+	// an error wrapping ErrUnknownMember.
+	SetOverride(addr netip.Addr, mode OverrideMode, until time.Time, reason string) error
+	// Reload re-reads config and zones; on error the old ones keep serving
+	// and the error says what is wrong, with file and line.
+	Reload() error
+	// LastReload reports when the last reload attempt ended and its error.
+	LastReload() (at time.Time, err error)
+}
+
+// OverrideMode is an operator's override of a member's health.
+type OverrideMode string
+
+// The override modes. None lifts any override (undrain).
+const (
+	OverrideNone      OverrideMode = ""
+	OverrideDrain     OverrideMode = "drain"      // not answered; still checked
+	OverrideForceDown OverrideMode = "force-down" // treated as down; still checked
+)
+
+// PoolStatus describes one pool.
+type PoolStatus struct {
+	Name        string         `json:"name"`
+	Zone        string         `json:"zone"`
+	Policy      string         `json:"policy"`
+	TTL         uint32         `json:"ttl"`
+	MaxAnswers  int            `json:"max_answers"`
+	WhenAllDown string         `json:"when_all_down"`
+	Check       string         `json:"check"` // e.g. "http :8080 /healthz every 2s", "none"
+	Members     []MemberStatus `json:"members"`
+}
+
+// MemberStatus describes one member of a pool.
+type MemberStatus struct {
+	Address string `json:"address"`
+	// State is "up", "down", "drained" or "forced-down": what decides
+	// whether the member is answered.
+	State string `json:"state"`
+	// Healthy is the health check's verdict, whatever the override.
+	Healthy bool      `json:"healthy"`
+	Checked bool      `json:"checked"` // false: no health check, always healthy
+	Since   time.Time `json:"since"`
+	// LastError is the last probe's error, "" after a success.
+	LastError string        `json:"last_error"`
+	Latency   time.Duration `json:"latency_ns"`
+	Weight    int           `json:"weight"`
+	Backup    bool          `json:"backup"`
+	// Share is the fraction of this pool's recent answers (last minute)
+	// that carried this member first, 0..1.
+	Share    float64   `json:"share"`
+	Override *Override `json:"override,omitempty"`
+}
+
+// Override is an operator's drain or force-down of a member.
+type Override struct {
+	Mode   OverrideMode `json:"mode"`
+	Reason string       `json:"reason"`
+	Since  time.Time    `json:"since"`
+	Until  time.Time    `json:"until,omitzero"`
+}
+
+// ZoneStatus describes one configured zone.
+type ZoneStatus struct {
+	Origin   string    `json:"origin"`
+	File     string    `json:"file"`
+	Serial   uint32    `json:"serial"`
+	Records  int       `json:"records"`
+	LoadedAt time.Time `json:"loaded_at"`
+	// Error is the last failed load's problems, one per line as
+	// "file:line: message"; "" when the zone on disk is what is served.
+	Error string `json:"error,omitempty"`
+}
+
+// ErrUnknownMember is wrapped by SetOverride for an address in no pool.
+var ErrUnknownMember = errors.New("no pool has this member")

@@ -1,0 +1,246 @@
+package dnslb
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds dnslb's Prometheus metrics. One value lives as long as the
+// process: reloads keep counting into it. The query counters are plain
+// atomics (exported through a collector) so that counting a query costs a
+// map lookup and an atomic add, not a label hash.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	queries      *queryCollector
+	responseSize *prometheus.HistogramVec
+	duration     *prometheus.HistogramVec
+	malformed    *prometheus.CounterVec
+	tcpOpen      prometheus.Gauge
+	tcpTotal     *prometheus.CounterVec
+	// Transitions counts health transitions by new state.
+	Transitions *prometheus.CounterVec
+	// CheckDuration observes every health probe.
+	CheckDuration *prometheus.HistogramVec
+	// Reloads counts reload attempts by result (ok, error).
+	Reloads *prometheus.CounterVec
+	// ZoneLoadError is 1 for a zone whose last load failed (the old data
+	// is being served), else 0.
+	ZoneLoadError *prometheus.GaugeVec
+	// LastReload is the time of the last successful reload.
+	LastReload prometheus.Gauge
+}
+
+// NewMetrics creates and registers every metric, plus the Go runtime and
+// process collectors.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		queries:  newQueryCollector(),
+		responseSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dnslb_response_size_bytes",
+			Help:    "Size of DNS responses sent.",
+			Buckets: []float64{64, 128, 256, 512, 768, 1024, 1232, 1500, 4096, 16384, 65535},
+		}, []string{"transport"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dnslb_request_duration_seconds",
+			Help:    "Time from a query read to its response ready, in the server.",
+			Buckets: []float64{.000005, .00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01},
+		}, []string{"transport"}),
+		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnslb_dropped_queries_total",
+			Help: "Messages not answered normally: dropped, or answered FORMERR/NOTIMP, by reason.",
+		}, []string{"reason"}),
+		tcpOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dnslb_tcp_connections",
+			Help: "TCP connections open now.",
+		}),
+		tcpTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnslb_tcp_connections_total",
+			Help: "TCP connections accepted, or rejected at the connection cap.",
+		}, []string{"result"}),
+		Transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnslb_health_transitions_total",
+			Help: "Health state transitions of check targets, by new state.",
+		}, []string{"to"}),
+		CheckDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dnslb_health_check_duration_seconds",
+			Help:    "Duration of health probes, by check type and result.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"type", "result"}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnslb_reloads_total",
+			Help: "Config and zone reloads, by result.",
+		}, []string{"result"}),
+		ZoneLoadError: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dnslb_zone_load_error",
+			Help: "1 when the zone's last load failed and older data is served.",
+		}, []string{"zone"}),
+		LastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "dnslb_last_reload_success_timestamp_seconds",
+			Help: "When config and zones were last (re)loaded without error.",
+		}),
+	}
+	reg.MustRegister(m.queries, m.responseSize, m.duration, m.malformed, m.tcpOpen, m.tcpTotal,
+		m.Transitions, m.CheckDuration, m.Reloads, m.ZoneLoadError, m.LastReload,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ZoneCounters returns the query counters of a zone ("" for queries that
+// matched no zone), creating them on first use. Reloads reuse them.
+func (m *Metrics) ZoneCounters(origin string) *ZoneCounters {
+	return m.queries.zone(origin)
+}
+
+// Dropped counts a message not answered normally.
+func (m *Metrics) Dropped(reason string) {
+	m.malformed.WithLabelValues(reason).Inc()
+}
+
+// Served implements ServerObserver.
+func (m *Metrics) Served(tcp bool, size int, d time.Duration) {
+	t := "udp"
+	if tcp {
+		t = "tcp"
+	}
+	m.responseSize.WithLabelValues(t).Observe(float64(size))
+	m.duration.WithLabelValues(t).Observe(d.Seconds())
+}
+
+// TCPOpened implements ServerObserver.
+func (m *Metrics) TCPOpened() {
+	m.tcpOpen.Inc()
+	m.tcpTotal.WithLabelValues("accepted").Inc()
+}
+
+// TCPClosed implements ServerObserver.
+func (m *Metrics) TCPClosed() { m.tcpOpen.Dec() }
+
+// TCPRejected implements ServerObserver.
+func (m *Metrics) TCPRejected() { m.tcpTotal.WithLabelValues("rejected").Inc() }
+
+// countedTypes are the qtypes with a label of their own; others are "other".
+var countedTypes = []uint16{
+	dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeNS, dns.TypeSOA, dns.TypeMX,
+	dns.TypeTXT, dns.TypeSRV, dns.TypePTR, dns.TypeCAA, dns.TypeDS, dns.TypeDNSKEY,
+	dns.TypeHTTPS, dns.TypeSVCB, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR,
+}
+
+const nTypes = 18  // countedTypes + other
+const nRcodes = 18 // 0-16 (16 = BADVERS) + other
+
+func typeIndex(t uint16) int {
+	for i, c := range countedTypes {
+		if c == t {
+			return i
+		}
+	}
+	return nTypes - 1
+}
+
+func typeLabel(i int) string {
+	if i < len(countedTypes) {
+		return dns.TypeToString[countedTypes[i]]
+	}
+	return "other"
+}
+
+func rcodeIndex(rc int) int {
+	if rc >= 0 && rc < nRcodes-1 {
+		return rc
+	}
+	return nRcodes - 1
+}
+
+func rcodeLabel(i int) string {
+	if i < nRcodes-1 {
+		if s, ok := dns.RcodeToString[i]; ok {
+			return s
+		}
+	}
+	return "other"
+}
+
+// ZoneCounters counts queries of one zone by qtype and rcode.
+type ZoneCounters struct {
+	c [nTypes][nRcodes]atomic.Uint64
+}
+
+// Count adds one query.
+func (z *ZoneCounters) Count(qtype uint16, rcode int) {
+	if z != nil {
+		z.c[typeIndex(qtype)][rcodeIndex(rcode)].Add(1)
+	}
+}
+
+type queryCollector struct {
+	desc  *prometheus.Desc
+	mu    sync.Mutex
+	zones map[string]*ZoneCounters
+}
+
+func newQueryCollector() *queryCollector {
+	return &queryCollector{
+		desc: prometheus.NewDesc("dnslb_queries_total",
+			"Queries answered, by zone (\"\" for names outside every zone), qtype and rcode.",
+			[]string{"zone", "qtype", "rcode"}, nil),
+		zones: map[string]*ZoneCounters{},
+	}
+}
+
+func (c *queryCollector) zone(origin string) *ZoneCounters {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	z := c.zones[origin]
+	if z == nil {
+		z = &ZoneCounters{}
+		c.zones[origin] = z
+	}
+	return z
+}
+
+func (c *queryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	names := make([]string, 0, len(c.zones))
+	for n := range c.zones {
+		names = append(names, n)
+	}
+	zs := make([]*ZoneCounters, len(names))
+	sort.Strings(names)
+	for i, n := range names {
+		zs[i] = c.zones[n]
+	}
+	c.mu.Unlock()
+	for i, z := range zs {
+		for t := range nTypes {
+			for r := range nRcodes {
+				if v := z.c[t][r].Load(); v > 0 {
+					ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), names[i], typeLabel(t), rcodeLabel(r))
+				}
+			}
+		}
+	}
+}
+
+// attachCounters gives a view the persistent counters of its zones.
+func (m *Metrics) attachCounters(v *View) {
+	if m == nil {
+		return
+	}
+	v.counters = make(map[*zones.Zone]*ZoneCounters)
+	for _, z := range v.Zones.Zones() {
+		v.counters[z] = m.ZoneCounters(z.Origin)
+	}
+	v.noZone = m.ZoneCounters("")
+}

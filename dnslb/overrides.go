@@ -1,0 +1,84 @@
+package dnslb
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/dnslb/dnslb/dnslb/admin"
+)
+
+// Overrides is an immutable set of operator overrides (drain, force-down)
+// by member address. A nil *Overrides holds none.
+type Overrides struct {
+	byAddr map[netip.Addr]admin.Override
+	gen    uint64
+}
+
+// NewOverrides builds a set; gen must differ from the previous set's.
+func NewOverrides(m map[netip.Addr]admin.Override, gen uint64) *Overrides {
+	c := make(map[netip.Addr]admin.Override, len(m))
+	for a, o := range m {
+		c[a.Unmap()] = o
+	}
+	return &Overrides{byAddr: c, gen: gen}
+}
+
+// Has reports whether addr is drained or forced down.
+func (o *Overrides) Has(addr netip.Addr) bool {
+	if o == nil || len(o.byAddr) == 0 {
+		return false
+	}
+	_, ok := o.byAddr[addr]
+	return ok
+}
+
+// Drained reports whether addr is drained.
+func (o *Overrides) Drained(addr netip.Addr) bool {
+	if o == nil || len(o.byAddr) == 0 {
+		return false
+	}
+	ov, ok := o.byAddr[addr]
+	return ok && ov.Mode == admin.OverrideDrain
+}
+
+// Get returns addr's override.
+func (o *Overrides) Get(addr netip.Addr) (admin.Override, bool) {
+	if o == nil {
+		return admin.Override{}, false
+	}
+	ov, ok := o.byAddr[addr]
+	return ov, ok
+}
+
+// All returns a copy of the overrides.
+func (o *Overrides) All() map[netip.Addr]admin.Override {
+	c := map[netip.Addr]admin.Override{}
+	if o != nil {
+		for a, ov := range o.byAddr {
+			c[a] = ov
+		}
+	}
+	return c
+}
+
+// Generation identifies the set.
+func (o *Overrides) Generation() uint64 {
+	if o == nil {
+		return 0
+	}
+	return o.gen
+}
+
+// Expired returns the addresses whose override has expired at now.
+func (o *Overrides) Expired(now time.Time) []netip.Addr {
+	var out []netip.Addr
+	if o == nil {
+		return nil
+	}
+	for a, ov := range o.byAddr {
+		if !ov.Until.IsZero() && !now.Before(ov.Until) {
+			out = append(out, a)
+		}
+	}
+	return out
+}

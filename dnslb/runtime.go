@@ -1,0 +1,688 @@
+package dnslb
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/healthcheck"
+	"github.com/dnslb/dnslb/zones"
+	"github.com/rs/zerolog"
+)
+
+// Loader reads the configuration anew. The CLI supplies it, so that config
+// parsing (viper) stays in the CLI; the Runtime calls it at start and on
+// every reload.
+type Loader func() (*Config, ZoneRoot, error)
+
+// RuntimeOptions configures a Runtime.
+type RuntimeOptions struct {
+	Load Loader
+	Log  zerolog.Logger
+	// StateFile overrides the config's state_file (tests); "" uses it.
+	StateFile string
+	// Watch re-reads zone files (and the config) when they change on disk.
+	Watch bool
+	// ConfigFile is the config's path, watched with the zone files.
+	ConfigFile string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Runtime is one running dnslb server: sockets, the answer path, health
+// checks, operator overrides, metrics, and reloads that swap a new
+// generation of config and zones in without dropping a query. It
+// implements admin.Backend.
+type Runtime struct {
+	opts    RuntimeOptions
+	log     zerolog.Logger
+	metrics *Metrics
+	auth    *Authority
+	sched   *healthcheck.Scheduler
+	server  *Server
+
+	// mu serialises reloads and override changes and guards what follows.
+	mu         sync.Mutex
+	cfg        *Config
+	root       ZoneRoot
+	view       *View
+	zoneStates map[string]*zoneState
+	overrides  map[netip.Addr]admin.Override
+	ovGen      uint64
+	serials    map[string]serialState
+	statePath  string
+	reloadAt   time.Time
+	reloadErr  error
+	leads      map[string]map[netip.Addr]*atomic.Uint64
+	shares     shareRing
+
+	stateDirty atomic.Bool
+	reloadReq  chan struct{}
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	stopOnce   sync.Once
+}
+
+type zoneState struct {
+	cfg      ZoneConfig
+	zone     *zones.Zone // being served; nil if it never loaded
+	loadedAt time.Time
+	err      error // last load's problems; nil when the file is what is served
+}
+
+// NewRuntime loads the config and every zone and builds the server; nothing
+// listens until Start. At start-up every zone must load: a server that
+// cannot serve what it was told to refuses to start.
+func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	r := &Runtime{
+		opts:       opts,
+		log:        opts.Log,
+		metrics:    NewMetrics(),
+		zoneStates: map[string]*zoneState{},
+		overrides:  map[netip.Addr]admin.Override{},
+		serials:    map[string]serialState{},
+		leads:      map[string]map[netip.Addr]*atomic.Uint64{},
+		reloadReq:  make(chan struct{}, 1),
+	}
+	cfg, root, err := opts.Load()
+	if err != nil {
+		return nil, err
+	}
+	r.statePath = opts.StateFile
+	if r.statePath == "" {
+		r.statePath = stateFilePath(cfg, root)
+	}
+	seed := r.loadState()
+
+	view, states, zoneErrs, err := r.build(cfg, root)
+	if err != nil {
+		return nil, err
+	}
+	if len(zoneErrs) > 0 {
+		return nil, zoneErrs
+	}
+	r.sched = healthcheck.NewScheduler(healthcheck.WithObserver(r.observeProbe))
+	r.sched.Seed(seed)
+	if err := r.sched.Set(view.Targets); err != nil {
+		return nil, fmt.Errorf("health checks: %w", err)
+	}
+	r.auth = NewAuthority(view, uint16(cfg.UDPSize), r.sched)
+	r.auth.SetMetrics(r.metrics)
+	r.ovGen++
+	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
+	r.server = NewServer(ServerOptions{
+		Listen:         cfg.Listen,
+		TCPIdleTimeout: cfg.TCP.IdleTimeout,
+		MaxTCPConns:    cfg.TCP.MaxConnections,
+		Observer:       r.metrics,
+	}, r.auth, r.log)
+	r.commit(cfg, root, view, states)
+	r.metrics.LastReload.Set(float64(r.opts.Now().Unix()))
+	return r, nil
+}
+
+// Metrics returns the runtime's metrics (its Registry feeds /metrics).
+func (r *Runtime) Metrics() *Metrics { return r.metrics }
+
+// Authority returns the answer path.
+func (r *Runtime) Authority() *Authority { return r.auth }
+
+// Addrs returns the DNS addresses being served (after Start).
+func (r *Runtime) Addrs() []string { return r.server.Addrs() }
+
+// Config returns the config being served.
+func (r *Runtime) Config() *Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg
+}
+
+// Start opens the sockets and starts health checks and housekeeping.
+func (r *Runtime) Start(ctx context.Context) error {
+	if err := r.server.Start(); err != nil {
+		return err
+	}
+	ctx, r.cancel = context.WithCancel(ctx)
+	if err := r.sched.Start(ctx); err != nil {
+		r.server.Close()
+		return fmt.Errorf("health checks: %w", err)
+	}
+	transitions, unsubscribe := r.sched.Subscribe()
+	r.run(func() { r.logTransitions(transitions) })
+	r.run(func() {
+		<-ctx.Done()
+		unsubscribe()
+	})
+	r.run(func() { r.housekeeping(ctx) })
+	r.run(func() { r.reloader(ctx) })
+	if r.opts.Watch {
+		w, err := newWatcher(r)
+		if err != nil {
+			r.log.Warn().Err(err).Msg("zone files are not watched; reload with SIGHUP or the API")
+		} else {
+			r.run(func() { w.run(ctx) })
+		}
+	}
+	for _, z := range r.view.Zones.Zones() {
+		r.log.Info().Str("zone", z.Origin).Uint32("serial", z.Serial()).Int("records", z.Records()).Str("file", z.File).Msg("zone loaded")
+	}
+	for name, p := range r.view.Pools {
+		r.log.Info().Str("pool", name).Str("policy", p.Policy.String()).Int("members", len(p.V4)+len(p.V6)).Msg("pool ready")
+	}
+	return nil
+}
+
+func (r *Runtime) run(f func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
+}
+
+// Shutdown stops serving (finishing TCP queries in flight, within ctx),
+// stops health checks, saves the state file and waits for every goroutine.
+// Safe to call more than once.
+func (r *Runtime) Shutdown(ctx context.Context) error {
+	var err error
+	r.stopOnce.Do(func() {
+		if r.cancel != nil {
+			r.cancel()
+		}
+		err = r.server.Shutdown(ctx)
+		r.sched.Close()
+		r.wg.Wait()
+		r.saveState()
+	})
+	return err
+}
+
+// RequestReload asks for a reload without waiting for it (signal handlers).
+func (r *Runtime) RequestReload() {
+	select {
+	case r.reloadReq <- struct{}{}:
+	default: // one is already pending
+	}
+}
+
+func (r *Runtime) reloader(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.reloadReq:
+			_ = r.Reload()
+		}
+	}
+}
+
+// Reload re-reads the config and every zone and swaps them in. Zones that
+// fail to load keep serving their previous version (and the error is
+// returned and shown by the API); a config or pool error keeps everything
+// as it was. Queries in flight finish with the generation they started on.
+func (r *Runtime) Reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.reloadLocked()
+	r.reloadAt, r.reloadErr = r.opts.Now(), err
+	if err != nil {
+		r.metrics.Reloads.WithLabelValues("error").Inc()
+		for _, line := range errorLines(err) {
+			r.log.Error().Str("problem", line).Msg("reload: kept serving the previous data")
+		}
+		return err
+	}
+	r.metrics.Reloads.WithLabelValues("ok").Inc()
+	r.metrics.LastReload.Set(float64(r.reloadAt.Unix()))
+	return nil
+}
+
+func (r *Runtime) reloadLocked() error {
+	cfg, root, err := r.opts.Load()
+	if err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(cfg.Listen, r.cfg.Listen) || cfg.UDPSize != r.cfg.UDPSize || cfg.TCP != r.cfg.TCP {
+		r.log.Warn().Msg("reload: listen, udp_size and tcp changes take effect after a restart")
+	}
+	if r.unchanged(cfg, root) {
+		r.log.Info().Msg("reload: nothing changed")
+		return nil
+	}
+	view, states, zoneErrs, err := r.build(cfg, root)
+	if err != nil {
+		return err
+	}
+	if err := r.sched.Set(view.Targets); err != nil {
+		return fmt.Errorf("health checks: %w", err)
+	}
+	r.auth.SetView(view)
+	r.commit(cfg, root, view, states)
+	if len(zoneErrs) > 0 {
+		return zoneErrs
+	}
+	r.log.Info().Int("zones", len(view.Zones.Zones())).Int("pools", len(view.Pools)).Msg("reloaded")
+	return nil
+}
+
+// unchanged reports whether cfg and the zone files on disk are what is
+// being served (by content digest), so the reload can be skipped.
+func (r *Runtime) unchanged(cfg *Config, root ZoneRoot) bool {
+	if !reflect.DeepEqual(cfg, r.cfg) {
+		return false
+	}
+	for _, zc := range cfg.Zones {
+		st := r.zoneStates[zones.CanonicalName(zc.Origin)]
+		if st == nil || st.err != nil || st.zone == nil {
+			return false
+		}
+		d, ok := zones.DigestFiles(zoneSource(zc, root), st.zone.Files)
+		if !ok || d != st.zone.Digest {
+			return false
+		}
+	}
+	return true
+}
+
+// build loads every zone of cfg (keeping the served version of a zone that
+// fails) and the pools over them. zoneErrs lists zone problems; err is a
+// problem that stops the whole generation.
+func (r *Runtime) build(cfg *Config, root ZoneRoot) (*View, map[string]*zoneState, zones.ErrorList, error) {
+	now := r.opts.Now()
+	var (
+		loaded   []*zones.Zone
+		zoneErrs zones.ErrorList
+		states   = map[string]*zoneState{}
+	)
+	for _, zc := range cfg.Zones {
+		origin := zones.CanonicalName(zc.Origin)
+		old := r.zoneStates[origin]
+		z, err := zones.Load(zoneSource(zc, root))
+		if err != nil {
+			zoneErrs = append(zoneErrs, zones.Errors(err)...)
+			st := &zoneState{cfg: zc, err: err}
+			if old != nil && old.zone != nil {
+				st.zone, st.loadedAt = old.zone, old.loadedAt
+				loaded = append(loaded, old.zone)
+			}
+			states[origin] = st
+			r.metrics.ZoneLoadError.WithLabelValues(origin).Set(1)
+			continue
+		}
+		z = r.serialPolicy(zc, z, old)
+		for _, w := range z.Warnings {
+			r.log.Warn().Str("file", w.File).Int("line", w.Line).Str("problem", w.Msg).Msg("zone warning")
+		}
+		st := &zoneState{cfg: zc, zone: z, loadedAt: now}
+		if old != nil && old.zone != nil && old.zone.Digest == z.Digest && old.zone.Serial() == z.Serial() {
+			st.loadedAt = old.loadedAt
+		}
+		states[origin] = st
+		loaded = append(loaded, z)
+		r.metrics.ZoneLoadError.WithLabelValues(origin).Set(0)
+	}
+	set, err := zones.NewSet(loaded...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	view, err := BuildView(cfg, set)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r.metrics.attachCounters(view)
+	r.attachLeads(view)
+	return view, states, zoneErrs, nil
+}
+
+// commit records a generation that has been swapped in.
+func (r *Runtime) commit(cfg *Config, root ZoneRoot, view *View, states map[string]*zoneState) {
+	r.cfg, r.root, r.view, r.zoneStates = cfg, root, view, states
+	for origin, st := range states {
+		if st.zone != nil && st.err == nil {
+			r.serials[origin] = serialState{Serial: st.zone.Serial(), Digest: fmt.Sprintf("%x", st.zone.Digest)}
+		}
+	}
+	r.stateDirty.Store(true)
+}
+
+// serialPolicy warns when a zone's content changed but its serial did not
+// grow, or, with serial: auto, makes the serial grow.
+func (r *Runtime) serialPolicy(zc ZoneConfig, z *zones.Zone, old *zoneState) *zones.Zone {
+	digest := fmt.Sprintf("%x", z.Digest)
+	prev, known := r.serials[z.Origin]
+	if old != nil && old.zone != nil {
+		prev, known = serialState{Serial: old.zone.Serial(), Digest: fmt.Sprintf("%x", old.zone.Digest)}, true
+	}
+	if !known {
+		return z
+	}
+	changed := prev.Digest != digest
+	if zc.Serial == "auto" {
+		want := prev.Serial
+		if changed {
+			want++
+		}
+		if serialLess(z.Serial(), want) {
+			r.log.Info().Str("zone", z.Origin).Uint32("file_serial", z.Serial()).Uint32("serial", want).Msg("serial: auto")
+			return z.WithSerial(want)
+		}
+		return z
+	}
+	if changed && !serialLess(prev.Serial, z.Serial()) {
+		r.log.Warn().Str("zone", z.Origin).Str("file", z.File).Uint32("serial", z.Serial()).Uint32("previous", prev.Serial).
+			Msg("zone content changed but its SOA serial did not grow: secondaries will not pick up the change")
+	}
+	return z
+}
+
+// serialLess compares serials with RFC 1982 arithmetic.
+func serialLess(a, b uint32) bool {
+	return a != b && (b-a) < 1<<31
+}
+
+// attachLeads gives pool members counters of answers led, kept across
+// reloads by pool and address.
+func (r *Runtime) attachLeads(v *View) {
+	for name, p := range v.Pools {
+		byAddr := r.leads[name]
+		if byAddr == nil {
+			byAddr = map[netip.Addr]*atomic.Uint64{}
+			r.leads[name] = byAddr
+		}
+		for i := range p.V4 {
+			p.V4[i].Leads = leadCounter(byAddr, p.V4[i].Addr)
+		}
+		for i := range p.V6 {
+			p.V6[i].Leads = leadCounter(byAddr, p.V6[i].Addr)
+		}
+	}
+}
+
+func leadCounter(m map[netip.Addr]*atomic.Uint64, a netip.Addr) *atomic.Uint64 {
+	c := m[a]
+	if c == nil {
+		c = new(atomic.Uint64)
+		m[a] = c
+	}
+	return c
+}
+
+func (r *Runtime) observeProbe(key healthcheck.TargetKey, latency time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "fail"
+	}
+	typ, _, _ := strings.Cut(key.Check, " ")
+	r.metrics.CheckDuration.WithLabelValues(typ, result).Observe(latency.Seconds())
+}
+
+func (r *Runtime) logTransitions(ch <-chan healthcheck.Transition) {
+	for tr := range ch {
+		r.metrics.Transitions.WithLabelValues(upDown(tr.To.Up)).Inc()
+		r.stateDirty.Store(true)
+		r.mu.Lock()
+		pools := r.view.PoolsOf(tr.Key)
+		r.mu.Unlock()
+		ev := r.log.Warn()
+		if tr.To.Up {
+			ev = r.log.Info()
+		}
+		ev = ev.Strs("pools", pools).
+			Str("member", tr.Key.Addr.Addr().String()).
+			Uint16("port", tr.Key.Addr.Port()).
+			Str("check", tr.Target.Spec.Type).
+			Str("from", upDown(tr.From.Up)).
+			Str("to", upDown(tr.To.Up)).
+			Dur("latency", tr.Latency)
+		if tr.Err != nil {
+			ev = ev.Str("reason", tr.Err.Error())
+		}
+		if tr.Dropped > 0 {
+			ev = ev.Uint64("transitions_dropped", tr.Dropped)
+		}
+		ev.Msg("health transition")
+	}
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+// housekeeping lifts expired overrides, samples answer shares and saves
+// the state file when something changed.
+func (r *Runtime) housekeeping(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n++
+		r.expireOverrides()
+		if n%shareSampleEvery == 0 {
+			r.sampleShares()
+		}
+		if r.stateDirty.Swap(false) {
+			r.saveState()
+		}
+	}
+}
+
+func (r *Runtime) expireOverrides() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.opts.Now()
+	changed := false
+	for a, ov := range r.overrides {
+		if !ov.Until.IsZero() && !now.Before(ov.Until) {
+			delete(r.overrides, a)
+			changed = true
+			r.log.Info().Str("member", a.String()).Str("mode", string(ov.Mode)).Str("reason", ov.Reason).Msg("override expired")
+		}
+	}
+	if changed {
+		r.publishOverridesLocked()
+	}
+}
+
+func (r *Runtime) publishOverridesLocked() {
+	r.ovGen++
+	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
+	r.stateDirty.Store(true)
+}
+
+// errorLines splits an error (errors.Join trees, ErrorLists) into lines.
+func errorLines(err error) []string {
+	var out []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+var _ admin.Backend = (*Runtime)(nil)
+
+// Ready reports whether zones are loaded and every health target has its
+// first result.
+func (r *Runtime) Ready() bool {
+	for _, st := range r.sched.Statuses() {
+		if !st.Checked {
+			return false
+		}
+	}
+	return true
+}
+
+// LastReload implements admin.Backend.
+func (r *Runtime) LastReload() (time.Time, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reloadAt, r.reloadErr
+}
+
+// Zones implements admin.Backend.
+func (r *Runtime) Zones() []admin.ZoneStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]admin.ZoneStatus, 0, len(r.zoneStates))
+	for origin, st := range r.zoneStates {
+		zs := admin.ZoneStatus{Origin: origin, File: st.cfg.File}
+		if st.zone != nil {
+			zs.File = st.zone.File
+			zs.Serial = st.zone.Serial()
+			zs.Records = st.zone.Records()
+			zs.LoadedAt = st.loadedAt
+		}
+		if st.err != nil {
+			zs.Error = strings.Join(errorLines(st.err), "\n")
+		}
+		out = append(out, zs)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })
+	return out
+}
+
+// SetOverride implements admin.Backend.
+func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until time.Time, reason string) error {
+	addr = addr.Unmap()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.isMemberLocked(addr) {
+		return fmt.Errorf("%s: %w", addr, admin.ErrUnknownMember)
+	}
+	switch mode {
+	case admin.OverrideNone:
+		old, ok := r.overrides[addr]
+		delete(r.overrides, addr)
+		if ok {
+			r.log.Info().Str("member", addr.String()).Str("was", string(old.Mode)).Str("reason", reason).Msg("override lifted")
+		}
+	case admin.OverrideDrain, admin.OverrideForceDown:
+		ov := admin.Override{Mode: mode, Reason: reason, Since: r.opts.Now(), Until: until}
+		r.overrides[addr] = ov
+		ev := r.log.Info().Str("member", addr.String()).Str("mode", string(mode)).Str("reason", reason)
+		if !until.IsZero() {
+			ev = ev.Time("until", until)
+		}
+		ev.Msg("override set")
+	default:
+		return fmt.Errorf("unknown override mode %q", mode)
+	}
+	r.publishOverridesLocked()
+	r.saveStateLocked()
+	return nil
+}
+
+func (r *Runtime) isMemberLocked(addr netip.Addr) bool {
+	for _, p := range r.view.Pools {
+		for _, m := range p.Members() {
+			if m.Addr == addr {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Pools implements admin.Backend.
+func (r *Runtime) Pools() []admin.PoolStatus {
+	r.mu.Lock()
+	view := r.view
+	cfg := r.cfg
+	overrides := r.auth.overrides.Load()
+	shares := r.shares.shares()
+	r.mu.Unlock()
+	names := make([]string, 0, len(view.Pools))
+	for n := range view.Pools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]admin.PoolStatus, 0, len(names))
+	for _, name := range names {
+		p := view.Pools[name]
+		ps := admin.PoolStatus{Name: name, Policy: p.Policy.String(), MaxAnswers: p.MaxAnswers,
+			WhenAllDown: p.WhenAllDown.String(), Check: "none"}
+		if z := view.Zones.Find(name); z != nil {
+			ps.Zone = z.Origin
+		}
+		if pc, ok := findPoolConfig(cfg, name); ok {
+			ps.TTL = DefaultPoolTTL
+			if pc.TTL > 0 {
+				ps.TTL = uint32(pc.TTL)
+			}
+			if pc.Check != nil {
+				ps.Check = describeCheck(pc.Check)
+			}
+		}
+		for _, m := range p.Members() {
+			ms := admin.MemberStatus{Address: m.Addr.String(), Weight: m.Weight, Backup: m.Backup,
+				Healthy: true, Checked: m.Checked, State: "up"}
+			if m.Checked {
+				if st, ok := r.sched.Status(m.Target); ok {
+					ms.Healthy, ms.Since, ms.LastError, ms.Latency = st.Up, st.Since, st.LastError, st.LastLatency
+				}
+			}
+			if !ms.Healthy {
+				ms.State = "down"
+			}
+			if ov, ok := overrides.Get(m.Addr); ok {
+				o := ov
+				ms.Override = &o
+				ms.State = "drained"
+				if ov.Mode == admin.OverrideForceDown {
+					ms.State = "forced-down"
+				}
+			}
+			ms.Share = shares[name][m.Addr]
+			ps.Members = append(ps.Members, ms)
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+func findPoolConfig(cfg *Config, name string) (PoolConfig, bool) {
+	for k, pc := range cfg.Pools {
+		if zones.CanonicalName(k) == name {
+			return pc, true
+		}
+	}
+	return PoolConfig{}, false
+}
+
+func describeCheck(c *CheckConfig) string {
+	spec := c.Spec().WithDefaults()
+	var b strings.Builder
+	b.WriteString(spec.Type)
+	if spec.Port > 0 {
+		fmt.Fprintf(&b, " :%d", spec.Port)
+	}
+	switch spec.Type {
+	case healthcheck.TypeHTTP, healthcheck.TypeHTTPS:
+		fmt.Fprintf(&b, " %s %s", spec.Method, spec.Path)
+	case healthcheck.TypeDNS:
+		fmt.Fprintf(&b, " %s %s", spec.Name, spec.QType)
+	case healthcheck.TypeExec:
+		fmt.Fprintf(&b, " %s", strings.Join(spec.Command, " "))
+	}
+	fmt.Fprintf(&b, " every %s, rise %d, fall %d", spec.Interval, spec.Rise, spec.Fall)
+	return b.String()
+}
