@@ -55,6 +55,8 @@ type Authority struct {
 	overrides atomic.Pointer[Overrides]
 	judge     atomic.Pointer[memberHealth]
 	metrics   *Metrics
+	cache     *respCache
+	viewGen   atomic.Uint64
 	udpSize   uint16
 }
 
@@ -68,9 +70,30 @@ func NewAuthority(view *View, udpSize uint16, health HealthSource) *Authority {
 	if health == nil {
 		health = noHealth{}
 	}
-	a := &Authority{health: health, udpSize: max(udpSize, dns.MinMsgSize)}
-	a.view.Store(view)
+	a := &Authority{health: health, udpSize: max(udpSize, dns.MinMsgSize), cache: newRespCache(DefaultCacheSize)}
+	a.SetView(view)
 	return a
+}
+
+// SetCacheSize replaces the response cache with one of n entries; n < 0
+// disables it. Call before serving.
+func (a *Authority) SetCacheSize(n int) {
+	switch {
+	case n < 0:
+		a.cache = nil
+	case n == 0:
+		a.cache = newRespCache(DefaultCacheSize)
+	default:
+		a.cache = newRespCache(n)
+	}
+}
+
+// CacheStats returns the response cache's hits and misses.
+func (a *Authority) CacheStats() (hits, misses uint64) {
+	if a.cache == nil {
+		return 0, 0
+	}
+	return a.cache.hits.Load(), a.cache.misses.Load()
 }
 
 // SetOverrides swaps in a new set of operator overrides (drains).
@@ -118,13 +141,40 @@ func (a *Authority) judgement() *memberHealth {
 
 // SetView swaps in a new generation of zones and pools. Queries already
 // being answered finish with the view they started with.
-func (a *Authority) SetView(v *View) { a.view.Store(v) }
+func (a *Authority) SetView(v *View) {
+	v.gen = a.viewGen.Add(1)
+	a.view.Store(v)
+}
 
 // View returns the view being served.
 func (a *Authority) View() *View { return a.view.Load() }
 
 // ServeDNS implements Handler.
 func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
+	view := a.view.Load()
+	if a.cache != nil {
+		var fq fastQuery
+		if parseFast(req.Wire, req.TCP, a.udpSize, &fq) {
+			resp, fill := a.cached(&fq, req.Wire, view, out)
+			if resp != nil {
+				return resp
+			}
+			a.cache.misses.Add(1)
+			return a.serveMiss(req, out, view, fq, fill)
+		}
+	}
+	return a.serveFull(req, out, view, nil, nil)
+}
+
+// serveMiss answers a cache miss. fq is a copy, so that only misses put
+// the key on the heap.
+func (a *Authority) serveMiss(req *Request, out []byte, view *View, fq fastQuery, fill *slotFill) []byte {
+	return a.serveFull(req, out, view, &fq, fill)
+}
+
+// serveFull parses and answers a query without the cache; fq (with fill,
+// for one slot of a pool entry) says what to store in the cache.
+func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuery, fill *slotFill) []byte {
 	msg := req.Wire
 	if len(msg) < headerLen {
 		a.dropped("short")
@@ -173,7 +223,7 @@ func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
-	return a.answer(&q, req, out)
+	return a.answer(&q, req, out, view, fq, fill)
 }
 
 func (a *Authority) dropped(reason string) {
@@ -187,6 +237,15 @@ type reply struct {
 	m       dns.Msg
 	opt     *dns.OPT
 	counter *ZoneCounters
+	// The pool answered and the plan and slot used, for the cache.
+	pool *pool.Pool
+	plan *pool.Plan
+	slot int
+	// Cache bookkeeping: the query's cache key (nil: not cacheable), the
+	// pool slot to fill, and the view answered from.
+	fast *fastQuery
+	fill *slotFill
+	view *View
 }
 
 func (a *Authority) newReply(q *query, withQuestion bool) *reply {
@@ -219,8 +278,7 @@ func (r *reply) ede(code uint16) {
 	}
 }
 
-func (a *Authority) answer(q *query, req *Request, out []byte) []byte {
-	view := a.view.Load()
+func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *fastQuery, fill *slotFill) []byte {
 	if q.edns && q.version > 0 {
 		r := a.newReply(q, true)
 		r.counter = view.noZone
@@ -261,6 +319,7 @@ func (a *Authority) answer(q *query, req *Request, out []byte) []byte {
 	zone := set.Find(qname)
 	r := a.newReply(q, true)
 	r.counter = view.noZone
+	r.fast, r.fill, r.view = fq, fill, view
 	if zone != nil && view.counters != nil {
 		r.counter = view.counters[zone]
 	}
@@ -286,10 +345,17 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 		switch res.Kind {
 		case zones.Success:
 			if p := view.Pools[res.Owner]; p != nil && !res.Wildcard && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
-				h := a.judgement()
-				var empty bool
-				r.m.Answer, empty = p.Select(r.m.Answer, q.qtype, h, h.gen, req.Remote.Addr())
-				if empty {
+				var pl *pool.Plan
+				slot := 0
+				if r.fill != nil && r.fill.entry.pool == p {
+					pl, slot = r.fill.entry.plan, r.fill.slot
+				} else {
+					h := a.judgement()
+					pl = p.Plan(q.qtype, h, h.gen)
+					slot = pl.NextSlot()
+				}
+				r.pool, r.plan, r.slot = p, pl, slot
+				if pl.Empty() {
 					// when_all_down: empty. NODATA that resolvers cache no
 					// longer than the pool TTL, so they ask again soon.
 					soa := negativeSOA(zone)
@@ -297,6 +363,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 					r.m.Ns = append(r.m.Ns, soa)
 					return
 				}
+				r.m.Answer = pl.Records(r.m.Answer, slot, req.Remote.Addr())
 				if !classAny {
 					a.addAuthority(r, zone, r.m.Answer)
 				}
@@ -422,6 +489,9 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			r.counter.Count(q.qtype, r.m.Rcode)
 			if len(r.m.Question) == 1 && len(b) >= headerLen+len(q.question) {
 				copy(b[headerLen:], q.question[:len(q.question)-4])
+			}
+			if r.fast != nil && a.cache != nil {
+				a.store(r.fast, r.view, r, b, r.fill)
 			}
 			return b
 		}

@@ -38,6 +38,9 @@ type Config struct {
 	UDPSize int `mapstructure:"udp_size"`
 	// TCP tunes the TCP listener.
 	TCP TCPConfig `mapstructure:"tcp"`
+	// CacheSize is the number of packed responses cached (0: the default,
+	// negative: no cache).
+	CacheSize int `mapstructure:"cache_size"`
 	// Pools turns A/AAAA RRsets into load-balanced pools, keyed by owner
 	// name.
 	Pools map[string]PoolConfig `mapstructure:"pools"`

@@ -95,6 +95,20 @@ func NewMetrics() *Metrics {
 	return m
 }
 
+// watchCache exports the response cache's hit and miss counts.
+func (m *Metrics) watchCache(a *Authority) {
+	m.Registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dnslb_cache_hits_total",
+			Help: "Queries answered from the packed-response cache.",
+		}, func() float64 { h, _ := a.CacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dnslb_cache_misses_total",
+			Help: "Cacheable queries that had to be answered by the full path.",
+		}, func() float64 { _, m := a.CacheStats(); return float64(m) }),
+	)
+}
+
 // ZoneCounters returns the query counters of a zone ("" for queries that
 // matched no zone), creating them on first use. Reloads reuse them.
 func (m *Metrics) ZoneCounters(origin string) *ZoneCounters {

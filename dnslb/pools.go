@@ -27,6 +27,8 @@ type View struct {
 	// counters are the query counters of each zone (nil: not counted).
 	counters map[*zones.Zone]*ZoneCounters
 	noZone   *ZoneCounters
+	// gen is stamped by Authority.SetView; cached replies carry it.
+	gen uint64
 }
 
 // ZonesOnly is a View without pools.

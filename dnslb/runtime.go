@@ -117,7 +117,9 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, fmt.Errorf("health checks: %w", err)
 	}
 	r.auth = NewAuthority(view, uint16(cfg.UDPSize), r.sched)
+	r.auth.SetCacheSize(cfg.CacheSize)
 	r.auth.SetMetrics(r.metrics)
+	r.metrics.watchCache(r.auth)
 	r.ovGen++
 	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
 	r.server = NewServer(ServerOptions{

@@ -347,7 +347,7 @@ func runOverride(cmd *cobra.Command, af *adminFlags, address, action string, req
 	}
 	var res admin.OverrideResult
 	if err := c.do(cmd.Context(), "POST", "/api/v1/members/"+url.PathEscape(address)+"/"+action, req, &res); err != nil {
-		return fmt.Errorf("%s %s: %w", action, address, err)
+		return fmt.Errorf("%s: %w", action, err)
 	}
 	out := cmd.OutOrStdout()
 	now := time.Now()

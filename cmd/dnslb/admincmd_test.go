@@ -191,7 +191,7 @@ func TestDrainCommands(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"198.51.100.7"}, []string{"drain 198.51.100.7", "no pool has this member", "HTTP 404"}},
+		{[]string{"198.51.100.7"}, []string{"drain: 198.51.100.7: no pool has this member", "HTTP 404"}},
 		{[]string{"not-an-address"}, []string{"not an IP address", "HTTP 400"}},
 		{[]string{"192.0.2.1", "--for", "-5m"}, []string{"must be positive"}},
 	} {

@@ -45,7 +45,7 @@ func loadServerConfig(file string) (*serverConfig, error) {
 		sc.root = dnslb.ZoneRoot{FS: os.DirFS(dir), Display: dir, Dir: dir}
 	}
 	defaults := map[string]any{
-		"listen": []string{}, "log|level": "", "log|format": "", "admin": "", "udp_size": 0, "state_file": "",
+		"listen": []string{}, "log|level": "", "log|format": "", "admin": "", "udp_size": 0, "state_file": "", "cache_size": 0,
 		"tcp|idle_timeout": "0s", "tcp|max_connections": 0,
 	}
 	if err := readConfig(file, fallback, defaults, &sc.cfg); err != nil {

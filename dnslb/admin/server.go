@@ -152,7 +152,6 @@ func (s *Server) Start() error {
 			s.log.Error().Err(err).Msg("admin server stopped")
 		}
 	}()
-	s.log.Info().Str("addr", ln.Addr().String()).Msg("admin server listening")
 	return nil
 }
 

@@ -105,7 +105,7 @@ func (c Checks) Drained(*Member) bool { return false }
 
 // Pool is the load-balancing state of one owner name. It is built once per
 // configuration and shared by all queries; its only mutable state is the
-// rotation counter and the cached weighted schedule, both atomic.
+// rotation counter and the cached plans, all atomic.
 type Pool struct {
 	Name   string
 	Policy Policy
@@ -118,10 +118,10 @@ type Pool struct {
 	V4, V6 []Member
 
 	counter atomic.Uint64
-	sched   [2]atomic.Pointer[schedule] // weighted schedules per family
+	plans   [2]atomic.Pointer[Plan] // per family, for the latest generation
 }
 
-// family returns the members answering qtype, and the index of its schedule.
+// family returns the members answering qtype, and the index of its plan.
 func (p *Pool) family(qtype uint16) ([]Member, int) {
 	if qtype == dns.TypeAAAA {
 		return p.V6, 1
@@ -138,16 +138,51 @@ func (p *Pool) Members() []Member {
 const maxStack = 64
 
 // Select appends the records to answer for qtype (A or AAAA) to dst. gen
-// identifies the health state h reflects; it keys the cached weighted
-// schedule. client is the resolver's (or ECS) address, for sticky. empty
-// is set when the pool answers NODATA (when_all_down: empty).
+// identifies the state h reflects (it keys the cached plan). client is the
+// resolver's (or ECS) address, for sticky. empty is set when the pool
+// answers NODATA (when_all_down: empty).
 func (p *Pool) Select(dst []dns.RR, qtype uint16, h Health, gen uint64, client netip.Addr) (out []dns.RR, empty bool) {
-	members, fam := p.family(qtype)
-	if len(members) == 0 {
-		return dst, false
+	pl := p.Plan(qtype, h, gen)
+	if pl.Empty() {
+		return dst, true
 	}
-	var stack [maxStack]int
-	idx := stack[:0]
+	return pl.Records(dst, pl.NextSlot(), client), false
+}
+
+// Plan is how a pool answers one family while health stays the same: the
+// eligible members and the policy's schedule. Each query takes the next
+// slot; a slot always yields the same answer, so answers can be packed once
+// per slot and cached.
+type Plan struct {
+	pool    *Pool
+	gen     uint64
+	members []Member
+	idx     []int // members to answer, in base order
+	empty   bool
+	limit   int
+	sched   *schedule // weighted
+	nslots  int
+}
+
+// Plan returns the plan for qtype's family under health h at generation
+// gen, building it when gen changed. Plans of one generation are shared.
+func (p *Pool) Plan(qtype uint16, h Health, gen uint64) *Plan {
+	members, fam := p.family(qtype)
+	if pl := p.plans[fam].Load(); pl != nil && pl.gen == gen {
+		return pl
+	}
+	pl := p.buildPlan(members, h, gen)
+	p.plans[fam].Store(pl) // racing builders store equal plans
+	return pl
+}
+
+func (p *Pool) buildPlan(members []Member, h Health, gen uint64) *Plan {
+	pl := &Plan{pool: p, gen: gen, members: members, limit: p.MaxAnswers}
+	if len(members) == 0 {
+		pl.nslots = 1
+		return pl
+	}
+	var idx []int
 	for i := range members {
 		m := &members[i]
 		if !m.Backup && h.Eligible(m) {
@@ -157,7 +192,8 @@ func (p *Pool) Select(dst []dns.RR, qtype uint16, h Health, gen uint64, client n
 	if len(idx) == 0 {
 		switch p.WhenAllDown {
 		case Empty:
-			return dst, true
+			pl.empty, pl.nslots = true, 1
+			return pl
 		case Backups:
 			for i := range members {
 				m := &members[i]
@@ -166,48 +202,93 @@ func (p *Pool) Select(dst []dns.RR, qtype uint16, h Health, gen uint64, client n
 				}
 			}
 		}
-		if len(idx) == 0 {
-			// Fail open: a possibly dead address beats no address. What an
-			// operator drained stays out while anything else is left.
+		// Fail open: a possibly dead address beats no address. What an
+		// operator drained stays out while anything else is left.
+		for pass := 0; len(idx) == 0 && pass < 3; pass++ {
 			for i := range members {
-				if !members[i].Backup && !h.Drained(&members[i]) {
+				m := &members[i]
+				if pass == 2 || (!m.Backup && (pass == 1 || !h.Drained(m))) {
 					idx = append(idx, i)
 				}
 			}
-			for pass := 0; len(idx) == 0 && pass < 2; pass++ {
-				for i := range members {
-					if pass == 1 || !members[i].Backup {
-						idx = append(idx, i)
-					}
-				}
-			}
 		}
 	}
-
-	limit := p.MaxAnswers
+	pl.idx = idx
 	switch p.Policy {
 	case RoundRobin:
-		rotate(idx, int(p.counter.Add(1)%uint64(len(idx))))
+		pl.nslots = len(idx)
 	case Weighted:
-		first := p.schedule(fam, gen, members, idx).next(&p.counter)
-		rotate(idx, first)
+		pl.sched = buildSchedule(members, idx)
+		pl.nslots = len(pl.sched.seq)
 	case Sticky:
-		sortRendezvous(idx, members, client)
+		pl.nslots = 0 // per client: not cacheable by slot
 	case FirstHealthy:
-		if limit == 0 {
-			limit = 1
+		pl.nslots = 1
+		if pl.limit == 0 {
+			pl.limit = 1
 		}
 	}
-	if limit > 0 && len(idx) > limit {
-		idx = idx[:limit]
+	return pl
+}
+
+// Empty reports whether the pool answers NODATA (when_all_down: empty).
+func (pl *Plan) Empty() bool { return pl.empty }
+
+// Slots is the number of distinct answers, or 0 when the answer depends on
+// the client (sticky) and cannot be cached by slot.
+func (pl *Plan) Slots() int { return pl.nslots }
+
+// Generation is the generation the plan was built for.
+func (pl *Plan) Generation() uint64 { return pl.gen }
+
+// NextSlot advances the pool's rotation and returns the slot to answer.
+func (pl *Plan) NextSlot() int {
+	if pl.nslots <= 1 {
+		return 0
 	}
+	return int(pl.pool.counter.Add(1) % uint64(pl.nslots))
+}
+
+// order writes slot's member order (indices into members) into buf.
+func (pl *Plan) order(buf []int, slot int, client netip.Addr) []int {
+	buf = append(buf[:0], pl.idx...)
+	switch pl.pool.Policy {
+	case RoundRobin:
+		rotate(buf, slot%max(len(buf), 1))
+	case Weighted:
+		if len(pl.sched.seq) > 0 {
+			rotate(buf, int(pl.sched.seq[slot%len(pl.sched.seq)]))
+		}
+	case Sticky:
+		sortRendezvous(buf, pl.members, client)
+	}
+	if pl.limit > 0 && len(buf) > pl.limit {
+		buf = buf[:pl.limit]
+	}
+	return buf
+}
+
+// Records appends slot's answer to dst and counts the answer for the
+// member it leads with.
+func (pl *Plan) Records(dst []dns.RR, slot int, client netip.Addr) []dns.RR {
+	var stack [maxStack]int
+	idx := pl.order(stack[:0], slot, client)
 	for _, i := range idx {
-		dst = append(dst, members[i].RR)
+		dst = append(dst, pl.members[i].RR)
 	}
-	if len(idx) > 0 && members[idx[0]].Leads != nil {
-		members[idx[0]].Leads.Add(1)
+	if len(idx) > 0 && pl.members[idx[0]].Leads != nil {
+		pl.members[idx[0]].Leads.Add(1)
 	}
-	return dst, false
+	return dst
+}
+
+// Lead counts an answer for slot served from a cache.
+func (pl *Plan) Lead(slot int) {
+	var stack [maxStack]int
+	idx := pl.order(stack[:0], slot, netip.Addr{})
+	if len(idx) > 0 && pl.members[idx[0]].Leads != nil {
+		pl.members[idx[0]].Leads.Add(1)
+	}
 }
 
 // rotate moves idx[k:] to the front.
@@ -232,36 +313,7 @@ func rotate(idx []int, k int) {
 // Walking it with an atomic counter gives the same spread as the classic
 // stateful algorithm without a lock on the query path.
 type schedule struct {
-	gen uint64
-	key uint64 // hash of the eligible set, guarding against gen reuse
 	seq []uint16
-}
-
-func (s *schedule) next(counter *atomic.Uint64) int {
-	if len(s.seq) == 0 {
-		return 0
-	}
-	return int(s.seq[counter.Add(1)%uint64(len(s.seq))])
-}
-
-func setKey(idx []int) uint64 {
-	h := uint64(1469598103934665603)
-	for _, i := range idx {
-		h ^= uint64(i) + 1
-		h *= 1099511628211
-	}
-	return h
-}
-
-func (p *Pool) schedule(fam int, gen uint64, members []Member, idx []int) *schedule {
-	key := setKey(idx)
-	if s := p.sched[fam].Load(); s != nil && s.gen == gen && s.key == key {
-		return s
-	}
-	s := buildSchedule(members, idx)
-	s.gen, s.key = gen, key
-	p.sched[fam].Store(s) // racing builders store equal schedules
-	return s
 }
 
 // maxSchedule bounds a schedule's length; weights are scaled down past it.
