@@ -63,12 +63,12 @@ func (c *respCache) shard(h uint64) *lru.Cache[uint64, *cacheEntry] {
 // fastQuery is a query simple enough to be answered from the cache: one
 // IN question without compression, no records but at most one plain OPT.
 type fastQuery struct {
-	key      [maxKey]byte
-	keyLen   int
-	nameLen  int // wire length of the question name
-	qtype    uint16
-	hash     uint64
-	keepRD   byte
+	key     [maxKey]byte
+	keyLen  int
+	nameLen int // wire length of the question name
+	qtype   uint16
+	hash    uint64
+	keepRD  byte
 }
 
 const maxKey = 255 + 2 + 2 + 1 + 2
