@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -257,4 +258,46 @@ func (m *Metrics) attachCounters(v *View) {
 		v.counters[z] = m.ZoneCounters(z.Origin)
 	}
 	v.noZone = m.ZoneCounters("")
+}
+
+// memberCollector exports each pool member's state at scrape time.
+type memberCollector struct {
+	pools   func() []admin.PoolStatus
+	up      *prometheus.Desc
+	drained *prometheus.Desc
+	latency *prometheus.Desc
+}
+
+func newMemberCollector(pools func() []admin.PoolStatus) *memberCollector {
+	labels := []string{"pool", "member"}
+	return &memberCollector{
+		pools:   pools,
+		up:      prometheus.NewDesc("dnslb_member_up", "1 when the member's health check passes (or it has none), else 0.", labels, nil),
+		drained: prometheus.NewDesc("dnslb_member_override", "1 when an operator drained or forced down the member.", append(labels, "mode"), nil),
+		latency: prometheus.NewDesc("dnslb_member_check_latency_seconds", "Duration of the member's last health probe.", labels, nil),
+	}
+}
+
+func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.drained
+	ch <- c.latency
+}
+
+func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.pools() {
+		for _, m := range p.Members {
+			up := 0.0
+			if m.Healthy {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, p.Name, m.Address)
+			if m.Override != nil {
+				ch <- prometheus.MustNewConstMetric(c.drained, prometheus.GaugeValue, 1, p.Name, m.Address, string(m.Override.Mode))
+			}
+			if m.Checked {
+				ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, m.Latency.Seconds(), p.Name, m.Address)
+			}
+		}
+	}
 }

@@ -120,6 +120,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.auth.SetCacheSize(cfg.CacheSize)
 	r.auth.SetMetrics(r.metrics)
 	r.metrics.watchCache(r.auth)
+	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
 	r.ovGen++
 	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
 	r.server = NewServer(ServerOptions{

@@ -26,9 +26,10 @@ type ServerOptions struct {
 	// MaxTCPConns caps concurrent TCP connections; new ones beyond it are
 	// closed at once.
 	MaxTCPConns int
-	// UDPReaders is the number of goroutines reading each UDP socket
-	// (default GOMAXPROCS).
-	UDPReaders int
+	// UDPSockets is the number of UDP sockets per listen address, bound
+	// with SO_REUSEPORT so the kernel spreads queries over them, each read
+	// by its own goroutine in batches (default GOMAXPROCS).
+	UDPSockets int
 	// Observer, if set, is told about responses and TCP connections.
 	Observer ServerObserver
 }
@@ -81,8 +82,8 @@ func NewServer(opts ServerOptions, h Handler, log zerolog.Logger) *Server {
 	if opts.MaxTCPConns <= 0 {
 		opts.MaxTCPConns = DefaultMaxTCPConns
 	}
-	if opts.UDPReaders <= 0 {
-		opts.UDPReaders = runtime.GOMAXPROCS(0)
+	if opts.UDPSockets <= 0 {
+		opts.UDPSockets = runtime.GOMAXPROCS(0)
 	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
@@ -100,29 +101,31 @@ func NewServer(opts ServerOptions, h Handler, log zerolog.Logger) *Server {
 // left open.
 func (s *Server) Start() error {
 	for _, addr := range s.opts.Listen {
-		pc, ln, err := listenBoth(addr)
+		pcs, ln, err := listenBoth(addr, s.opts.UDPSockets)
 		if err != nil {
 			s.Close()
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
 		s.mu.Lock()
-		s.udp = append(s.udp, pc)
+		s.udp = append(s.udp, pcs...)
 		s.tcp = append(s.tcp, ln)
 		s.mu.Unlock()
-		for range s.opts.UDPReaders {
+		for _, pc := range pcs {
 			s.wg.Add(1)
 			go s.serveUDP(pc)
 		}
 		s.wg.Add(1)
 		go s.serveTCP(ln)
-		s.log.Info().Str("udp", pc.LocalAddr().String()).Str("tcp", ln.Addr().String()).Msg("listening")
+		s.log.Info().Str("udp", pcs[0].LocalAddr().String()).Int("udp_sockets", len(pcs)).Str("tcp", ln.Addr().String()).Msg("listening")
 	}
 	return nil
 }
 
-// listenBoth opens UDP and TCP on one address. With port 0 the kernel picks
-// the TCP port and UDP takes the same one, retrying if it is taken.
-func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+// listenBoth opens TCP and n UDP sockets (SO_REUSEPORT) on one address.
+// With port 0 the kernel picks the TCP port and UDP takes the same one,
+// retrying if it is taken. TCP is bound first and without SO_REUSEPORT, so
+// a port some other server holds is refused rather than silently shared.
+func listenBoth(addr string, n int) ([]net.PacketConn, net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, err
@@ -136,15 +139,37 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 		if p == "0" {
 			_, p, _ = net.SplitHostPort(ln.Addr().String())
 		}
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, p))
+		pcs, err := listenUDP(net.JoinHostPort(host, p), n)
 		if err == nil {
-			return pc, ln, nil
+			return pcs, ln, nil
 		}
 		ln.Close()
 		if port != "0" || attempt > 20 || !errors.Is(err, syscall.EADDRINUSE) {
 			return nil, nil, err
 		}
 	}
+}
+
+func listenUDP(addr string, n int) ([]net.PacketConn, error) {
+	lc := net.ListenConfig{Control: reusePort}
+	if runtime.GOOS != "linux" {
+		n = 1
+	}
+	if n <= 1 {
+		lc.Control = nil
+	}
+	var pcs []net.PacketConn
+	for range max(n, 1) {
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			for _, c := range pcs {
+				c.Close()
+			}
+			return nil, err
+		}
+		pcs = append(pcs, pc)
+	}
+	return pcs, nil
 }
 
 // Addrs returns the bound addresses (UDP and TCP share each), in Listen order.
@@ -158,26 +183,32 @@ func (s *Server) Addrs() []string {
 	return out
 }
 
+// udpBatch is how many datagrams one system call reads or writes.
+const udpBatch = 32
+
+// udpBufSize bounds a query read in a batch; longer datagrams are cut and
+// then judged malformed.
+const udpBufSize = 4096
+
 func (s *Server) serveUDP(pc net.PacketConn) {
 	defer s.wg.Done()
-	buf := make([]byte, 65535)
-	out := make([]byte, 0, 65535)
-	udp, _ := pc.(*net.UDPConn)
+	udp, ok := pc.(*net.UDPConn)
+	if !ok {
+		s.log.Error().Msg("not a UDP socket")
+		return
+	}
+	bio, err := newBatchIO(udp, udpBatch, udpBufSize)
+	if err != nil {
+		s.log.Error().Err(err).Msg("udp socket")
+		return
+	}
+	outBufs := make([][]byte, udpBatch)
+	for i := range outBufs {
+		outBufs[i] = make([]byte, 0, udpBufSize)
+	}
+	req := &Request{}
 	for {
-		var (
-			n      int
-			remote netip.AddrPort
-			err    error
-		)
-		if udp != nil {
-			n, remote, err = udp.ReadFromUDPAddrPort(buf)
-		} else {
-			var a net.Addr
-			n, a, err = pc.ReadFrom(buf)
-			if ua, ok := a.(*net.UDPAddr); ok {
-				remote = ua.AddrPort()
-			}
-		}
+		n, err := bio.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -185,21 +216,33 @@ func (s *Server) serveUDP(pc net.PacketConn) {
 			s.log.Warn().Err(err).Msg("udp read")
 			continue
 		}
-		start := time.Now()
-		resp := s.handle(&Request{Wire: buf[:n], Remote: remote}, out)
-		if resp == nil {
-			continue
+		k := 0
+		for i := range n {
+			wire, remote := bio.packet(i)
+			start := time.Now()
+			*req = Request{Wire: wire, Remote: remote}
+			resp := s.handle(req, outBufs[k])
+			if len(resp) == 0 {
+				continue
+			}
+			s.opts.Observer.Served(false, len(resp), time.Since(start))
+			bio.queue(i, resp)
+			k++
 		}
-		s.opts.Observer.Served(false, len(resp), time.Since(start))
-		if udp != nil {
-			_, err = udp.WriteToUDPAddrPort(resp, remote)
-		} else {
-			_, err = pc.WriteTo(resp, net.UDPAddrFromAddrPort(remote))
-		}
-		if err != nil && !errors.Is(err, net.ErrClosed) {
-			s.log.Debug().Err(err).Str("client", remote.String()).Msg("udp write")
+		if err := bio.flush(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Debug().Err(err).Msg("udp write")
 		}
 	}
+}
+
+// batchIO moves UDP datagrams in batches: read fills up to a batch,
+// packet returns datagram i and its sender, queue a reply to datagram i,
+// flush sends the queued replies.
+type batchIO interface {
+	read() (int, error)
+	packet(i int) ([]byte, netip.AddrPort)
+	queue(i int, resp []byte)
+	flush() error
 }
 
 // handle calls the handler, turning a panic into a dropped message: no
@@ -272,11 +315,9 @@ func (s *Server) serveConn(c net.Conn) {
 	buf := make([]byte, 0, 512)
 	out := make([]byte, 0, 4096)
 	for {
-		if !s.armIdle(c) {
-			return
-		}
+		s.armIdle(c)
 		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
-			return
+			break
 		}
 		n := int(binary.BigEndian.Uint16(lenBuf[:]))
 		if cap(buf) < n {
@@ -284,15 +325,14 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		buf = buf[:n]
 		if _, err := io.ReadFull(c, buf); err != nil {
-			return
+			break
 		}
-		if !s.setBusy(c, true) {
-			return
-		}
+		s.setBusy(c, true)
 		start := time.Now()
 		resp := s.handle(&Request{Wire: buf, Remote: remote, TCP: true}, out)
 		if resp == nil {
-			return
+			s.setBusy(c, false)
+			break
 		}
 		s.opts.Observer.Served(true, len(resp), time.Since(start))
 		if cap(resp) > cap(out) {
@@ -302,32 +342,49 @@ func (s *Server) serveConn(c net.Conn) {
 		c.SetWriteDeadline(time.Now().Add(s.opts.TCPIdleTimeout))
 		frame := net.Buffers{lenBuf[:], resp}
 		_, err := frame.WriteTo(c) // one writev: length and message in one segment
-		if !s.setBusy(c, false) || err != nil {
+		s.setBusy(c, false)
+		if err != nil {
 			return
 		}
 	}
+	closeGracefully(c)
 }
 
-// armIdle sets the idle deadline unless the server is shutting down. Under
-// the lock, so that Shutdown's "wake now" deadline cannot be overwritten.
-func (s *Server) armIdle(c net.Conn) bool {
+// drainWindow is how long, once shutting down, a connection waits for
+// more of what its client already sent before it is closed.
+const drainWindow = 100 * time.Millisecond
+
+// armIdle sets the read deadline: the idle timeout normally; once the
+// server is shutting down, a short window in which queries already sent
+// (pipelined) are still read and answered. Under the lock, so that
+// Shutdown's "wake now" deadline cannot be overwritten by an idle one.
+func (s *Server) armIdle(c net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		c.SetReadDeadline(time.Now().Add(drainWindow))
+		return
 	}
 	c.SetReadDeadline(time.Now().Add(s.opts.TCPIdleTimeout))
-	return true
 }
 
-// setBusy marks a connection as answering (true) or idle (false). It
-// reports false when the server is shutting down and an idle connection
-// should close.
-func (s *Server) setBusy(c net.Conn, busy bool) bool {
+// closeGracefully half-closes, discards what the client still sends for a
+// moment, then closes: closing with unread data would send a reset, and
+// the client could lose answers already written.
+func closeGracefully(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		c.SetReadDeadline(time.Now().Add(drainWindow))
+		io.Copy(io.Discard, io.LimitReader(c, 1<<20))
+	}
+}
+
+// setBusy marks a connection as answering (true) or idle (false), so that
+// Shutdown wakes only idle ones.
+func (s *Server) setBusy(c net.Conn, busy bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.conns[c] = busy
-	return !s.closing
 }
 
 // Shutdown stops accepting, lets TCP queries being answered finish, closes

@@ -1,0 +1,43 @@
+// Command backends listens on TCP at several loopback addresses so that
+// dnslb's health checks have something to connect to during a benchmark.
+//
+//	go run ./bench/backends -port 5330 -addrs 127.0.1.1,...,127.0.1.8
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	port := flag.Int("port", 5330, "TCP port")
+	addrs := flag.String("addrs", "127.0.1.1,127.0.1.2,127.0.1.3,127.0.1.4,127.0.1.5,127.0.1.6,127.0.1.7,127.0.1.8", "comma-separated addresses")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for _, a := range strings.Split(*addrs, ",") {
+		ln, err := net.Listen("tcp", net.JoinHostPort(a, fmt.Sprint(*port)))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	fmt.Println("backends listening on", *addrs, "port", *port)
+	<-ctx.Done()
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Benchmark dnslb the way ../shared/bench (and the README) measure it: the
+# bench.test zone with www as a health-checked pool of 8 A + 4 AAAA members,
+# 1,000 static hosts, and the query mix 40 % www A, 10 % www AAAA, 30 % host
+# A, 10 % NXDOMAIN, 10 % NODATA. dnslb is pinned to one CPU and dnsperf to
+# the other; the output is dnsperf's summary plus the server's CPU share.
+#
+#   bench/run.sh [SECONDS] [PORT]          (needs dnsperf, taskset; Linux)
+#
+# Environment: SERVER_CPU (default 1), CLIENT_CPU (default 0), QPS (fixed
+# rate for latency percentiles instead of closed-loop throughput).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}; port=${2:-5310}
+server_cpu=${SERVER_CPU:-1}; client_cpu=${CLIENT_CPU:-0}
+work=$(mktemp -d /tmp/dnslb-bench.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+go build -o "$work/dnslb" ./cmd/dnslb
+go build -o "$work/backends" ./bench/backends
+
+# The zone.
+{
+  cat <<Z
+\$ORIGIN bench.test.
+\$TTL 300
+@       SOA ns1 hostmaster 1 3600 600 86400 60
+        NS  ns1
+        NS  ns2
+        MX  10 mail
+        TXT "v=spf1 -all"
+        TXT "bench zone"
+ns1     A   127.0.0.1
+ns2     A   127.0.0.2
+mail    A   127.0.0.3
+alias   CNAME www
+Z
+  for i in 1 2 3 4 5 6 7 8; do echo "www 30 A 127.0.1.$i"; done
+  for i in 1 2 3 4; do echo "www 30 AAAA ::ffff:127.0.1.$i"; done
+  for i in $(seq 0 999); do echo "host$i A 10.$((i / 256)).$((i % 256)).1"; done
+} > "$work/bench.test.zone"
+
+cat > "$work/dnslb.yaml" <<C
+listen: ["127.0.0.1:$port"]
+log: {level: warn, format: json}
+zones:
+  - {origin: bench.test., file: bench.test.zone}
+pools:
+  www.bench.test.:
+    policy: round-robin
+    ttl: 30
+    check: {type: tcp, port: 5330, interval: 2s, timeout: 1s}
+C
+
+# The query mix, 100,000 lines, deterministic.
+awk 'BEGIN { srand(42); for (i = 0; i < 100000; i++) { r = rand();
+  if (r < .4) print "www.bench.test A"; else if (r < .5) print "www.bench.test AAAA";
+  else if (r < .8) printf "host%d.bench.test A\n", int(rand() * 1000);
+  else if (r < .9) printf "nx%d.bench.test A\n", int(rand() * 100000);
+  else printf "host%d.bench.test MX\n", int(rand() * 1000) } }' > "$work/queries.txt"
+
+"$work/backends" -port 5330 > "$work/backends.log" 2>&1 &
+taskset -c "$server_cpu" "$work/dnslb" serve --config "$work/dnslb.yaml" > "$work/dnslb.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do dig +short +time=1 +tries=1 -p "$port" @127.0.0.1 bench.test SOA > /dev/null 2>&1 && break; sleep 0.2; done
+dig +short -p "$port" @127.0.0.1 www.bench.test A | wc -l | xargs echo "www A records answered:"
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
+t0=$(ticks); start=$(date +%s.%N)
+if [ -n "${QPS:-}" ]; then
+  taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -Q "$QPS" -c 4 -q 100 -t 1 -S 1 | tail -25
+else
+  taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -c 4 -q 100 -t 1 | tail -25
+fi
+t1=$(ticks); end=$(date +%s.%N)
+awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$start" -v e="$end" \
+  'BEGIN { printf "dnslb CPU during the run: %.0f %% of one core\n", 100 * t / hz / (e - s) }'
