@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -350,6 +351,10 @@ func (r *Runtime) build(cfg *Config, root ZoneRoot) (*View, map[string]*zoneStat
 // commit records a generation that has been swapped in.
 func (r *Runtime) commit(cfg *Config, root ZoneRoot, view *View, states map[string]*zoneState) {
 	r.cfg, r.root, r.view, r.zoneStates = cfg, root, view, states
+	// Loading a big zone leaves the parser's garbage and, after a reload,
+	// the previous generation behind: hand that memory back to the OS now
+	// rather than holding the peak until the next collection.
+	defer debug.FreeOSMemory()
 	for origin, st := range states {
 		if st.zone != nil && st.err == nil {
 			r.serials[origin] = serialState{Serial: st.zone.Serial(), Digest: fmt.Sprintf("%x", st.zone.Digest)}

@@ -24,41 +24,48 @@ type pos struct {
 // the positions rather than point at wrong lines.
 //
 // visit, if not nil, sees every file read (the zone file and its includes).
-func recordPositions(fsys fs.FS, name string, depth int, visit func(name string, data []byte)) ([]pos, bool) {
+func recordPositions(fsys fs.FS, name string, data []byte, depth int, visit func(name string, data []byte)) ([]pos, bool) {
 	if depth > 8 {
 		return nil, false
 	}
-	data, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		return nil, false
+	if data == nil {
+		var err error
+		if data, err = fs.ReadFile(fsys, name); err != nil {
+			return nil, false
+		}
 	}
 	if visit != nil {
 		visit(name, data)
 	}
 	var out []pos
 	ok := true
-	for _, e := range splitEntries(string(data)) {
-		if len(e.tokens) == 0 {
-			continue
+	splitEntries(string(data), func(e *entry) {
+		if !ok || !e.any {
+			return
 		}
-		first := strings.ToUpper(e.tokens[0])
+		first := ""
+		if len(e.tokens) > 0 {
+			first = strings.ToUpper(e.tokens[0])
+		}
 		switch {
 		case first == "$INCLUDE" && !e.ownerBlank:
 			if len(e.tokens) < 2 {
-				return out, false
+				ok = false
+				return
 			}
 			inc := e.tokens[1]
 			if !path.IsAbs(inc) {
 				inc = path.Join(path.Dir(name), inc)
 			}
 			inc = strings.TrimLeft(path.Clean(inc), "/")
-			sub, subOK := recordPositions(fsys, inc, depth+1, visit)
+			sub, subOK := recordPositions(fsys, inc, nil, depth+1, visit)
 			out = append(out, sub...)
 			ok = ok && subOK
 		case first == "$GENERATE" && !e.ownerBlank:
 			n, good := generateCount(e.tokens)
 			if !good {
-				return out, false
+				ok = false
+				return
 			}
 			for range n {
 				out = append(out, pos{file: name, line: e.line})
@@ -68,7 +75,7 @@ func recordPositions(fsys fs.FS, name string, depth int, visit func(name string,
 		default:
 			out = append(out, pos{file: name, line: e.line})
 		}
-	}
+	})
 	return out, ok
 }
 
@@ -99,15 +106,18 @@ func generateCount(tokens []string) (int, bool) {
 
 type entry struct {
 	line       int
-	tokens     []string
-	ownerBlank bool // the entry began with white space (owner omitted)
+	tokens     []string // a directive's words (records keep none)
+	ownerBlank bool     // the entry began with white space (owner omitted)
+	directive  bool
+	any        bool // it has a word at all
 }
 
-// splitEntries splits zone file text into logical entries: one line, or
-// several joined by parentheses, without comments.
-func splitEntries(text string) []entry {
+// splitEntries splits zone file text into logical entries (one line, or
+// several joined by parentheses, without comments) and calls each for
+// every one, in order. The entry is reused: each must not keep it.
+func splitEntries(text string, each func(*entry)) {
 	var (
-		out     []entry
+		e       entry
 		cur     *entry
 		tok     strings.Builder
 		inTok   bool
@@ -119,16 +129,28 @@ func splitEntries(text string) []entry {
 	)
 	flushTok := func() {
 		if inTok {
-			cur.tokens = append(cur.tokens, tok.String())
+			// Only directives need their words; a record is just counted
+			// (a million-record zone would otherwise make a million
+			// strings per word).
+			if cur.directive || !cur.any && tok.Len() > 0 && tok.String()[0] == '$' {
+				cur.directive = true
+				cur.tokens = append(cur.tokens, strings.Clone(tok.String()))
+			}
+			cur.any = true
 			tok.Reset()
 			inTok = false
 		}
 	}
 	start := func(blank bool) {
 		if cur == nil {
-			out = append(out, entry{line: line, ownerBlank: blank})
-			cur = &out[len(out)-1]
+			e = entry{line: line, ownerBlank: blank, tokens: e.tokens[:0]}
+			cur = &e
 		}
+	}
+	end := func() {
+		flushTok()
+		each(cur)
+		cur = nil
 	}
 	blankStart := false
 	for i := 0; i < len(text); i++ {
@@ -165,8 +187,7 @@ func splitEntries(text string) []entry {
 		case '\n':
 			line++
 			if depth == 0 && cur != nil {
-				flushTok()
-				cur = nil
+				end()
 			} else if cur != nil {
 				flushTok()
 			}
@@ -211,7 +232,6 @@ func splitEntries(text string) []entry {
 		}
 	}
 	if cur != nil {
-		flushTok()
+		end()
 	}
-	return out
 }

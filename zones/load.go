@@ -56,7 +56,7 @@ func Load(src Source) (*Zone, error) {
 	}
 	digest := sha256.New()
 	var files []string
-	positions, ok := recordPositions(src.FS, src.Path, 0, func(name string, data []byte) {
+	positions, ok := recordPositions(src.FS, src.Path, data, 0, func(name string, data []byte) {
 		files = append(files, src.display(name))
 		fmt.Fprintf(digest, "%s %d\n", name, len(data))
 		digest.Write(data)
@@ -83,10 +83,11 @@ func Parse(origin, name, text string) (*Zone, error) {
 type builder struct {
 	src       Source
 	origin    string
-	positions []pos
+	rrs       []dns.RR
+	positions []pos // positions[i] is where rrs[i] was written
 	errs      ErrorList
 	warnings  []*Error
-	lineOf    map[dns.RR]pos
+	lineOf    map[dns.RR]pos // built on the first problem
 }
 
 func (b *builder) errorAt(rr dns.RR, format string, args ...any) {
@@ -99,6 +100,12 @@ func (b *builder) warnAt(rr dns.RR, format string, args ...any) {
 
 func (b *builder) problem(rr dns.RR, format string, args ...any) *Error {
 	e := &Error{File: b.src.display(b.src.Path), Msg: fmt.Sprintf(format, args...)}
+	if b.lineOf == nil && b.positions != nil {
+		b.lineOf = make(map[dns.RR]pos, len(b.rrs))
+		for i, r := range b.rrs {
+			b.lineOf[r] = b.positions[i]
+		}
+	}
 	if p, ok := b.lineOf[rr]; ok {
 		e.File, e.Line = b.src.display(p.file), p.line
 	}
@@ -106,14 +113,9 @@ func (b *builder) problem(rr dns.RR, format string, args ...any) *Error {
 }
 
 func (b *builder) build(rrs []dns.RR) (*Zone, error) {
-	b.lineOf = make(map[dns.RR]pos, len(rrs))
-	if b.positions != nil {
-		for i, rr := range rrs {
-			b.lineOf[rr] = b.positions[i]
-		}
-	}
+	b.rrs = rrs
 	z := &Zone{Origin: b.origin, File: b.src.display(b.src.Path), nodes: map[string]*node{}}
-	z.nodes[b.origin] = &node{name: b.origin, rrsets: map[uint16][]dns.RR{}}
+	z.nodes[b.origin] = &node{name: b.origin}
 
 	for _, rr := range rrs {
 		h := rr.Header()
@@ -131,7 +133,7 @@ func (b *builder) build(rrs []dns.RR) (*Zone, error) {
 			continue
 		}
 		n := z.ensure(h.Name)
-		set := n.rrsets[h.Rrtype]
+		set := n.rrsets.get(h.Rrtype)
 		if duplicate(set, rr) {
 			continue // as named: identical records collapse into one
 		}
@@ -139,12 +141,12 @@ func (b *builder) build(rrs []dns.RR) (*Zone, error) {
 			b.warnAt(rr, "TTL %d differs from the RRset's %d; using %d (RFC 2181 5.2)", h.Ttl, set[0].Header().Ttl, set[0].Header().Ttl)
 			h.Ttl = set[0].Header().Ttl
 		}
-		n.rrsets[h.Rrtype] = append(set, rr)
+		n.rrsets.put(h.Rrtype, append(set, rr))
 		z.records++
 	}
 
 	apex := z.nodes[b.origin]
-	switch soas := apex.rrsets[dns.TypeSOA]; len(soas) {
+	switch soas := apex.rrsets.get(dns.TypeSOA); len(soas) {
 	case 0:
 		b.errs = append(b.errs, &Error{File: z.File, Msg: fmt.Sprintf("no SOA record at the zone apex %s", b.origin)})
 	case 1:
@@ -152,13 +154,13 @@ func (b *builder) build(rrs []dns.RR) (*Zone, error) {
 	default:
 		b.errorAt(soas[1], "more than one SOA record at the zone apex %s", b.origin)
 	}
-	if len(apex.rrsets[dns.TypeNS]) == 0 {
+	if len(apex.rrsets.get(dns.TypeNS)) == 0 {
 		b.errs = append(b.errs, &Error{File: z.File, Msg: fmt.Sprintf("no NS records at the zone apex %s", b.origin)})
 	}
 
 	// Mark cuts first: whether a record is glue depends on every cut.
 	for name, n := range z.nodes {
-		if name != b.origin && len(n.rrsets[dns.TypeNS]) > 0 {
+		if name != b.origin && len(n.rrsets.get(dns.TypeNS)) > 0 {
 			n.cut = true
 		}
 	}
@@ -183,13 +185,13 @@ func (z *Zone) ensure(name string) *node {
 	if n != nil {
 		return n
 	}
-	n = &node{name: name, rrsets: map[uint16][]dns.RR{}}
+	n = &node{name: name}
 	z.nodes[name] = n
 	for p := parentName(name); p != "" && p != z.Origin && isSubdomain(p, z.Origin); p = parentName(p) {
 		if _, ok := z.nodes[p]; ok {
 			break
 		}
-		z.nodes[p] = &node{name: p, rrsets: map[uint16][]dns.RR{}}
+		z.nodes[p] = &node{name: p}
 	}
 	return n
 }
@@ -208,12 +210,12 @@ func isDNSSECMeta(t uint16) bool {
 }
 
 func (b *builder) checkNode(z *Zone, n *node) {
-	if cnames := n.rrsets[dns.TypeCNAME]; len(cnames) > 0 {
+	if cnames := n.rrsets.get(dns.TypeCNAME); len(cnames) > 0 {
 		if len(cnames) > 1 {
 			b.errorAt(cnames[1], "more than one CNAME record at %s", n.name)
 		}
-		for t := range n.rrsets {
-			if t != dns.TypeCNAME && !isDNSSECMeta(t) {
+		for _, s := range n.rrsets {
+			if t := s.typ; t != dns.TypeCNAME && !isDNSSECMeta(t) {
 				b.errorAt(cnames[0], "CNAME and other data at %s (%s)", n.name, dns.TypeToString[t])
 				break
 			}
@@ -221,14 +223,14 @@ func (b *builder) checkNode(z *Zone, n *node) {
 	}
 	// Below a cut only glue may live; at the cut only NS and DS.
 	if cut := z.cutAbove(n.name); cut != "" {
-		for t, rrs := range n.rrsets {
-			if t != dns.TypeA && t != dns.TypeAAAA {
+		for _, s := range n.rrsets {
+			if t, rrs := s.typ, s.rrs; t != dns.TypeA && t != dns.TypeAAAA {
 				b.errorAt(rrs[0], "%s %s is below the delegation at %s: only glue (A/AAAA) may be there", n.name, dns.TypeToString[t], cut)
 			}
 		}
 	} else if n.cut {
-		for t, rrs := range n.rrsets {
-			if t != dns.TypeNS && t != dns.TypeDS && !isDNSSECMeta(t) {
+		for _, s := range n.rrsets {
+			if t, rrs := s.typ, s.rrs; t != dns.TypeNS && t != dns.TypeDS && !isDNSSECMeta(t) {
 				b.errorAt(rrs[0], "%s %s is at the delegation point %s: only NS and DS may be there", n.name, dns.TypeToString[t], n.name)
 			}
 		}
@@ -249,13 +251,13 @@ func (z *Zone) cutAbove(name string) string {
 // delegation, or ordinary A/AAAA records in the zone's own data.
 func (b *builder) checkGlue(z *Zone) {
 	for _, n := range z.nodes {
-		for _, rr := range n.rrsets[dns.TypeNS] {
+		for _, rr := range n.rrsets.get(dns.TypeNS) {
 			target := CanonicalName(rr.(*dns.NS).Ns)
 			if !isSubdomain(target, z.Origin) {
 				continue
 			}
 			t := z.nodes[target]
-			if t == nil || (len(t.rrsets[dns.TypeA]) == 0 && len(t.rrsets[dns.TypeAAAA]) == 0) {
+			if t == nil || (len(t.rrsets.get(dns.TypeA)) == 0 && len(t.rrsets.get(dns.TypeAAAA)) == 0) {
 				kind := "address records"
 				if z.cutAbove(target) != "" || (t != nil && t.cut) {
 					kind = "glue"

@@ -89,7 +89,7 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 // are copied with their owner rewritten to qname.
 func (z *Zone) answerAt(n *node, qname string, qtype uint16, wildcard bool) Result {
 	res := Result{Owner: n.name, Wildcard: wildcard}
-	if cname := n.rrsets[dns.TypeCNAME]; cname != nil && qtype != dns.TypeCNAME {
+	if cname := n.rrsets.get(dns.TypeCNAME); cname != nil && qtype != dns.TypeCNAME {
 		res.Kind = CNAME
 		res.Answer = rewriteOwner(cname, qname, wildcard)
 		res.Target = CanonicalName(cname[0].(*dns.CNAME).Target)
@@ -99,7 +99,7 @@ func (z *Zone) answerAt(n *node, qname string, qtype uint16, wildcard bool) Resu
 	if qtype == dns.TypeANY {
 		rrs = minimalAny(n)
 	} else {
-		rrs = n.rrsets[qtype]
+		rrs = n.rrsets.get(qtype)
 	}
 	if len(rrs) == 0 {
 		res.Kind = NoData
@@ -120,7 +120,7 @@ func (z *Zone) synthesize(qname string, qtype uint16, encloser *node) Result {
 }
 
 func (z *Zone) delegation(cut *node) Result {
-	res := Result{Kind: Delegation, Owner: cut.name, Ns: cut.rrsets[dns.TypeNS]}
+	res := Result{Kind: Delegation, Owner: cut.name, Ns: cut.rrsets.get(dns.TypeNS)}
 	res.Glue = z.addresses(res.Ns)
 	return res
 }
@@ -155,8 +155,8 @@ func (z *Zone) addresses(rrs []dns.RR) []dns.RR {
 		if n == nil {
 			continue
 		}
-		out = append(out, n.rrsets[dns.TypeA]...)
-		out = append(out, n.rrsets[dns.TypeAAAA]...)
+		out = append(out, n.rrsets.get(dns.TypeA)...)
+		out = append(out, n.rrsets.get(dns.TypeAAAA)...)
 	}
 	return out
 }
@@ -165,7 +165,8 @@ func (z *Zone) addresses(rrs []dns.RR) []dns.RR {
 // the lowest type number present, so the choice is stable.
 func minimalAny(n *node) []dns.RR {
 	var best uint16
-	for t := range n.rrsets {
+	for _, s := range n.rrsets {
+		t := s.typ
 		if t == dns.TypeRRSIG || t == dns.TypeNSEC || t == dns.TypeNSEC3 {
 			continue
 		}
@@ -176,7 +177,7 @@ func minimalAny(n *node) []dns.RR {
 	if best == 0 {
 		return nil
 	}
-	return n.rrsets[best]
+	return n.rrsets.get(best)
 }
 
 func rewriteOwner(rrs []dns.RR, owner string, copyAll bool) []dns.RR {

@@ -31,7 +31,7 @@ type Zone struct {
 // empty non-terminal: it exists, so names below it turn NXDOMAIN into NODATA.
 type node struct {
 	name   string
-	rrsets map[uint16][]dns.RR
+	rrsets rrsetList
 	// cut marks a delegation point: a name below the apex that owns NS.
 	cut bool
 }
@@ -47,11 +47,8 @@ func (z *Zone) WithSerial(serial uint32) *Zone {
 	soa.Serial = serial
 	c.SOA = &soa
 	apex := *c.nodes[z.Origin]
-	apex.rrsets = make(map[uint16][]dns.RR, len(z.nodes[z.Origin].rrsets))
-	for t, rrs := range z.nodes[z.Origin].rrsets {
-		apex.rrsets[t] = rrs
-	}
-	apex.rrsets[dns.TypeSOA] = []dns.RR{&soa}
+	apex.rrsets = append(rrsetList(nil), z.nodes[z.Origin].rrsets...)
+	apex.rrsets.put(dns.TypeSOA, []dns.RR{&soa})
 	c.nodes = make(map[string]*node, len(z.nodes))
 	for k, n := range z.nodes {
 		c.nodes[k] = n
@@ -88,7 +85,7 @@ func (z *Zone) RRset(name string, qtype uint16) []dns.RR {
 	if n == nil {
 		return nil
 	}
-	return n.rrsets[qtype]
+	return n.rrsets.get(qtype)
 }
 
 // All returns every record of the zone, apex SOA first, in no other
@@ -97,12 +94,42 @@ func (z *Zone) All() []dns.RR {
 	out := make([]dns.RR, 0, z.records)
 	out = append(out, z.SOA)
 	for _, n := range z.nodes {
-		for t, rrs := range n.rrsets {
-			if t == dns.TypeSOA && n.name == z.Origin {
+		for _, s := range n.rrsets {
+			if s.typ == dns.TypeSOA && n.name == z.Origin {
 				continue
 			}
-			out = append(out, rrs...)
+			out = append(out, s.rrs...)
 		}
 	}
 	return out
+}
+
+// rrset is the records of one type at one name.
+type rrset struct {
+	typ uint16
+	rrs []dns.RR
+}
+
+// rrsetList holds a node's RRsets. Most names own one or two types: a
+// short slice is smaller and faster than a map (a zone of a million names
+// has a million of these).
+type rrsetList []rrset
+
+func (l rrsetList) get(t uint16) []dns.RR {
+	for i := range l {
+		if l[i].typ == t {
+			return l[i].rrs
+		}
+	}
+	return nil
+}
+
+func (l *rrsetList) put(t uint16, rrs []dns.RR) {
+	for i := range *l {
+		if (*l)[i].typ == t {
+			(*l)[i].rrs = rrs
+			return
+		}
+	}
+	*l = append(*l, rrset{typ: t, rrs: rrs})
 }

@@ -260,7 +260,12 @@ func TestStoreFind(t *testing.T) {
 
 func TestSplitEntries(t *testing.T) {
 	text := "; c\n$TTL 1\n@ SOA a b (\n 1 ; x\n 2 3 4 5 )\n  A 1.2.3.4\nx TXT \"a;b(\" \\;\n\n"
-	got := splitEntries(text)
+	var got []entry
+	splitEntries(text, func(e *entry) {
+		c := *e
+		c.tokens = append([]string(nil), e.tokens...)
+		got = append(got, c)
+	})
 	var lines []int
 	for _, e := range got {
 		lines = append(lines, e.line)
