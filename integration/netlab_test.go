@@ -87,14 +87,33 @@ func newLab(t *testing.T) *lab {
 		l.must("-n", ns, "link", "set", "lo", "up")
 		l.must("-n", l.sw, "link", "add", h.name, "type", "veth", "peer", "name", labIface, "netns", ns)
 		l.must("-n", l.sw, "link", "set", h.name, "master", "br0", "up")
+		// DAD off on the interface itself too (it existed before the
+		// defaults changed): a tentative link-local address cannot send
+		// adverts or neighbour advertisements.
 		sysctl := fmt.Sprintf("echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad; "+
+			"echo 0 > /proc/sys/net/ipv6/conf/%s/accept_dad; "+
 			"echo 0 > /proc/sys/net/ipv6/conf/all/accept_ra; echo %d > /proc/sys/net/ipv4/ip_default_ttl; "+
 			"echo %d > /proc/sys/net/ipv6/conf/all/hop_limit; echo %d > /proc/sys/net/ipv6/conf/%s/hop_limit",
-			h.ttl, h.ttl, h.ttl, labIface)
+			labIface, h.ttl, h.ttl, h.ttl, labIface)
 		l.must("netns", "exec", ns, "sh", "-c", sysctl)
 		l.must("-n", ns, "addr", "add", h.v4, "dev", labIface)
 		l.must("-n", ns, "addr", "add", h.v6, "dev", labIface, "nodad")
 		l.must("-n", ns, "link", "set", labIface, "up")
+	}
+	// Wait until no address is tentative (link-local ones come with the
+	// link), so agents start on a settled network.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, ns := range l.hosts {
+		for {
+			out, _ := l.run("-n", ns, "-6", "addr", "show", "dev", labIface, "tentative")
+			if strings.TrimSpace(out) == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("IPv6 addresses in %s still tentative: %s", ns, out)
+			}
+			time.Sleep(50 * time.Millisecond) // polling the kernel's DAD state
+		}
 	}
 	return l
 }
