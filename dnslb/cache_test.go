@@ -107,7 +107,7 @@ func TestNoStaleAnswerAfterChange(t *testing.T) {
 	}))
 	defer sched.Close()
 	view := poolView(t, map[string]PoolConfig{"www.example.test.": {Policy: "round-robin",
-		Check: &CheckConfig{Type: "tcp", Port: 80, Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1}}})
+		Check: &CheckConfig{Type: "tcp", Port: 80, Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 1}}})
 	if err := sched.Set(view.Targets); err != nil {
 		t.Fatal(err)
 	}

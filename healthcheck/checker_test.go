@@ -57,6 +57,11 @@ func closedPort(t *testing.T, network string) netip.AddrPort {
 
 func mustChecker(t *testing.T, s Spec) Checker {
 	t.Helper()
+	if s.Timeout == 0 {
+		// Generous unless the test is about timeouts: a TLS handshake
+		// under -race on a busy two-core machine can take over a second.
+		s.Timeout, s.Interval = 10*time.Second, max(s.Interval, 20*time.Second)
+	}
 	c, err := NewChecker(s)
 	if err != nil {
 		t.Fatalf("NewChecker(%+v): %v", s, err)

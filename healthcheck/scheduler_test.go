@@ -788,7 +788,7 @@ func TestSchedulerRealTCP(t *testing.T) {
 
 	s := NewScheduler()
 	defer s.Close()
-	tg := Target{Spec: Spec{Type: "tcp", Interval: 200 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 2}, Addr: addr}
+	tg := Target{Spec: Spec{Type: "tcp", Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 2}, Addr: addr}
 	key := tg.Key()
 	if err := s.Set([]Target{tg}); err != nil {
 		t.Fatal(err)
