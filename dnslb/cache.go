@@ -29,11 +29,19 @@ const maxCachedSlots = 1024
 type respCache struct {
 	seed   maphash.Seed
 	shards [cacheShards]*lru.Cache[uint64, *cacheEntry]
-	hits   atomic.Uint64
-	misses atomic.Uint64
+	// front is a direct-mapped table in front of the LRU, read without a
+	// lock: a hit there skips the LRU's mutex and list update. It holds
+	// the same entries, checked the same way (key, generation, plan), so
+	// it can never answer differently from the LRU; an entry it keeps
+	// after the LRU dropped it is only memory, bounded by its size.
+	front     []atomic.Pointer[cacheEntry]
+	frontMask uint64
+	hits      atomic.Uint64
+	misses    atomic.Uint64
 }
 
 type cacheEntry struct {
+	hash    uint64
 	key     string // the full key, against hash collisions
 	viewGen uint64
 	qtype   uint16
@@ -47,12 +55,21 @@ type cacheEntry struct {
 	slots []atomic.Pointer[[]byte]
 }
 
+// maxFront bounds the lock-free front table (a power of two).
+const maxFront = 4096
+
 func newRespCache(size int) *respCache {
 	c := &respCache{seed: maphash.MakeSeed()}
 	per := max(size/cacheShards, 16)
 	for i := range c.shards {
 		c.shards[i], _ = lru.New[uint64, *cacheEntry](per)
 	}
+	n := 16
+	for n < maxFront && n*2 <= size/4 {
+		n *= 2
+	}
+	c.front = make([]atomic.Pointer[cacheEntry], n)
+	c.frontMask = uint64(n - 1)
 	return c
 }
 
@@ -166,9 +183,15 @@ func parseFast(msg []byte, tcp bool, ourSize uint16, q *fastQuery) bool {
 func (a *Authority) cached(q *fastQuery, msg []byte, view *View, out []byte) (resp []byte, fill *slotFill) {
 	c := a.cache
 	q.hash = maphash.Bytes(c.seed, q.key[:q.keyLen])
-	e, ok := c.shard(q.hash).Get(q.hash)
-	if !ok || e.viewGen != view.gen || e.key != string(q.key[:q.keyLen]) {
-		return nil, nil
+	fp := &c.front[q.hash&c.frontMask]
+	e := fp.Load()
+	if e == nil || e.hash != q.hash || e.viewGen != view.gen || e.key != string(q.key[:q.keyLen]) {
+		var ok bool
+		e, ok = c.shard(q.hash).Get(q.hash)
+		if !ok || e.viewGen != view.gen || e.key != string(q.key[:q.keyLen]) {
+			return nil, nil
+		}
+		fp.Store(e)
 	}
 	b := e.static
 	if e.pool != nil {
@@ -210,6 +233,7 @@ func (a *Authority) store(q *fastQuery, view *View, r *reply, packed []byte, fil
 		return
 	}
 	e := &cacheEntry{
+		hash:    q.hash,
 		key:     string(q.key[:q.keyLen]),
 		viewGen: view.gen,
 		qtype:   q.qtype,
@@ -228,4 +252,5 @@ func (a *Authority) store(q *fastQuery, view *View, r *reply, packed []byte, fil
 		e.static = b
 	}
 	c.shard(q.hash).Add(q.hash, e)
+	c.front[q.hash&c.frontMask].Store(e)
 }
