@@ -34,6 +34,7 @@ s0=$(ticks $server); b0=$(ticks $backends); t0=$(date +%s.%N)
 sleep "$secs"
 s1=$(ticks $server); b1=$(ticks $backends); t1=$(date +%s.%N)
 hz=$(getconf CLK_TCK)
+us0=$(awk "{print \$14}" /proc/$server/stat); ss0=$(awk "{print \$15}" /proc/$server/stat); echo "dnslb utime ticks total=$us0 stime ticks total=$ss0"
 awk -v s=$((s1 - s0)) -v b=$((b1 - b0)) -v hz="$hz" -v d="$(echo "$t1 - $t0" | bc)" 'BEGIN {
   printf "10,000 targets, 1 s interval, %.0f s: dnslb %.1f %% of one core, backends (accepting) %.1f %%\n", d, 100*s/hz/d, 100*b/hz/d }'
 grep -c '"to":"down"' "$work/dnslb.log" | xargs echo "down transitions (should be 0):"
