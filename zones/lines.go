@@ -37,7 +37,7 @@ func recordPositions(fsys fs.FS, name string, data []byte, depth int, visit func
 	if visit != nil {
 		visit(name, data)
 	}
-	var out []pos
+	out := make([]pos, 0, strings.Count(string(data), "\n")+1)
 	ok := true
 	splitEntries(string(data), func(e *entry) {
 		if !ok || !e.any {
