@@ -25,9 +25,9 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	// Children resolved once: a label lookup per query costs a hash.
 	sizeUDP, sizeTCP, durUDP, durTCP prometheus.Observer
-	malformed    *prometheus.CounterVec
-	tcpOpen      prometheus.Gauge
-	tcpTotal     *prometheus.CounterVec
+	malformed                        *prometheus.CounterVec
+	tcpOpen                          prometheus.Gauge
+	tcpTotal                         *prometheus.CounterVec
 	// Transitions counts health transitions by new state.
 	Transitions *prometheus.CounterVec
 	// CheckDuration observes every health probe.

@@ -195,9 +195,9 @@ func (o *opServer) waitAdmin() error {
 }
 
 // Term sends SIGTERM and waits for the exit, up to within; it returns the
-// exit error (nil for status 0) and how long the exit took. A process that
+// time the exit took and the exit error (nil for status 0). A process that
 // does not exit in time is killed and the test fails.
-func (o *opServer) Term(within time.Duration) (error, time.Duration) {
+func (o *opServer) Term(within time.Duration) (time.Duration, error) {
 	o.t.Helper()
 	start := time.Now()
 	if err := o.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -205,11 +205,11 @@ func (o *opServer) Term(within time.Duration) (error, time.Duration) {
 	}
 	select {
 	case <-o.p.exited:
-		return o.p.err, time.Since(start)
+		return time.Since(start), o.p.err
 	case <-time.After(within):
 		o.p.stop()
 		o.t.Fatalf("dnslb did not exit within %v of SIGTERM", within)
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -217,7 +217,7 @@ func (o *opServer) Term(within time.Duration) (error, time.Duration) {
 // one on the same directory.
 func (o *opServer) Restart() {
 	o.t.Helper()
-	if err, took := o.Term(stopDeadline + 3*time.Second); err != nil {
+	if took, err := o.Term(stopDeadline + 3*time.Second); err != nil {
 		o.t.Fatalf("dnslb exited with %v after SIGTERM (took %v)", err, took)
 	}
 	o.Start()

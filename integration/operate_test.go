@@ -1234,7 +1234,7 @@ func shutdownIdleAndPipelined(t *testing.T) {
 	exitErr := make(chan error, 1)
 	var took time.Duration
 	go func() {
-		err, d := o.Term(stopDeadline + time.Second)
+		d, err := o.Term(stopDeadline + time.Second)
 		took = d
 		exitErr <- err
 	}()
@@ -1308,7 +1308,7 @@ func shutdownBacklog(t *testing.T) {
 	})
 	exitErr := make(chan error, 1)
 	go func() {
-		err, _ := o.Term(stopDeadline + 3*time.Second)
+		_, err := o.Term(stopDeadline + 3*time.Second)
 		exitErr <- err
 	}()
 	got := 0
@@ -1379,7 +1379,7 @@ func TestOperateHealthRestored(t *testing.T) {
 	})
 
 	t.Run("restart", func(t *testing.T) {
-		if err, d := o.Term(stopDeadline + 3*time.Second); err != nil {
+		if d, err := o.Term(stopDeadline + 3*time.Second); err != nil {
 			t.Fatalf("exit after SIGTERM: %v (%v)", err, d)
 		}
 		raw, _, health := readState(t, o.dir)
@@ -1410,7 +1410,7 @@ func TestOperateHealthRestored(t *testing.T) {
 	})
 
 	t.Run("control without state file", func(t *testing.T) {
-		if err, d := o.Term(stopDeadline + 3*time.Second); err != nil {
+		if d, err := o.Term(stopDeadline + 3*time.Second); err != nil {
 			t.Fatalf("exit after SIGTERM: %v (%v)", err, d)
 		}
 		if err := os.Remove(filepath.Join(o.dir, "dnslb.state.json")); err != nil {
