@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/dnslb/dnslb/dnslb"
 	"github.com/dnslb/dnslb/zones"
@@ -64,7 +65,7 @@ func runCheck(configFile string, out, errw io.Writer) int {
 	if _, err := dnslb.BuildView(&sc.cfg, set); err != nil {
 		var n int
 		for _, line := range splitJoined(err) {
-			fmt.Fprintf(errw, "%s: %s\n", displayName(configFile), line)
+			fmt.Fprintln(errw, locateConfigProblem(configFile, line))
 			n++
 		}
 		return n
@@ -78,6 +79,24 @@ func runCheck(configFile string, out, errw io.Writer) int {
 	}
 	fmt.Fprintf(out, "%s: ok: %d zones, %d records\n", displayName(configFile), len(set.Zones()), records)
 	return 0
+}
+
+// locateConfigProblem prefixes a "key.path: what" problem found after
+// decoding (e.g. a pool member that is not in the zone) with the config
+// file and the line of that key.
+func locateConfigProblem(file, problem string) string {
+	path, _, _ := strings.Cut(problem, ": ")
+	if file != "" {
+		if data, err := os.ReadFile(file); err == nil {
+			var root yaml.Node
+			if yaml.Unmarshal(data, &root) == nil {
+				if line := yamlLine(&root, keyPath(path)); line > 0 {
+					return fmt.Sprintf("%s:%d: %s", file, line, problem)
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("%s: %s", displayName(file), problem)
 }
 
 // isVIPConfig reports whether file is a `dnslb vip` config (a top-level

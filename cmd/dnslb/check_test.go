@@ -95,6 +95,21 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func TestPoolProblemsHaveLines(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"dnslb.yaml": "zones:\n  - {origin: example.test., file: z.zone}\npools:\n  www.example.test.:\n    members:\n      192.0.2.99: {weight: 2}\n",
+		"z.zone":     goodZone,
+	})
+	var out, errw bytes.Buffer
+	if n := runCheck(filepath.Join(dir, "dnslb.yaml"), &out, &errw); n != 1 {
+		t.Fatalf("%d problems: %s", n, errw.String())
+	}
+	want := filepath.Join(dir, "dnslb.yaml") + ":5: pools[www.example.test.].members: [192.0.2.99] not among"
+	if !strings.HasPrefix(errw.String(), want) {
+		t.Errorf("got %q, want prefix %q", errw.String(), want)
+	}
+}
+
 func TestEmbeddedExampleChecks(t *testing.T) {
 	var out, errw bytes.Buffer
 	if n := runCheck("", &out, &errw); n != 0 {
