@@ -8,10 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"slices"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 )
 
@@ -148,45 +149,45 @@ func (a *Agent) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(a.Status())
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		st := a.Status()
-		fmt.Fprintln(w, "# HELP dnslb_vip_state 1 for the instance's current state.")
-		fmt.Fprintln(w, "# TYPE dnslb_vip_state gauge")
-		for _, s := range st {
-			for _, state := range []State{StateInit, StateBackup, StateMaster, StateFault} {
-				v := 0
-				if s.State == state.String() {
-					v = 1
-				}
-				fmt.Fprintf(w, "dnslb_vip_state{instance=%q,state=%q} %d\n", s.Name, state, v)
-			}
-		}
-		fmt.Fprintln(w, "# TYPE dnslb_vip_priority gauge")
-		for _, s := range st {
-			fmt.Fprintf(w, "dnslb_vip_priority{instance=%q} %d\n", s.Name, s.Priority)
-		}
-		fmt.Fprintln(w, "# TYPE dnslb_vip_adverts_received_total counter")
-		for _, s := range st {
-			fmt.Fprintf(w, "dnslb_vip_adverts_received_total{instance=%q} %d\n", s.Name, s.RxAdverts)
-		}
-		fmt.Fprintln(w, "# TYPE dnslb_vip_adverts_sent_total counter")
-		for _, s := range st {
-			fmt.Fprintf(w, "dnslb_vip_adverts_sent_total{instance=%q} %d\n", s.Name, s.TxAdverts)
-		}
-		fmt.Fprintln(w, "# TYPE dnslb_vip_packets_dropped_total counter")
-		for _, s := range st {
-			reasons := make([]string, 0, len(s.Drops))
-			for r := range s.Drops {
-				reasons = append(reasons, r)
-			}
-			slices.Sort(reasons)
-			for _, r := range reasons {
-				fmt.Fprintf(w, "dnslb_vip_packets_dropped_total{instance=%q,reason=%q} %d\n", s.Name, r, s.Drops[r])
-			}
-		}
-	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(statusCollector{a})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
+}
+
+var (
+	descState = prometheus.NewDesc("dnslb_vip_state", "1 for the instance's current state, 0 for the others.", []string{"instance", "state"}, nil)
+	descPrio  = prometheus.NewDesc("dnslb_vip_priority", "The instance's effective priority (after tracking).", []string{"instance"}, nil)
+	descRx    = prometheus.NewDesc("dnslb_vip_adverts_received_total", "Valid advertisements received.", []string{"instance"}, nil)
+	descTx    = prometheus.NewDesc("dnslb_vip_adverts_sent_total", "Advertisements sent.", []string{"instance"}, nil)
+	descDrops = prometheus.NewDesc("dnslb_vip_packets_dropped_total", "Received packets dropped, by reason.", []string{"instance", "reason"}, nil)
+)
+
+// statusCollector exports the instances' status at scrape time.
+type statusCollector struct{ a *Agent }
+
+func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descState, descPrio, descRx, descTx, descDrops} {
+		ch <- d
+	}
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.a.Status() {
+		for _, state := range []State{StateInit, StateBackup, StateMaster, StateFault} {
+			v := 0.0
+			if s.State == state.String() {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, s.Name, state.String())
+		}
+		ch <- prometheus.MustNewConstMetric(descPrio, prometheus.GaugeValue, float64(s.Priority), s.Name)
+		ch <- prometheus.MustNewConstMetric(descRx, prometheus.CounterValue, float64(s.RxAdverts), s.Name)
+		ch <- prometheus.MustNewConstMetric(descTx, prometheus.CounterValue, float64(s.TxAdverts), s.Name)
+		for r, n := range s.Drops {
+			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(n), s.Name, r)
+		}
+	}
 }
 
 // execProbe runs a shell command; exit status 0 means up.
