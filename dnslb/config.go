@@ -68,40 +68,7 @@ type MemberConfig struct {
 
 // CheckConfig is a health check as written in the config; see
 // healthcheck.Spec for the meaning and defaults of each field.
-type CheckConfig struct {
-	Type         string        `mapstructure:"type"`
-	Port         int           `mapstructure:"port"`
-	Path         string        `mapstructure:"path"`
-	Method       string        `mapstructure:"method"`
-	Host         string        `mapstructure:"host"`
-	SNI          string        `mapstructure:"sni"`
-	Expect       string        `mapstructure:"expect"`
-	Body         string        `mapstructure:"body"`
-	Insecure     bool          `mapstructure:"insecure"`
-	Name         string        `mapstructure:"name"`
-	QType        string        `mapstructure:"qtype"`
-	Rcode        string        `mapstructure:"rcode"`
-	Answer       string        `mapstructure:"answer"`
-	Command      []string      `mapstructure:"command"`
-	Interval     time.Duration `mapstructure:"interval"`
-	Timeout      time.Duration `mapstructure:"timeout"`
-	Rise         int           `mapstructure:"rise"`
-	Fall         int           `mapstructure:"fall"`
-	Jitter       time.Duration `mapstructure:"jitter"`
-	FastInterval time.Duration `mapstructure:"fast_interval"`
-	Initial      string        `mapstructure:"initial"`
-}
-
-// Spec converts the config form into a healthcheck.Spec.
-func (c *CheckConfig) Spec() healthcheck.Spec {
-	return healthcheck.Spec{
-		Type: c.Type, Port: c.Port, Path: c.Path, Method: c.Method, Host: c.Host, SNI: c.SNI,
-		Expect: c.Expect, Body: c.Body, Insecure: c.Insecure, Name: c.Name, QType: c.QType,
-		Rcode: c.Rcode, Answer: c.Answer, Command: c.Command, Interval: c.Interval,
-		Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall, Jitter: c.Jitter,
-		FastInterval: c.FastInterval, Initial: c.Initial,
-	}
-}
+type CheckConfig = healthcheck.Config
 
 // AdminConfig configures the admin HTTP server.
 type AdminConfig struct {

@@ -12,11 +12,9 @@ import (
 // healthSpec maps a track's check to the healthcheck package; scheduling
 // (interval, rise, fall) stays with the tracker.
 func (c CheckConfig) healthSpec() healthcheck.Spec {
-	return healthcheck.Spec{
-		Type: c.Type, Port: c.Port, Path: c.Path, Expect: c.Expect,
-		Name: c.Name, QType: c.QType, Rcode: c.Rcode, Answer: c.Answer, Command: c.Command,
-		Interval: c.Interval, Timeout: c.Timeout,
-	}
+	s := c.Config.Spec()
+	s.Rise, s.Fall = 0, 0
+	return s
 }
 
 func defaultPort(checkType string) uint16 {

@@ -3,6 +3,7 @@ package vip
 import (
 	"errors"
 	"fmt"
+	"github.com/dnslb/dnslb/healthcheck"
 	"net"
 	"net/netip"
 	"strings"
@@ -77,23 +78,13 @@ type TrackConfig struct {
 }
 
 // CheckConfig is a health check of the healthcheck package (e.g. a DNS query
-// to the local dnslb server). Its interval, timeout, rise and fall, when set,
-// override the track's.
+// to the local dnslb server), written as in the server's pools, plus the
+// address to probe. Its interval and timeout, when set, override the
+// track's; rise and fall are the track's.
 type CheckConfig struct {
-	Type     string        `mapstructure:"type"`    // tcp, http, https, dns, exec, agent
-	Address  string        `mapstructure:"address"` // host:port to check
-	Port     int           `mapstructure:"port"`
-	Name     string        `mapstructure:"name"`
-	QType    string        `mapstructure:"qtype"`
-	Rcode    string        `mapstructure:"rcode"`
-	Answer   string        `mapstructure:"answer"`
-	Path     string        `mapstructure:"path"`
-	Expect   string        `mapstructure:"expect"`
-	Command  []string      `mapstructure:"command"`
-	Interval time.Duration `mapstructure:"interval"`
-	Timeout  time.Duration `mapstructure:"timeout"`
-	Rise     int           `mapstructure:"rise"`
-	Fall     int           `mapstructure:"fall"`
+	healthcheck.Config `mapstructure:",squash"`
+	// Address is the host:port (or address, with port) to check.
+	Address string `mapstructure:"address"`
 }
 
 // Defaults.

@@ -1,6 +1,7 @@
 package vip
 
 import (
+	"github.com/dnslb/dnslb/healthcheck"
 	"net/netip"
 	"strings"
 	"testing"
@@ -75,9 +76,11 @@ func TestConfigErrors(t *testing.T) {
 			c.Track = []TrackConfig{{Exec: "x", Interval: time.Second, Timeout: 2 * time.Second}}
 		}, "timeout"},
 		{"check without type", func(c *InstanceConfig) { c.Track = []TrackConfig{{Check: &CheckConfig{Address: "127.0.0.1:53"}}} }, "check.type"},
-		{"check without address", func(c *InstanceConfig) { c.Track = []TrackConfig{{Check: &CheckConfig{Type: "dns", Name: "a."}}} }, "check.address"},
+		{"check without address", func(c *InstanceConfig) {
+			c.Track = []TrackConfig{{Check: &CheckConfig{Config: healthcheck.Config{Type: "dns", Name: "a."}}}}
+		}, "check.address"},
 		{"check bad type", func(c *InstanceConfig) {
-			c.Track = []TrackConfig{{Check: &CheckConfig{Type: "smtp", Address: "127.0.0.1:25"}}}
+			c.Track = []TrackConfig{{Check: &CheckConfig{Config: healthcheck.Config{Type: "smtp"}, Address: "127.0.0.1:25"}}}
 		}, "check.type"},
 	}
 	for _, c := range cases {
@@ -108,7 +111,7 @@ func TestConfigWholeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok := goodInstance()
-	ok.Track = []TrackConfig{{Check: &CheckConfig{Type: "dns", Address: "127.0.0.1:53", Name: "www.example.test."}, Weight: -60}}
+	ok.Track = []TrackConfig{{Check: &CheckConfig{Config: healthcheck.Config{Type: "dns", Name: "www.example.test."}, Address: "127.0.0.1:53"}, Weight: -60}}
 	if err := (Config{Instances: []InstanceConfig{ok}}).Validate(); err != nil {
 		t.Fatal(err)
 	}
