@@ -498,6 +498,9 @@ func readPid(t *testing.T, file string) int {
 
 func TestExecCheckerTimeoutKillsGroup(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and no /proc to inspect processes")
+		}
 		t.Skip("needs /proc")
 	}
 	pidFile := filepath.Join(t.TempDir(), "pid")
@@ -521,6 +524,9 @@ func TestExecCheckerTimeoutKillsGroup(t *testing.T) {
 
 func TestExecCheckerBackgroundChild(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and no /proc to inspect processes")
+		}
 		t.Skip("needs /proc")
 	}
 	pidFile := filepath.Join(t.TempDir(), "pid")

@@ -203,8 +203,9 @@ func WithSubscriberBuffer(n int) Option { return func(s *Scheduler) { s.subBuf =
 //
 // Each distinct target has one goroutine that sleeps on a timer, runs its
 // probe, applies the result and sleeps again: probes of one target never
-// overlap. Admin overrides (drain, force up/down) are not implemented yet;
-// they belong in the per-target state and in what Snapshot.Up answers.
+// overlap. The scheduler knows only what the probes say: operators' drains
+// and forced-down members are applied by the answer path on top of its
+// snapshots (a drained member keeps being checked).
 type Scheduler struct {
 	clock      Clock
 	rnd        *rand.Rand // guarded by mu

@@ -15,12 +15,13 @@ import (
 // TestVIPFailoverTimes measures the client-visible outage (largest gap
 // between ping replies, 10 ms probes) for a crashed master (link cut + kill
 // -9), a graceful stop and preempt-back, for a dnslb pair and a keepalived
-// pair at the same advert interval. It is a measurement, not an assertion:
-// it runs only with DNSLB_VIP_MEASURE=<runs> (e.g. 5).
+// pair at the same advert interval. It reports figures (t.Log) and fails
+// only when a failover does not happen. One run of each by default;
+// DNSLB_VIP_MEASURE=<runs> (e.g. 5) for medians.
 func TestVIPFailoverTimes(t *testing.T) {
 	runs, _ := strconv.Atoi(os.Getenv("DNSLB_VIP_MEASURE"))
 	if runs <= 0 {
-		t.Skip("measurement: set DNSLB_VIP_MEASURE=<runs> to run")
+		runs = 1
 	}
 	var report []string
 	for _, impl := range []string{"dnslb", "keepalived"} {
