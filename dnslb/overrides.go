@@ -2,7 +2,6 @@ package dnslb
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
 )
@@ -67,18 +66,4 @@ func (o *Overrides) Generation() uint64 {
 		return 0
 	}
 	return o.gen
-}
-
-// Expired returns the addresses whose override has expired at now.
-func (o *Overrides) Expired(now time.Time) []netip.Addr {
-	var out []netip.Addr
-	if o == nil {
-		return nil
-	}
-	for a, ov := range o.byAddr {
-		if !ov.Until.IsZero() && !now.Before(ov.Until) {
-			out = append(out, a)
-		}
-	}
-	return out
 }

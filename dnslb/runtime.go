@@ -144,13 +144,6 @@ func (r *Runtime) Authority() *Authority { return r.auth }
 // Addrs returns the DNS addresses being served (after Start).
 func (r *Runtime) Addrs() []string { return r.server.Addrs() }
 
-// Config returns the config being served.
-func (r *Runtime) Config() *Config {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cfg
-}
-
 // Start opens the sockets and starts health checks and housekeeping.
 func (r *Runtime) Start(ctx context.Context) error {
 	if err := r.server.Start(); err != nil {

@@ -1,8 +1,6 @@
 package zones
 
 import (
-	"sort"
-
 	"github.com/miekg/dns"
 )
 
@@ -64,18 +62,6 @@ func (z *Zone) Serial() uint32 { return z.SOA.Serial }
 // min(SOA TTL, SOA minimum), RFC 2308 section 5.
 func (z *Zone) NegativeTTL() uint32 {
 	return min(z.SOA.Hdr.Ttl, z.SOA.Minttl)
-}
-
-// Names returns every owner name that holds records, sorted.
-func (z *Zone) Names() []string {
-	out := make([]string, 0, len(z.nodes))
-	for name, n := range z.nodes {
-		if len(n.rrsets) > 0 {
-			out = append(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // RRset returns the records of the given type at an exact, canonical owner

@@ -238,9 +238,6 @@ func (pl *Plan) Empty() bool { return pl.empty }
 // the client (sticky) and cannot be cached by slot.
 func (pl *Plan) Slots() int { return pl.nslots }
 
-// Generation is the generation the plan was built for.
-func (pl *Plan) Generation() uint64 { return pl.gen }
-
 // NextSlot advances the pool's rotation and returns the slot to answer.
 func (pl *Plan) NextSlot() int {
 	if pl.nslots <= 1 {
