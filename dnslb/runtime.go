@@ -66,6 +66,7 @@ type Runtime struct {
 
 	stateDirty atomic.Bool
 	reloadReq  chan struct{}
+	freeMem    chan struct{}
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	stopOnce   sync.Once
@@ -94,6 +95,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		serials:    map[string]serialState{},
 		leads:      map[string]map[netip.Addr]*atomic.Uint64{},
 		reloadReq:  make(chan struct{}, 1),
+		freeMem:    make(chan struct{}, 1),
 	}
 	cfg, root, err := opts.Load()
 	if err != nil {
@@ -345,9 +347,13 @@ func (r *Runtime) build(cfg *Config, root ZoneRoot) (*View, map[string]*zoneStat
 func (r *Runtime) commit(cfg *Config, root ZoneRoot, view *View, states map[string]*zoneState) {
 	r.cfg, r.root, r.view, r.zoneStates = cfg, root, view, states
 	// Loading a big zone leaves the parser's garbage and, after a reload,
-	// the previous generation behind: hand that memory back to the OS now
-	// rather than holding the peak until the next collection.
-	defer debug.FreeOSMemory()
+	// the previous generation behind: have housekeeping hand that memory
+	// back to the OS soon, rather than hold the peak until the next
+	// collection (and without delaying the start of serving).
+	select {
+	case r.freeMem <- struct{}{}:
+	default:
+	}
 	for origin, st := range states {
 		if st.zone != nil && st.err == nil {
 			r.serials[origin] = serialState{Serial: st.zone.Serial(), Digest: fmt.Sprintf("%x", st.zone.Digest)}
@@ -472,6 +478,9 @@ func (r *Runtime) housekeeping(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-r.freeMem:
+			debug.FreeOSMemory()
+			continue
 		case <-tick.C:
 		}
 		n++

@@ -66,20 +66,40 @@ func Load(src Source) (*Zone, error) {
 	for _, rr := range b.rrs {
 		b.insert(z, rr)
 	}
+	// Which files the zone read (for the digest and for watching them):
+	// a walk of the text, needed only when there are $INCLUDEs. Record
+	// positions come from the same walk, needed only to report problems.
+	var files []string
+	h := sha256.New()
+	walk := func() []pos {
+		files = files[:0]
+		h.Reset()
+		positions, ok := recordPositions(src.FS, src.Path, data, 0, func(name string, data []byte) {
+			files = append(files, src.display(name))
+			fmt.Fprintf(h, "%s %d\n", name, len(data))
+			h.Write(data)
+		})
+		if !ok || len(positions) != len(b.rrs) {
+			return nil
+		}
+		return positions
+	}
+	if hasInclude(data) {
+		b.positions = walk()
+	} else {
+		files = []string{src.display(src.Path)}
+		fmt.Fprintf(h, "%s %d\n", src.Path, len(data))
+		h.Write(data)
+		b.positionsOf = func() []pos {
+			return recordPositionsOnly(src, data, len(b.rrs))
+		}
+	}
 	var pr struct {
 		files  []string
 		digest [32]byte
 	}
-	h := sha256.New()
-	positions, ok := recordPositions(src.FS, src.Path, data, 0, func(name string, data []byte) {
-		pr.files = append(pr.files, src.display(name))
-		fmt.Fprintf(h, "%s %d\n", name, len(data))
-		h.Write(data)
-	})
+	pr.files = files
 	copy(pr.digest[:], h.Sum(nil))
-	if ok && len(positions) == len(b.rrs) {
-		b.positions = positions
-	}
 	if err := b.finish(z); err != nil {
 		return nil, err
 	}
@@ -99,8 +119,10 @@ type builder struct {
 	origin    string
 	rrs       []dns.RR
 	positions []pos // positions[i] is where rrs[i] was written
-	pending   []pending
-	lineOf    map[dns.RR]pos // built on the first problem
+	// positionsOf computes positions when a problem first needs them.
+	positionsOf func() []pos
+	pending     []pending
+	lineOf      map[dns.RR]pos // built on the first problem
 }
 
 // pending is a problem found while records stream in, before their lines
@@ -123,6 +145,9 @@ func (b *builder) problem(rr dns.RR, msg string) *Error {
 	e := &Error{File: b.src.display(b.src.Path), Msg: msg}
 	if rr == nil {
 		return e
+	}
+	if b.positions == nil && b.positionsOf != nil {
+		b.positions, b.positionsOf = b.positionsOf(), nil
 	}
 	if b.lineOf == nil && b.positions != nil {
 		b.lineOf = make(map[dns.RR]pos, len(b.rrs))
@@ -344,4 +369,31 @@ func DigestFiles(src Source, files []string) (d [32]byte, ok bool) {
 	}
 	copy(d[:], h.Sum(nil))
 	return d, true
+}
+
+// hasInclude reports whether a zone file's text has an $INCLUDE (in any
+// letter case) anywhere; a false positive only costs a scan.
+func hasInclude(data []byte) bool {
+	const word = "$INCLUDE"
+	for i := bytes.IndexByte(data, '$'); i >= 0; {
+		if len(data)-i >= len(word) && strings.EqualFold(string(data[i:i+len(word)]), word) {
+			return true
+		}
+		j := bytes.IndexByte(data[i+1:], '$')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// recordPositionsOnly walks a zone file without includes for the record
+// positions; nil if they do not match the n records parsed.
+func recordPositionsOnly(src Source, data []byte, n int) []pos {
+	positions, ok := recordPositions(src.FS, src.Path, data, 0, nil)
+	if !ok || len(positions) != n {
+		return nil
+	}
+	return positions
 }
