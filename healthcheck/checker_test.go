@@ -497,12 +497,7 @@ func readPid(t *testing.T, file string) int {
 }
 
 func TestExecCheckerTimeoutKillsGroup(t *testing.T) {
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true and no /proc to inspect processes")
-		}
-		t.Skip("needs /proc")
-	}
+	requireProc(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	const timeout = 300 * time.Millisecond
 	// The script starts a grandchild and waits for it: killing only the shell
@@ -523,12 +518,7 @@ func TestExecCheckerTimeoutKillsGroup(t *testing.T) {
 }
 
 func TestExecCheckerBackgroundChild(t *testing.T) {
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true and no /proc to inspect processes")
-		}
-		t.Skip("needs /proc")
-	}
+	requireProc(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	// Exits 0 at once, leaving a child that holds stdout open: healthy, and
 	// the child is cleaned up.
@@ -547,5 +537,17 @@ func TestExecCheckerBackgroundChild(t *testing.T) {
 func TestNoneChecker(t *testing.T) {
 	if err := mustChecker(t, Spec{Type: "none"}).Check(context.Background(), netip.AddrPort{}); err != nil {
 		t.Errorf("none: %v", err)
+	}
+}
+
+// requireProc skips where there is no /proc to inspect processes (not
+// Linux), and fails in CI, where there always is.
+func requireProc(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and no /proc to inspect processes")
+		}
+		t.Skip("needs /proc")
 	}
 }
