@@ -42,7 +42,7 @@ func NewChecker(s Spec) (Checker, error) {
 	}
 	switch s.Type {
 	case TypeTCP:
-		return &tcpChecker{timeout: s.Timeout}, nil
+		return newTCPChecker(s.Timeout), nil
 	case TypeHTTP, TypeHTTPS:
 		return newHTTPChecker(s)
 	case TypeDNS:
@@ -81,9 +81,18 @@ func timeoutErr(ctx context.Context, err error, timeout time.Duration) error {
 // tcpChecker is healthy when a TCP connection can be established.
 type tcpChecker struct {
 	timeout time.Duration
+	poller  *connectPoller // nil: the Go dialer
 }
 
 func (c *tcpChecker) Check(ctx context.Context, addr netip.AddrPort) error {
+	if c.poller != nil {
+		if handled, err := c.poller.connect(ctx, addr, c.timeout); handled {
+			if err != nil {
+				return fmt.Errorf("tcp check: %w", err)
+			}
+			return nil
+		}
+	}
 	// The dialer's own timeout: cheaper than a context per probe. No
 	// keep-alive (a probe's connection lives for microseconds: setting it
 	// up is three wasted system calls), and an address, not a string, so

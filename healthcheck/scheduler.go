@@ -583,9 +583,32 @@ func (s *Scheduler) record(t *target, latency time.Duration, err error) (next ti
 
 	// In transition: the last result disagrees with the state.
 	if (st.Up && st.Failures > 0) || (!st.Up && st.Successes > 0) {
-		return spec.FastInterval + s.randLocked(min(spec.Jitter, spec.FastInterval/10)+1), true
+		return s.delayLocked(now, spec.FastInterval, min(spec.Jitter, spec.FastInterval/10)), true
 	}
-	return spec.Interval + s.randLocked(spec.Jitter+1), true
+	return s.delayLocked(now, spec.Interval, spec.Jitter), true
+}
+
+// probeGrid is the spacing of the instants at which probes start, when the
+// jitter allows: targets due within one grid step wake together. Thousands
+// of targets then cost a hundred wake-ups a second rather than thousands,
+// and each wake-up of the Go scheduler (timers, threads, netpoller) costs
+// more than a probe's own work. A probe starts at most one step late,
+// within its jitter.
+const probeGrid = 10 * time.Millisecond
+
+// delayLocked returns the delay from now to the next probe: interval plus
+// a random part of jitter, ending on the probe grid if the grid step is
+// within a quarter of jitter (the rounding is part of the jitter, so the
+// delay never exceeds interval + jitter).
+func (s *Scheduler) delayLocked(now time.Time, interval, jitter time.Duration) time.Duration {
+	if probeGrid > jitter/4 {
+		return interval + s.randLocked(jitter+1)
+	}
+	delay := interval + s.randLocked(jitter-probeGrid+1)
+	if r := now.Add(delay).UnixNano() % int64(probeGrid); r != 0 {
+		delay += probeGrid - time.Duration(r)
+	}
+	return delay
 }
 
 // publishLocked stores a new snapshot of the published statuses and returns
