@@ -31,6 +31,13 @@ type mmsgIO struct {
 	outIov  []unix.Iovec
 	outName []unix.RawSockaddrInet6
 	nOut    int
+
+	// The system calls, as method values made once (a closure per call
+	// would be a heap allocation per batch), and their results.
+	recvFn, sendFn func(fd uintptr) bool
+	nIn            int
+	off, sent      int
+	errno          syscall.Errno
 }
 
 func newBatchIO(c *net.UDPConn, batch, bufSize int) (batchIO, error) {
@@ -59,7 +66,29 @@ func newBatchIO(c *net.UDPConn, batch, bufSize int) (batchIO, error) {
 		m.out[i].Hdr.SetIovlen(1)
 		m.out[i].Hdr.Name = (*byte)(unsafe.Pointer(&m.outName[i]))
 	}
+	m.recvFn, m.sendFn = m.recv, m.send
 	return m, nil
+}
+
+// recv is the read side's system call: false (wait) when nothing is there.
+func (m *mmsgIO) recv(fd uintptr) bool {
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.in[0])), uintptr(len(m.in)), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	m.nIn, m.errno = int(r), e
+	return true
+}
+
+// send is the write side's: replies from m.off on; false (wait) when the
+// socket buffer is full.
+func (m *mmsgIO) send(fd uintptr) bool {
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&m.out[m.off])), uintptr(m.nOut-m.off), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	m.sent, m.errno = int(r), e
+	return true
 }
 
 func (m *mmsgIO) read() (int, error) {
@@ -68,24 +97,14 @@ func (m *mmsgIO) read() (int, error) {
 		m.in[i].Hdr.Flags = 0
 		m.in[i].Len = 0
 	}
-	var n int
-	var errno syscall.Errno
-	err := m.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.in[0])), uintptr(len(m.in)), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
-			return false
-		}
-		n, errno = int(r), e
-		return true
-	})
-	if err != nil {
+	if err := m.rc.Read(m.recvFn); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, errno
+	if m.errno != 0 {
+		return 0, m.errno
 	}
 	m.nOut = 0
-	return n, nil
+	return m.nIn, nil
 }
 
 func (m *mmsgIO) packet(i int) ([]byte, netip.AddrPort) {
@@ -121,29 +140,19 @@ func (m *mmsgIO) queue(i int, resp []byte) {
 
 func (m *mmsgIO) flush() error {
 	var firstErr error
-	for off := 0; off < m.nOut; {
-		var sent int
-		var errno syscall.Errno
-		err := m.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&m.out[off])), uintptr(m.nOut-off), unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EAGAIN || e == unix.EINTR {
-				return false
-			}
-			sent, errno = int(r), e
-			return true
-		})
-		if err != nil {
+	for m.off = 0; m.off < m.nOut; {
+		if err := m.rc.Write(m.sendFn); err != nil {
 			return err
 		}
-		if errno != 0 {
+		if m.errno != 0 {
 			// The datagram at off failed (e.g. an unreachable client):
 			// skip it, send the rest.
 			if firstErr == nil {
-				firstErr = errno
+				firstErr = m.errno
 			}
-			sent = 1
+			m.sent = 1
 		}
-		off += max(sent, 1)
+		m.off += max(m.sent, 1)
 	}
 	for k := range m.nOut {
 		m.outIov[k].Base = nil // let the reply buffers go

@@ -55,7 +55,7 @@ func NewMetrics() *Metrics {
 		}, []string{"transport"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dnslb_request_duration_seconds",
-			Help:    "Time from a query read to its response ready, in the server.",
+			Help:    "Time from a query read to its response ready, in the server (UDP: the first query of each read batch, a sample).",
 			Buckets: []float64{.000005, .00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01},
 		}, []string{"transport"}),
 		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -127,13 +127,14 @@ func (m *Metrics) Dropped(reason string) {
 
 // Served implements ServerObserver.
 func (m *Metrics) Served(tcp bool, size int, d time.Duration) {
+	sizes, durations := m.sizeUDP, m.durUDP
 	if tcp {
-		m.sizeTCP.Observe(float64(size))
-		m.durTCP.Observe(d.Seconds())
-		return
+		sizes, durations = m.sizeTCP, m.durTCP
 	}
-	m.sizeUDP.Observe(float64(size))
-	m.durUDP.Observe(d.Seconds())
+	sizes.Observe(float64(size))
+	if d >= 0 {
+		durations.Observe(d.Seconds())
+	}
 }
 
 // TCPOpened implements ServerObserver.

@@ -4,5 +4,6 @@ package dnslb
 
 import "syscall"
 
-// reusePort is a no-op where SO_REUSEPORT is not wired up: one socket.
-func reusePort(network, address string, c syscall.RawConn) error { return nil }
+// udpSocketOptions is a no-op where SO_REUSEPORT and IP_MTU_DISCOVER are not
+// wired up: one socket, the system's fragmentation defaults.
+func udpSocketOptions(syscall.RawConn, bool, bool) error { return nil }

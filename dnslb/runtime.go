@@ -130,6 +130,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		Listen:         cfg.Listen,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
 		MaxTCPConns:    cfg.TCP.MaxConnections,
+		MaxUDPReply:    cfg.UDPSize,
 		Observer:       r.metrics,
 	}, r.auth, r.log)
 	r.commit(cfg, root, view, states)

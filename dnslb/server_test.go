@@ -215,3 +215,35 @@ func TestStartFailsCleanly(t *testing.T) {
 	}
 	// goleak in TestMain checks the first listener's goroutines stopped.
 }
+
+// TestUDPServingDoesNotAllocate sends cached queries over a real socket and
+// counts the heap allocations of the whole process (client included, which
+// reuses its buffers): the serving loop, batch I/O included, makes none.
+func TestUDPServingDoesNotAllocate(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{UDPSockets: 1})
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	query, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	exchange := func() {
+		if _, err := conn.Write(query); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, err := conn.Read(buf); err != nil || n < len(query) {
+			t.Fatalf("read: %d bytes, %v", n, err)
+		}
+	}
+	exchange() // fills the cache
+	if allocs := testing.AllocsPerRun(500, exchange); allocs > 0.1 {
+		t.Errorf("%.2f allocations per UDP query, want 0", allocs)
+	}
+}

@@ -1,0 +1,45 @@
+package dnslb
+
+import (
+	"net"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestUDPDontFragment checks that replies that always fit a frame go out
+// with DF (the kernel then skips IP ID selection), and that a server whose
+// replies may need fragments keeps the system default.
+func TestUDPDontFragment(t *testing.T) {
+	for _, tc := range []struct {
+		maxReply int
+		want     int
+	}{
+		{1232, unix.IP_PMTUDISC_PROBE},
+		{1472, unix.IP_PMTUDISC_PROBE},
+		{4096, -1}, // not ours: whatever the system default is
+		{0, -1},
+	} {
+		srv, _ := startServer(t, ServerOptions{MaxUDPReply: tc.maxReply, UDPSockets: 2})
+		for _, pc := range srv.udp {
+			rc, err := pc.(*net.UDPConn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got int
+			var gerr error
+			if err := rc.Control(func(fd uintptr) {
+				got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
+			}); err != nil || gerr != nil {
+				t.Fatal(err, gerr)
+			}
+			if tc.want >= 0 && got != tc.want {
+				t.Errorf("MaxUDPReply %d: IP_MTU_DISCOVER = %d, want %d", tc.maxReply, got, tc.want)
+			}
+			if tc.want < 0 && got == unix.IP_PMTUDISC_PROBE {
+				t.Errorf("MaxUDPReply %d: DF set, but replies may need fragments", tc.maxReply)
+			}
+		}
+		srv.Close()
+	}
+}
