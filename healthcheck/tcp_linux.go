@@ -38,6 +38,8 @@ type connectWait struct {
 	seq    int32
 	events chan uint32 // the epoll events, sent once; buffered
 	timer  *time.Timer
+	sa4    unix.SockaddrInet4
+	sa6    unix.SockaddrInet6
 }
 
 var connectWaits = sync.Pool{New: func() any { return &connectWait{events: make(chan uint32, 1)} }}
@@ -75,16 +77,23 @@ func newTCPChecker(timeout time.Duration) *tcpChecker {
 // handled is false if this poller cannot probe addr (an IPv6 address with a
 // zone): the caller dials instead.
 func (p *connectPoller) connect(ctx context.Context, addr netip.AddrPort, timeout time.Duration) (handled bool, err error) {
+	a := addr.Addr()
+	if a.Zone() != "" {
+		return false, nil
+	}
+	// The wait record is taken first: it holds the socket address too, so
+	// a probe makes no garbage.
+	w := connectWaits.Get().(*connectWait)
+	defer connectWaits.Put(w)
 	var sa unix.Sockaddr
 	family := unix.AF_INET
-	switch a := addr.Addr(); {
-	case a.Is4():
-		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()}
-	case a.Zone() == "":
+	if a.Is4() {
+		w.sa4 = unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()}
+		sa = &w.sa4
+	} else {
 		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16()}
-	default:
-		return false, nil
+		w.sa6 = unix.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16()}
+		sa = &w.sa6
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -105,7 +114,6 @@ func (p *connectPoller) connect(ctx context.Context, addr netip.AddrPort, timeou
 		return true, fmt.Errorf("connect %s: %w", addr, err)
 	}
 
-	w := connectWaits.Get().(*connectWait)
 	if w.timer == nil {
 		w.timer = time.NewTimer(timeout)
 	} else {
@@ -118,7 +126,6 @@ func (p *connectPoller) connect(ctx context.Context, addr netip.AddrPort, timeou
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.mu.Unlock()
 		w.timer.Stop()
-		connectWaits.Put(w)
 		_ = unix.Close(fd)
 		return true, fmt.Errorf("epoll_ctl: %w", err)
 	}
@@ -158,7 +165,6 @@ func (p *connectPoller) connect(ctx context.Context, addr netip.AddrPort, timeou
 		}
 	}
 	w.timer.Stop()
-	connectWaits.Put(w)
 	_ = unix.Close(fd) // also takes it out of the epoll set
 	return true, err
 }
