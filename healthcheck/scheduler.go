@@ -121,9 +121,18 @@ type Snapshot struct {
 	// Generation increases with every published snapshot.
 	Generation uint64
 
-	index  map[TargetKey]int // shared by snapshots of one target set
-	status []Status
+	index map[TargetKey]int // shared by snapshots of one target set
+	// The statuses in chunks: a transition copies one chunk and the list
+	// of chunks, not every status (a mass failure of thousands of
+	// targets would otherwise copy all of them for each one).
+	chunks [][]Status
+	n      int
 }
+
+// statusChunk is the number of statuses in a Snapshot chunk.
+const statusChunk = 256
+
+func (s *Snapshot) at(i int) *Status { return &s.chunks[i/statusChunk][i%statusChunk] }
 
 // Up reports whether key is up. Unknown keys are up: a target that is not
 // (or not yet) checked does not take a member out of the answers.
@@ -132,7 +141,7 @@ func (s *Snapshot) Up(key TargetKey) bool {
 		return true
 	}
 	i, ok := s.index[key]
-	return !ok || s.status[i].Up
+	return !ok || s.at(i).Up
 }
 
 // Status returns key's status as of its last transition.
@@ -144,7 +153,7 @@ func (s *Snapshot) Status(key TargetKey) (Status, bool) {
 	if !ok {
 		return Status{}, false
 	}
-	return s.status[i], true
+	return *s.at(i), true
 }
 
 // Len returns the number of targets.
@@ -152,7 +161,7 @@ func (s *Snapshot) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.status)
+	return s.n
 }
 
 // All yields every target's key and status, in no particular order.
@@ -162,7 +171,7 @@ func (s *Snapshot) All() iter.Seq2[TargetKey, Status] {
 			return
 		}
 		for k, i := range s.index {
-			if !yield(k, s.status[i]) {
+			if !yield(k, *s.at(i)) {
 				return
 			}
 		}
@@ -368,7 +377,7 @@ func (s *Scheduler) Set(targets []Target) error {
 		t.idx = i
 		s.order = append(s.order, t)
 	}
-	s.publishLocked(true)
+	s.publishLocked(-1)
 	return nil
 }
 
@@ -574,7 +583,7 @@ func (s *Scheduler) record(t *target, latency time.Duration, err error) (next ti
 	t.status = st
 	if st.Up != from.Up {
 		t.published = st
-		gen := s.publishLocked(false)
+		gen := s.publishLocked(t.idx)
 		s.notifyLocked(Transition{
 			Key: t.key, Target: t.t, From: from, To: st,
 			Err: err, Latency: latency, Generation: gen,
@@ -612,20 +621,30 @@ func (s *Scheduler) delayLocked(now time.Time, interval, jitter time.Duration) t
 }
 
 // publishLocked stores a new snapshot of the published statuses and returns
-// its generation. With newIndex it rebuilds the key index (after Set);
-// otherwise the index is shared with the previous snapshot.
-func (s *Scheduler) publishLocked(newIndex bool) uint64 {
+// its generation. changed is the index of the one target whose status
+// changed: the new snapshot shares the other chunks and the key index with
+// the previous one. changed < 0 (after Set) rebuilds everything.
+func (s *Scheduler) publishLocked(changed int) uint64 {
 	old := s.snap.Load()
-	ns := &Snapshot{Generation: old.Generation + 1, index: old.index}
-	if newIndex {
+	ns := &Snapshot{Generation: old.Generation + 1, index: old.index, n: len(s.order)}
+	if changed < 0 || old.n != len(s.order) {
 		ns.index = make(map[TargetKey]int, len(s.order))
 		for i, t := range s.order {
 			ns.index[t.key] = i
 		}
-	}
-	ns.status = make([]Status, len(s.order))
-	for i, t := range s.order {
-		ns.status[i] = t.published
+		ns.chunks = make([][]Status, 0, (len(s.order)+statusChunk-1)/statusChunk)
+		for i := 0; i < len(s.order); i += statusChunk {
+			chunk := make([]Status, min(statusChunk, len(s.order)-i))
+			for j := range chunk {
+				chunk[j] = s.order[i+j].published
+			}
+			ns.chunks = append(ns.chunks, chunk)
+		}
+	} else {
+		ns.chunks = append([][]Status(nil), old.chunks...)
+		c := changed / statusChunk
+		ns.chunks[c] = append([]Status(nil), old.chunks[c]...)
+		ns.chunks[c][changed%statusChunk] = s.order[changed].published
 	}
 	s.snap.Store(ns)
 	return ns.Generation

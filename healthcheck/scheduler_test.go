@@ -892,3 +892,57 @@ func TestSchedulerSeedAndObserver(t *testing.T) {
 		}
 	})
 }
+
+// TestSnapshotChunksStayIndependent fails targets in different snapshot
+// chunks one after another: each snapshot shows exactly the transitions up
+// to its own, and older snapshots never change (they share chunks).
+func TestSnapshotChunksStayIndependent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fb := newFakeBackends()
+		s := newTestScheduler(t, fb)
+		const n = 3*statusChunk + 10
+		var targets []Target
+		for i := range n {
+			targets = append(targets, Target{Spec: testSpec, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 80)})
+		}
+		if err := s.Set(targets); err != nil {
+			t.Fatal(err)
+		}
+		ch, cancel := s.Subscribe()
+		defer cancel()
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var snaps []*Snapshot
+		down := map[TargetKey]bool{}
+		for _, i := range []int{5, statusChunk + 7, 3*statusChunk + 9, 6} {
+			fb.set(targets[i].Addr, errRefused)
+			tr := recv(t, ch, time.Minute)
+			if tr.Key != targets[i].Key() || tr.To.Up {
+				t.Fatalf("transition %v, want %v down", tr.Key, targets[i].Key())
+			}
+			down[tr.Key] = true
+			snap := s.Snapshot()
+			if snap.Generation != tr.Generation || snap.Len() != n {
+				t.Fatalf("snapshot generation %d len %d, want %d and %d", snap.Generation, snap.Len(), tr.Generation, n)
+			}
+			snaps = append(snaps, snap)
+			for _, tg := range targets {
+				if k := tg.Key(); snap.Up(k) == down[k] {
+					t.Fatalf("after %d transitions %v up=%v", len(snaps), k, snap.Up(k))
+				}
+			}
+		}
+		for j, snap := range snaps {
+			downs := 0
+			for _, st := range snap.All() {
+				if !st.Up {
+					downs++
+				}
+			}
+			if downs != j+1 {
+				t.Errorf("snapshot %d shows %d targets down, want %d", j, downs, j+1)
+			}
+		}
+	})
+}
