@@ -4,6 +4,7 @@ package dnslb
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"syscall"
@@ -32,12 +33,14 @@ type mmsgIO struct {
 	outName []unix.RawSockaddrInet6
 	nOut    int
 
-	// The system calls, as method values made once (a closure per call
-	// would be a heap allocation per batch), and their results.
-	recvFn, sendFn func(fd uintptr) bool
-	nIn            int
-	off, sent      int
-	errno          syscall.Errno
+	// The callbacks given to the netpoller, as method values made once (a
+	// closure per call would be a heap allocation per batch), and their
+	// state.
+	cycleFn, sendFn func(fd uintptr) bool
+	answer          func(n int)
+	off, sent       int
+	errno           syscall.Errno
+	sendBlocked     bool // the socket buffer filled: replies wait from off
 }
 
 func newBatchIO(c *net.UDPConn, batch, bufSize int) (batchIO, error) {
@@ -66,17 +69,92 @@ func newBatchIO(c *net.UDPConn, batch, bufSize int) (batchIO, error) {
 		m.out[i].Hdr.SetIovlen(1)
 		m.out[i].Hdr.Name = (*byte)(unsafe.Pointer(&m.outName[i]))
 	}
-	m.recvFn, m.sendFn = m.recv, m.send
+	m.cycleFn, m.sendFn = m.cycle, m.send
 	return m, nil
 }
 
-// recv is the read side's system call: false (wait) when nothing is there.
-func (m *mmsgIO) recv(fd uintptr) bool {
-	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.in[0])), uintptr(len(m.in)), unix.MSG_DONTWAIT, 0, 0)
-	if e == unix.EAGAIN || e == unix.EINTR {
-		return false
+// serve runs the read-answer-send cycle inside the netpoller's read call,
+// so that the cycle itself decides when to wait: after a batch smaller than
+// the batch size the socket was empty, and it waits for the next datagram
+// at once instead of asking the socket again (a system call that would
+// only say EAGAIN; at moderate load that is one of the few calls per
+// wake-up). Replies are sent without waiting; only when the socket buffer
+// is full does serve leave the cycle to wait for room.
+func (m *mmsgIO) serve(answer func(n int)) error {
+	m.answer = answer
+	for {
+		m.errno, m.sendBlocked = 0, false
+		if err := m.rc.Read(m.cycleFn); err != nil {
+			return err
+		}
+		if m.errno != 0 {
+			return m.errno
+		}
+		if m.sendBlocked {
+			if err := m.flush(); err != nil && errors.Is(err, net.ErrClosed) {
+				return err
+			}
+		}
 	}
-	m.nIn, m.errno = int(r), e
+}
+
+// cycle reads, answers and sends batches until the socket is drained
+// (false: wait for readability), a read fails or the replies cannot all be
+// sent (true: serve takes over). Under a flood it also hands back to the
+// netpoller now and then (false after maxFullBatches full batches): the
+// wait returns at once while datagrams are queued, but that is where a
+// Close is noticed.
+func (m *mmsgIO) cycle(fd uintptr) bool {
+	for full := 0; full < maxFullBatches; full++ {
+		for i := range m.in {
+			m.in[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+			m.in[i].Hdr.Flags = 0
+			m.in[i].Len = 0
+		}
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.in[0])), uintptr(len(m.in)), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			m.errno = e
+			return true
+		}
+		n := int(r)
+		m.nOut = 0
+		m.answer(n)
+		if !m.sendNow(fd) {
+			m.sendBlocked = true
+			return true
+		}
+		if n < len(m.in) {
+			return false
+		}
+	}
+	return false
+}
+
+// maxFullBatches bounds the batches one cycle serves without a pause.
+const maxFullBatches = 16
+
+// sendNow sends the queued replies without waiting; false if the socket
+// buffer filled, with the rest left from m.off.
+func (m *mmsgIO) sendNow(fd uintptr) bool {
+	for m.off = 0; m.off < m.nOut; {
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&m.out[m.off])), uintptr(m.nOut-m.off), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			m.off += max(int(r), 1)
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false
+		default:
+			m.off++ // the datagram at off failed (e.g. an unreachable client): skip it
+		}
+	}
+	m.release()
 	return true
 }
 
@@ -89,22 +167,6 @@ func (m *mmsgIO) send(fd uintptr) bool {
 	}
 	m.sent, m.errno = int(r), e
 	return true
-}
-
-func (m *mmsgIO) read() (int, error) {
-	for i := range m.in {
-		m.in[i].Hdr.Namelen = unix.SizeofSockaddrInet6
-		m.in[i].Hdr.Flags = 0
-		m.in[i].Len = 0
-	}
-	if err := m.rc.Read(m.recvFn); err != nil {
-		return 0, err
-	}
-	if m.errno != 0 {
-		return 0, m.errno
-	}
-	m.nOut = 0
-	return m.nIn, nil
 }
 
 func (m *mmsgIO) packet(i int) ([]byte, netip.AddrPort) {
@@ -138,10 +200,13 @@ func (m *mmsgIO) queue(i int, resp []byte) {
 	m.nOut++
 }
 
+// flush sends the replies from m.off on, waiting for room in the socket
+// buffer when it is full.
 func (m *mmsgIO) flush() error {
 	var firstErr error
-	for m.off = 0; m.off < m.nOut; {
+	for m.off < m.nOut {
 		if err := m.rc.Write(m.sendFn); err != nil {
+			m.release()
 			return err
 		}
 		if m.errno != 0 {
@@ -150,13 +215,18 @@ func (m *mmsgIO) flush() error {
 			if firstErr == nil {
 				firstErr = m.errno
 			}
-			m.sent = 1
+			m.errno, m.sent = 0, 1
 		}
 		m.off += max(m.sent, 1)
 	}
+	m.release()
+	return firstErr
+}
+
+// release forgets the sent replies' buffers.
+func (m *mmsgIO) release() {
 	for k := range m.nOut {
-		m.outIov[k].Base = nil // let the reply buffers go
+		m.outIov[k].Base = nil
 	}
 	m.nOut = 0
-	return firstErr
 }

@@ -21,24 +21,20 @@ func newBatchIO(c *net.UDPConn, batch, bufSize int) (batchIO, error) {
 	return &singleIO{c: c, buf: make([]byte, bufSize)}, nil
 }
 
-func (s *singleIO) read() (int, error) {
-	n, from, err := s.c.ReadFromUDPAddrPort(s.buf)
-	if err != nil {
-		return 0, err
+func (s *singleIO) serve(answer func(int)) error {
+	for {
+		n, from, err := s.c.ReadFromUDPAddrPort(s.buf)
+		if err != nil {
+			return err
+		}
+		s.n, s.from, s.reply = n, from, nil
+		answer(1)
+		if s.reply != nil {
+			_, _ = s.c.WriteToUDPAddrPort(s.reply, s.from) // a lost reply is retried by the client
+		}
 	}
-	s.n, s.from, s.reply = n, from, nil
-	return 1, nil
 }
 
 func (s *singleIO) packet(int) ([]byte, netip.AddrPort) { return s.buf[:s.n], s.from }
 
 func (s *singleIO) queue(_ int, resp []byte) { s.reply = resp }
-
-func (s *singleIO) flush() error {
-	if s.reply == nil {
-		return nil
-	}
-	_, err := s.c.WriteToUDPAddrPort(s.reply, s.from)
-	s.reply = nil
-	return err
-}

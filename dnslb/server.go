@@ -217,15 +217,7 @@ func (s *Server) serveUDP(pc net.PacketConn) {
 		outBufs[i] = make([]byte, 0, udpBufSize)
 	}
 	req := &Request{}
-	for {
-		n, err := bio.read()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Warn().Err(err).Msg("udp read")
-			continue
-		}
+	answer := func(n int) {
 		k := 0
 		for i := range n {
 			wire, remote := bio.packet(i)
@@ -248,20 +240,24 @@ func (s *Server) serveUDP(pc net.PacketConn) {
 			bio.queue(i, resp)
 			k++
 		}
-		if err := bio.flush(); err != nil && !errors.Is(err, net.ErrClosed) {
-			s.log.Debug().Err(err).Msg("udp write")
+	}
+	for {
+		err := bio.serve(answer)
+		if errors.Is(err, net.ErrClosed) {
+			return
 		}
+		s.log.Warn().Err(err).Msg("udp read")
 	}
 }
 
-// batchIO moves UDP datagrams in batches: read fills up to a batch,
-// packet returns datagram i and its sender, queue a reply to datagram i,
-// flush sends the queued replies.
+// batchIO moves UDP datagrams in batches. serve reads batches until the
+// socket fails or is closed, calls answer(n) for each batch of n datagrams
+// and sends the replies answer queued; answer reads datagram i and its
+// sender with packet and queues a reply to it with queue.
 type batchIO interface {
-	read() (int, error)
+	serve(answer func(n int)) error
 	packet(i int) ([]byte, netip.AddrPort)
 	queue(i int, resp []byte)
-	flush() error
 }
 
 // handle calls the handler, turning a panic into a dropped message: no

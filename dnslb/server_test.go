@@ -247,3 +247,85 @@ func TestUDPServingDoesNotAllocate(t *testing.T) {
 		t.Errorf("%.2f allocations per UDP query, want 0", allocs)
 	}
 }
+
+// TestUDPBurstAllAnswered sends bursts of queries without waiting and then
+// expects every reply with nothing more sent: the serving loop must not go
+// to sleep while datagrams are queued (it waits on its own after a batch
+// smaller than the batch size, without asking the socket again).
+func TestUDPBurstAllAnswered(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{UDPSockets: 1})
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	for _, burst := range []int{1, udpBatch - 1, udpBatch, udpBatch + 1, 2*udpBatch + 3, 100} {
+		for i := range burst {
+			m.Id = uint16(i)
+			q, err := m.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Write(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seen := make(map[uint16]bool)
+		buf := make([]byte, 1500)
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		for len(seen) < burst {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("burst of %d: %d replies, then %v", burst, len(seen), err)
+			}
+			seen[binary.BigEndian.Uint16(buf[:n])] = true
+		}
+	}
+}
+
+// TestUDPCloseUnderFlood closes the server while clients keep it busy with
+// full batches: Close must still return.
+func TestUDPCloseUnderFlood(t *testing.T) {
+	srv, addr := startServer(t, ServerOptions{UDPSockets: 1})
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	q, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	for range 4 {
+		conn, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					conn.Write(q)
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() { srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Error("Close did not return under a flood")
+	}
+	close(stop)
+	for range 4 {
+		<-done
+	}
+	<-closed
+}
