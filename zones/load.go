@@ -3,9 +3,12 @@ package zones
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path"
+	"runtime"
 	"strings"
 	"testing/fstest"
 
@@ -44,28 +47,23 @@ func Load(src Source) (*Zone, error) {
 	if err != nil {
 		return nil, ErrorList{{File: src.display(src.Path), Msg: err.Error()}}
 	}
-	zp := dns.NewZoneParser(bytes.NewReader(data), origin, src.Path)
-	zp.SetIncludeAllowed(true)
-	zp.SetIncludeFS(src.FS)
-
-	// One record per line is the common case: size things once rather
-	// than grow them through a million appends. (Parsing, positions and
-	// indexing in parallel measured slower: the garbage collector already
-	// uses the other core.)
+	// One record per line is the common case: size the records and the
+	// index once rather than grow them through a million appends. Both are
+	// allocated before parsing: the collector then starts from a heap that
+	// holds them, and runs fewer times while the records pile up
+	// (measured: 10% less time to load a million records, and a lower
+	// peak).
 	lines := bytes.Count(data, []byte{'\n'}) + 1
-	b := builder{src: src, origin: origin, rrs: make([]dns.RR, 0, lines)}
-	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		b.rrs = append(b.rrs, rr)
-	}
-	if err := zp.Err(); err != nil {
-		return nil, ErrorList{fromParseError(err, src.display, src.display(src.Path))}
+	rrs := make([]dns.RR, 0, lines)
+	b := builder{src: src, origin: origin}
+	z := b.begin(lines)
+	b.rrs, err = parseRecords(src, origin, data, rrs, runtime.GOMAXPROCS(0), minChunk)
+	if err != nil {
+		return nil, err
 	}
 	// Index after parsing rather than interleaved: measured faster, and
 	// the long-lived index is not scattered among the parser's garbage.
-	z := b.begin(len(b.rrs))
-	for _, rr := range b.rrs {
-		b.insert(z, rr)
-	}
+	b.insertAll(z)
 	// Which files the zone read (for the digest and for watching them):
 	// a walk of the text, needed only when there are $INCLUDEs. Record
 	// positions come from the same walk, needed only to report problems.
@@ -108,6 +106,30 @@ func Load(src Source) (*Zone, error) {
 	return z, nil
 }
 
+// parseRecords parses a zone file as one zone parser would, into buf, whose
+// capacity is the file's line count: in parallel, on up to workers chunks
+// of at least min bytes, when the file can be cut safely (see splitChunks).
+func parseRecords(src Source, origin string, data []byte, buf []dns.RR, workers, min int) ([]dns.RR, error) {
+	if chunks := splitChunks(data, origin, workers, min); chunks != nil {
+		rrs, err := parseChunks(src, data, chunks, buf[:cap(buf)])
+		if !errors.Is(err, errChunks) {
+			return rrs, err
+		}
+		clear(buf[:cap(buf)]) // keep no record of the attempt alive
+	}
+	zp := dns.NewZoneParser(bytes.NewReader(data), origin, src.Path)
+	zp.SetIncludeAllowed(true)
+	zp.SetIncludeFS(src.FS)
+	rrs := buf[:0]
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		rrs = append(rrs, rr)
+	}
+	if err := zp.Err(); err != nil {
+		return nil, ErrorList{fromParseError(err, src.display, src.display(src.Path))}
+	}
+	return rrs, nil
+}
+
 // Parse loads a zone from text, for tests and embedded examples. $INCLUDE is
 // not allowed.
 func Parse(origin, name, text string) (*Zone, error) {
@@ -123,6 +145,9 @@ type builder struct {
 	positionsOf func() []pos
 	pending     []pending
 	lineOf      map[dns.RR]pos // built on the first problem
+
+	nsNodes    []int // nodes owning NS, at the apex or cuts
+	cnameNodes []int // nodes owning a CNAME
 }
 
 // pending is a problem found while records stream in, before their lines
@@ -161,16 +186,46 @@ func (b *builder) problem(rr dns.RR, msg string) *Error {
 	return e
 }
 
-func (b *builder) begin(sizeHint int) *Zone {
-	z := &Zone{Origin: b.origin, File: b.src.display(b.src.Path), nodes: make(map[string]*node, sizeHint)}
-	z.nodes[b.origin] = &node{name: b.origin}
+// begin returns an empty zone with room for about names names, each with
+// one RRset.
+func (b *builder) begin(names int) *Zone {
+	z := &Zone{
+		Origin: b.origin,
+		File:   b.src.display(b.src.Path),
+		nodes:  newNodeIndex(names + 1),
+		sets:   make([]rrset, 0, names),
+	}
+	z.nodes.add(b.origin) // at 0, which Zone.at relies on
 	return z
 }
 
-// insert adds one record to the index.
-func (b *builder) insert(z *Zone, rr dns.RR) {
+// insertAll adds every record to the index, in file order.
+func (b *builder) insertAll(z *Zone) {
+	z.rrs = b.rrs
+	// Hash a few owners ahead and touch their slots (see prefetch).
+	const ahead = 16
+	var hashes [ahead]uint64
+	for lo := 0; lo < len(b.rrs); lo += ahead {
+		hi := min(lo+ahead, len(b.rrs))
+		for i := lo; i < hi; i++ {
+			h := b.rrs[i].Header()
+			h.Name = CanonicalName(h.Name)
+			hashes[i-lo] = z.nodes.hash(h.Name)
+		}
+		// A loop of its own, short enough for the loads to be in flight
+		// together.
+		z.nodes.prefetch(hashes[:hi-lo])
+		for i := lo; i < hi; i++ {
+			b.insert(z, i, hashes[i-lo])
+		}
+	}
+}
+
+// insert adds record i, whose canonical owner name has hash hash, to the
+// index.
+func (b *builder) insert(z *Zone, i int, hash uint64) {
+	rr := b.rrs[i]
 	h := rr.Header()
-	h.Name = CanonicalName(h.Name)
 	if h.Class != dns.ClassINET {
 		b.errorAt(rr, "class %s: only IN is served", dns.ClassToString[h.Class])
 		return
@@ -183,43 +238,118 @@ func (b *builder) insert(z *Zone, rr dns.RR) {
 		b.errorAt(rr, "SOA record for %s is not at the zone apex %s", h.Name, b.origin)
 		return
 	}
-	n := z.ensure(h.Name)
-	set := n.rrsets.get(h.Rrtype)
+	ni := z.ensure(h.Name, hash)
+	n := z.at(ni)
+	s := z.setOf(n, h.Rrtype)
+	if s == nil {
+		if n.nsets == math.MaxUint16 {
+			b.errorAt(rr, "more than %d types of record at %s", math.MaxUint16, h.Name)
+			return
+		}
+		// An RRset starts as a window on the records, the one record
+		// long.
+		z.addSet(n, rrset{typ: h.Rrtype, at: uint32(i), n: 1})
+		switch h.Rrtype {
+		case dns.TypeNS:
+			b.nsNodes = append(b.nsNodes, ni)
+		case dns.TypeCNAME:
+			b.cnameNodes = append(b.cnameNodes, ni)
+		}
+		z.nrecords++
+		return
+	}
+	set := z.records(*s)
 	if duplicate(set, rr) {
 		return // as named: identical records collapse into one
 	}
-	if len(set) > 0 && set[0].Header().Ttl != h.Ttl {
+	if set[0].Header().Ttl != h.Ttl {
 		b.warnAt(rr, "TTL %d differs from the RRset's %d; using %d (RFC 2181 5.2)", h.Ttl, set[0].Header().Ttl, set[0].Header().Ttl)
 		h.Ttl = set[0].Header().Ttl
 	}
-	n.rrsets.put(h.Rrtype, append(set, rr))
-	z.records++
+	switch {
+	case s.inExtra:
+		z.extra[s.at] = append(z.extra[s.at], rr)
+	case int(s.at+s.n) == i:
+		s.n++ // the next line: the window grows
+	default:
+		// Written apart from the rest of its RRset: give it records of
+		// its own.
+		z.extra = append(z.extra, append(set, rr))
+		*s = rrset{typ: s.typ, inExtra: true, at: uint32(len(z.extra) - 1)}
+	}
+	z.nrecords++
+}
+
+// setOf returns n's RRset of type t, or nil. The pointer is good until
+// the next addSet.
+func (z *Zone) setOf(n *node, t uint16) *rrset {
+	sets := z.setsOf(n)
+	for i := range sets {
+		if sets[i].typ == t {
+			return &sets[i]
+		}
+	}
+	return nil
+}
+
+// addSet gives n another RRset. A node's RRsets must be adjacent in
+// z.sets: those of a name written again after other names move to the end.
+func (z *Zone) addSet(n *node, s rrset) {
+	if end := int(n.first) + int(n.nsets); n.nsets > 0 && end != len(z.sets) {
+		z.sets = append(z.sets, z.sets[n.first:end]...)
+		n.first = uint32(len(z.sets) - int(n.nsets))
+	} else if n.nsets == 0 {
+		n.first = uint32(len(z.sets))
+	}
+	z.sets = append(z.sets, s)
+	n.nsets++
 }
 
 // finish checks the zone as a whole and turns the problems found into
 // errors and warnings with their lines.
 func (b *builder) finish(z *Zone) error {
-	apex := z.nodes[b.origin]
-	switch soas := apex.rrsets.get(dns.TypeSOA); len(soas) {
+	// Nothing is added from here on: give back what the size estimates
+	// over-reserved.
+	z.nodes.shrink()
+	z.sets = clip(z.sets)
+	z.rrs = clip(z.rrs)
+	apex := z.at(0)
+	switch soas := z.get(apex, dns.TypeSOA); len(soas) {
 	case 0:
 		b.errorAt(nil, "no SOA record at the zone apex %s", b.origin)
 	case 1:
 		z.SOA = soas[0].(*dns.SOA)
+		// WithSerial swaps the SOA's records: keep them apart from the
+		// records the copies share.
+		if s := z.setOf(apex, dns.TypeSOA); !s.inExtra {
+			z.extra = append(z.extra, []dns.RR{z.SOA})
+			*s = rrset{typ: s.typ, inExtra: true, at: uint32(len(z.extra) - 1)}
+		}
 	default:
 		b.errorAt(soas[1], "more than one SOA record at the zone apex %s", b.origin)
 	}
-	if len(apex.rrsets.get(dns.TypeNS)) == 0 {
+	if len(z.get(apex, dns.TypeNS)) == 0 {
 		b.errorAt(nil, "no NS records at the zone apex %s", b.origin)
 	}
 
 	// Mark cuts first: whether a record is glue depends on every cut.
-	for name, n := range z.nodes {
-		if name != b.origin && len(n.rrsets.get(dns.TypeNS)) > 0 {
-			n.cut = true
+	cuts := false
+	for _, i := range b.nsNodes {
+		if i != 0 {
+			z.at(i).cut = true
+			cuts = true
 		}
 	}
-	for _, n := range z.nodes {
-		b.checkNode(z, n)
+	// Without a cut, only names owning a CNAME can break a rule: skip the
+	// walk over every name.
+	if cuts {
+		for i := range z.nodes.len() {
+			b.checkNode(z, z.at(i))
+		}
+	} else {
+		for _, i := range b.cnameNodes {
+			b.checkNode(z, z.at(i))
+		}
 	}
 	b.checkGlue(z)
 
@@ -243,20 +373,28 @@ func (b *builder) finish(z *Zone) error {
 
 // ensure returns the node for name, creating it and every missing ancestor
 // up to the apex (empty non-terminals).
-func (z *Zone) ensure(name string) *node {
-	n := z.nodes[name]
-	if n != nil {
-		return n
+// hash is name's hash in the index. It returns the node's position: adding
+// nodes may move them.
+func (z *Zone) ensure(name string, hash uint64) int {
+	if i := z.nodes.findHash(name, hash); i >= 0 {
+		return i
 	}
-	n = &node{name: name}
-	z.nodes[name] = n
+	i := z.nodes.addHash(name, hash)
 	for p := parentName(name); p != "" && p != z.Origin && isSubdomain(p, z.Origin); p = parentName(p) {
-		if _, ok := z.nodes[p]; ok {
+		if z.nodes.find(p) >= 0 {
 			break
 		}
-		z.nodes[p] = &node{name: p}
+		z.nodes.add(p)
 	}
-	return n
+	return i
+}
+
+// clip returns s without spare capacity worth copying it for.
+func clip[E any](s []E) []E {
+	if cap(s)-len(s) > len(s)/8+64 {
+		return append([]E(nil), s...)
+	}
+	return s
 }
 
 func duplicate(set []dns.RR, rr dns.RR) bool {
@@ -273,11 +411,11 @@ func isDNSSECMeta(t uint16) bool {
 }
 
 func (b *builder) checkNode(z *Zone, n *node) {
-	if cnames := n.rrsets.get(dns.TypeCNAME); len(cnames) > 0 {
+	if cnames := z.get(n, dns.TypeCNAME); len(cnames) > 0 {
 		if len(cnames) > 1 {
 			b.errorAt(cnames[1], "more than one CNAME record at %s", n.name)
 		}
-		for _, s := range n.rrsets {
+		for _, s := range z.setsOf(n) {
 			if t := s.typ; t != dns.TypeCNAME && !isDNSSECMeta(t) {
 				b.errorAt(cnames[0], "CNAME and other data at %s (%s)", n.name, dns.TypeToString[t])
 				break
@@ -286,14 +424,14 @@ func (b *builder) checkNode(z *Zone, n *node) {
 	}
 	// Below a cut only glue may live; at the cut only NS and DS.
 	if cut := z.cutAbove(n.name); cut != "" {
-		for _, s := range n.rrsets {
-			if t, rrs := s.typ, s.rrs; t != dns.TypeA && t != dns.TypeAAAA {
+		for _, s := range z.setsOf(n) {
+			if t, rrs := s.typ, z.records(s); t != dns.TypeA && t != dns.TypeAAAA {
 				b.errorAt(rrs[0], "%s %s is below the delegation at %s: only glue (A/AAAA) may be there", n.name, dns.TypeToString[t], cut)
 			}
 		}
 	} else if n.cut {
-		for _, s := range n.rrsets {
-			if t, rrs := s.typ, s.rrs; t != dns.TypeNS && t != dns.TypeDS && !isDNSSECMeta(t) {
+		for _, s := range z.setsOf(n) {
+			if t, rrs := s.typ, z.records(s); t != dns.TypeNS && t != dns.TypeDS && !isDNSSECMeta(t) {
 				b.errorAt(rrs[0], "%s %s is at the delegation point %s: only NS and DS may be there", n.name, dns.TypeToString[t], n.name)
 			}
 		}
@@ -303,7 +441,7 @@ func (b *builder) checkNode(z *Zone, n *node) {
 // cutAbove returns the nearest delegation strictly above name, or "".
 func (z *Zone) cutAbove(name string) string {
 	for p := parentName(name); p != "" && p != z.Origin && isSubdomain(p, z.Origin); p = parentName(p) {
-		if n := z.nodes[p]; n != nil && n.cut {
+		if n := z.find(p); n != nil && n.cut {
 			return p
 		}
 	}
@@ -313,14 +451,15 @@ func (z *Zone) cutAbove(name string) string {
 // checkGlue requires addresses for every in-zone name server: glue below a
 // delegation, or ordinary A/AAAA records in the zone's own data.
 func (b *builder) checkGlue(z *Zone) {
-	for _, n := range z.nodes {
-		for _, rr := range n.rrsets.get(dns.TypeNS) {
+	for _, i := range b.nsNodes {
+		n := z.at(i)
+		for _, rr := range z.get(n, dns.TypeNS) {
 			target := CanonicalName(rr.(*dns.NS).Ns)
 			if !isSubdomain(target, z.Origin) {
 				continue
 			}
-			t := z.nodes[target]
-			if t == nil || (len(t.rrsets.get(dns.TypeA)) == 0 && len(t.rrsets.get(dns.TypeAAAA)) == 0) {
+			t := z.find(target)
+			if t == nil || (len(z.get(t, dns.TypeA)) == 0 && len(z.get(t, dns.TypeAAAA)) == 0) {
 				kind := "address records"
 				if z.cutAbove(target) != "" || (t != nil && t.cut) {
 					kind = "glue"

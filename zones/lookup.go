@@ -70,10 +70,10 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 	// every owner is indexed (empty non-terminals included), so the first
 	// missing name means nothing deeper exists either: the deepest found is
 	// the closest encloser. The topmost cut on the way wins.
-	encloser := z.nodes[z.Origin]
+	encloser := z.at(0)
 	for i := below - 1; i >= 0; i-- {
 		name := qname[labels[i]:]
-		n := z.nodes[name]
+		n := z.find(name)
 		if n == nil {
 			return z.synthesize(qname, qtype, encloser)
 		}
@@ -89,7 +89,7 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 // are copied with their owner rewritten to qname.
 func (z *Zone) answerAt(n *node, qname string, qtype uint16, wildcard bool) Result {
 	res := Result{Owner: n.name, Wildcard: wildcard}
-	if cname := n.rrsets.get(dns.TypeCNAME); cname != nil && qtype != dns.TypeCNAME {
+	if cname := z.get(n, dns.TypeCNAME); cname != nil && qtype != dns.TypeCNAME {
 		res.Kind = CNAME
 		res.Answer = rewriteOwner(cname, qname, wildcard)
 		res.Target = CanonicalName(cname[0].(*dns.CNAME).Target)
@@ -97,9 +97,9 @@ func (z *Zone) answerAt(n *node, qname string, qtype uint16, wildcard bool) Resu
 	}
 	var rrs []dns.RR
 	if qtype == dns.TypeANY {
-		rrs = minimalAny(n)
+		rrs = z.minimalAny(n)
 	} else {
-		rrs = n.rrsets.get(qtype)
+		rrs = z.get(n, qtype)
 	}
 	if len(rrs) == 0 {
 		res.Kind = NoData
@@ -113,14 +113,14 @@ func (z *Zone) answerAt(n *node, qname string, qtype uint16, wildcard bool) Resu
 // synthesize handles a name that does not exist: a wildcard child of the
 // closest encloser answers in its place (RFC 4592), else NXDOMAIN.
 func (z *Zone) synthesize(qname string, qtype uint16, encloser *node) Result {
-	if w := z.nodes["*."+encloser.name]; w != nil {
+	if w := z.find("*." + encloser.name); w != nil {
 		return z.answerAt(w, qname, qtype, true)
 	}
 	return Result{Kind: NXDomain, Owner: encloser.name}
 }
 
 func (z *Zone) delegation(cut *node) Result {
-	res := Result{Kind: Delegation, Owner: cut.name, Ns: cut.rrsets.get(dns.TypeNS)}
+	res := Result{Kind: Delegation, Owner: cut.name, Ns: z.get(cut, dns.TypeNS)}
 	res.Glue = z.addresses(res.Ns)
 	return res
 }
@@ -151,21 +151,21 @@ func (z *Zone) addresses(rrs []dns.RR) []dns.RR {
 			continue
 		}
 		seen[target] = true
-		n := z.nodes[target]
+		n := z.find(target)
 		if n == nil {
 			continue
 		}
-		out = append(out, n.rrsets.get(dns.TypeA)...)
-		out = append(out, n.rrsets.get(dns.TypeAAAA)...)
+		out = append(out, z.get(n, dns.TypeA)...)
+		out = append(out, z.get(n, dns.TypeAAAA)...)
 	}
 	return out
 }
 
 // minimalAny picks the one RRset an ANY query gets (RFC 8482 section 4.2):
 // the lowest type number present, so the choice is stable.
-func minimalAny(n *node) []dns.RR {
+func (z *Zone) minimalAny(n *node) []dns.RR {
 	var best uint16
-	for _, s := range n.rrsets {
+	for _, s := range z.setsOf(n) {
 		t := s.typ
 		if t == dns.TypeRRSIG || t == dns.TypeNSEC || t == dns.TypeNSEC3 {
 			continue
@@ -177,7 +177,7 @@ func minimalAny(n *node) []dns.RR {
 	if best == 0 {
 		return nil
 	}
-	return n.rrsets.get(best)
+	return z.get(n, best)
 }
 
 func rewriteOwner(rrs []dns.RR, owner string, copyAll bool) []dns.RR {

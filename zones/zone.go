@@ -21,21 +21,80 @@ type Zone struct {
 	// Digest is a hash of the files' bytes: equal digests, same content.
 	Digest [32]byte
 
-	nodes   map[string]*node
-	records int
+	// A zone of a million names keeps a million of each of the following:
+	// they are laid out as few, flat arrays rather than one allocation per
+	// name or RRset.
+	nodes nodeIndex
+	// sets holds the nodes' RRsets: those of node n are
+	// sets[n.first:n.first+n.nsets].
+	sets []rrset
+	// rrs holds the records in file order; an RRset written in one run of
+	// lines is a window on it.
+	rrs []dns.RR
+	// extra holds the records of the other RRsets, and of the apex SOA
+	// (which WithSerial replaces).
+	extra    [][]dns.RR
+	nrecords int
 }
 
-// node holds the RRsets of one owner name. A node without RRsets is an
-// empty non-terminal: it exists, so names below it turn NXDOMAIN into NODATA.
+// node is one owner name. A node without RRsets is an empty non-terminal:
+// it exists, so names below it turn NXDOMAIN into NODATA.
 type node struct {
-	name   string
-	rrsets rrsetList
+	name  string
+	first uint32 // where its RRsets start in Zone.sets
+	nsets uint16
 	// cut marks a delegation point: a name below the apex that owns NS.
 	cut bool
 }
 
+// rrset is the records of one type at one name: rrs[at:at+n] of the zone,
+// or, with inExtra, extra[at].
+type rrset struct {
+	typ     uint16
+	inExtra bool
+	at      uint32
+	n       uint32
+}
+
+// find returns the node named name (canonical), or nil.
+func (z *Zone) find(name string) *node {
+	i := z.nodes.find(name)
+	if i < 0 {
+		return nil
+	}
+	return z.at(i)
+}
+
+// at returns the node at position i of the index. The apex is at 0.
+func (z *Zone) at(i int) *node { return &z.nodes.nodes[i] }
+
+// setsOf returns n's RRsets.
+func (z *Zone) setsOf(n *node) []rrset {
+	return z.sets[n.first : n.first+uint32(n.nsets)]
+}
+
+// records returns the records of s.
+func (z *Zone) records(s rrset) []dns.RR {
+	if s.inExtra {
+		e := z.extra[s.at]
+		return e[:len(e):len(e)]
+	}
+	// Capped, so that appending to an answer never writes into the zone.
+	return z.rrs[s.at : s.at+s.n : s.at+s.n]
+}
+
+// get returns n's records of type t, or nil.
+func (z *Zone) get(n *node, t uint16) []dns.RR {
+	for _, s := range z.setsOf(n) {
+		if s.typ == t {
+			return z.records(s)
+		}
+	}
+	return nil
+}
+
 // Records returns the number of resource records in the zone.
-func (z *Zone) Records() int { return z.records }
+func (z *Zone) Records() int { return z.nrecords }
 
 // WithSerial returns a copy of the zone whose SOA has another serial; the
 // records are shared. For `serial: auto`, before the zone is published.
@@ -44,14 +103,14 @@ func (z *Zone) WithSerial(serial uint32) *Zone {
 	soa := *z.SOA
 	soa.Serial = serial
 	c.SOA = &soa
-	apex := *c.nodes[z.Origin]
-	apex.rrsets = append(rrsetList(nil), z.nodes[z.Origin].rrsets...)
-	apex.rrsets.put(dns.TypeSOA, []dns.RR{&soa})
-	c.nodes = make(map[string]*node, len(z.nodes))
-	for k, n := range z.nodes {
-		c.nodes[k] = n
+	// Only the SOA's records differ, and they are in extra (see finish):
+	// the nodes, RRsets and other records are shared.
+	c.extra = append([][]dns.RR(nil), z.extra...)
+	for _, s := range z.setsOf(z.at(0)) {
+		if s.typ == dns.TypeSOA {
+			c.extra[s.at] = []dns.RR{&soa}
+		}
 	}
-	c.nodes[z.Origin] = &apex
 	return &c
 }
 
@@ -67,55 +126,26 @@ func (z *Zone) NegativeTTL() uint32 {
 // RRset returns the records of the given type at an exact, canonical owner
 // name, or nil. It does no wildcard or CNAME processing.
 func (z *Zone) RRset(name string, qtype uint16) []dns.RR {
-	n := z.nodes[name]
+	n := z.find(name)
 	if n == nil {
 		return nil
 	}
-	return n.rrsets.get(qtype)
+	return z.get(n, qtype)
 }
 
 // All returns every record of the zone, apex SOA first, in no other
 // particular order. The records are the zone's own: do not modify them.
 func (z *Zone) All() []dns.RR {
-	out := make([]dns.RR, 0, z.records)
+	out := make([]dns.RR, 0, z.nrecords)
 	out = append(out, z.SOA)
-	for _, n := range z.nodes {
-		for _, s := range n.rrsets {
+	for i := range z.nodes.len() {
+		n := z.at(i)
+		for _, s := range z.setsOf(n) {
 			if s.typ == dns.TypeSOA && n.name == z.Origin {
 				continue
 			}
-			out = append(out, s.rrs...)
+			out = append(out, z.records(s)...)
 		}
 	}
 	return out
-}
-
-// rrset is the records of one type at one name.
-type rrset struct {
-	typ uint16
-	rrs []dns.RR
-}
-
-// rrsetList holds a node's RRsets. Most names own one or two types: a
-// short slice is smaller and faster than a map (a zone of a million names
-// has a million of these).
-type rrsetList []rrset
-
-func (l rrsetList) get(t uint16) []dns.RR {
-	for i := range l {
-		if l[i].typ == t {
-			return l[i].rrs
-		}
-	}
-	return nil
-}
-
-func (l *rrsetList) put(t uint16, rrs []dns.RR) {
-	for i := range *l {
-		if (*l)[i].typ == t {
-			(*l)[i].rrs = rrs
-			return
-		}
-	}
-	*l = append(*l, rrset{typ: t, rrs: rrs})
 }
