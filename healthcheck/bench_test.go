@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,17 +29,10 @@ func cpuTime(b *testing.B) time.Duration {
 // 10,000 targets at a 1s interval.
 func runProbes(b *testing.B, targets []Target, factory func(Spec) (Checker, error), probes *atomic.Int64, done <-chan struct{}) {
 	b.Helper()
-	late := &lateness{}
-	inner := factory
-	factory = func(spec Spec) (Checker, error) {
-		c, err := inner(spec)
-		if err != nil {
-			return nil, err
-		}
-		return late.wrap(c, spec), nil
-	}
 	s := NewScheduler(WithCheckerFactory(factory))
 	defer s.Close()
+	var late lateness
+	s.onLate = late.add
 	if err := s.Set(targets); err != nil {
 		b.Fatal(err)
 	}
@@ -58,79 +52,37 @@ func runProbes(b *testing.B, targets []Target, factory func(Spec) (Checker, erro
 	late.report(b)
 }
 
-// lateness measures how late probes start: the gap between the end of a
-// target's probe and the start of its next one, beyond the interval plus
-// the jitter (the most the schedule allows; the first probe and probes in
-// transition are not counted).
+// lateness collects how late probes start against the instant their timer
+// was set for (the jittered schedule).
 type lateness struct {
-	mu        sync.Mutex
-	worst     time.Duration
-	overdue   int // probes later than interval + jitter
-	counted   int
-	lastEnded map[lateKey]time.Time
+	mu       sync.Mutex
+	all      []time.Duration
+	overJit  int // later than the target's jitter
+	jitterOf time.Duration
 }
 
-type lateKey struct {
-	c    *lateChecker
-	addr netip.AddrPort
-}
-
-type lateChecker struct {
-	l       *lateness
-	inner   Checker
-	allowed time.Duration // interval + jitter
-}
-
-func (l *lateness) wrap(c Checker, spec Spec) Checker {
-	spec = spec.WithDefaults()
-	lc := &lateChecker{l: l, inner: c, allowed: spec.Interval + spec.Jitter}
-	if _, ok := c.(selfTimed); ok {
-		return selfTimedLate{lc}
+func (l *lateness) add(late time.Duration, spec *Spec) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.all = append(l.all, late)
+	l.jitterOf = spec.Jitter
+	if late > spec.Jitter {
+		l.overJit++
 	}
-	return lc
 }
 
-func (c *lateChecker) Check(ctx context.Context, addr netip.AddrPort) error {
-	start := time.Now()
-	k := lateKey{c, addr}
-	c.l.mu.Lock()
-	if c.l.lastEnded == nil {
-		c.l.lastEnded = make(map[lateKey]time.Time)
-	}
-	if prev, ok := c.l.lastEnded[k]; ok {
-		over := start.Sub(prev) - c.allowed
-		c.l.worst = max(c.l.worst, over)
-		c.l.counted++
-		if over > 0 {
-			c.l.overdue++
-		}
-	}
-	c.l.mu.Unlock()
-	err := c.inner.Check(ctx, addr)
-	c.l.mu.Lock()
-	if err == nil {
-		c.l.lastEnded[k] = time.Now()
-	} else {
-		delete(c.l.lastEnded, k) // the next probe comes at the fast interval
-	}
-	c.l.mu.Unlock()
-	return err
-}
-
-type selfTimedLate struct{ *lateChecker }
-
-func (selfTimedLate) selfTimed() {}
-
-// report adds the worst lateness beyond interval + jitter (negative: every
-// probe within it) and how many probes were that late.
+// report adds the 99th percentile and worst lateness and how many probes
+// were later than their jitter.
 func (l *lateness) report(b *testing.B) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.counted == 0 {
+	if len(l.all) == 0 {
 		return
 	}
-	b.ReportMetric(float64(l.worst.Microseconds())/1000, "worst-late-ms")
-	b.ReportMetric(float64(l.overdue), "overdue-probes")
+	slices.Sort(l.all)
+	b.ReportMetric(float64(l.all[len(l.all)*99/100].Microseconds())/1000, "p99-late-ms")
+	b.ReportMetric(float64(l.all[len(l.all)-1].Microseconds())/1000, "worst-late-ms")
+	b.ReportMetric(float64(l.overJit), "later-than-jitter")
 }
 
 // countingFactory wraps checkers so that done is closed after n probes.

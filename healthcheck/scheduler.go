@@ -221,6 +221,9 @@ type Scheduler struct {
 	newChecker func(Spec) (Checker, error)
 	subBuf     int
 	observe    func(TargetKey, time.Duration, error)
+	// onLate, if set (by benchmarks), gets how late each probe started
+	// against the instant its timer was set for.
+	onLate func(late time.Duration, spec *Spec)
 
 	snap  atomic.Pointer[Snapshot]
 	setMu sync.Mutex // serialises Set
@@ -502,11 +505,15 @@ func (s *Scheduler) run(ctx context.Context, t *target, first time.Duration) {
 	defer s.wg.Done()
 	timer := s.clock.NewTimer(first)
 	defer timer.Stop()
+	due := s.clock.Now().Add(first)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C():
+		}
+		if s.onLate != nil {
+			s.onLate(s.clock.Now().Sub(due), &t.t.Spec)
 		}
 		latency, err := s.probe(ctx, t)
 		if ctx.Err() != nil {
@@ -519,6 +526,7 @@ func (s *Scheduler) run(ctx context.Context, t *target, first time.Duration) {
 		if !ok {
 			return
 		}
+		due = s.clock.Now().Add(next)
 		timer.Reset(next)
 	}
 }
