@@ -216,18 +216,26 @@ func TestStartFailsCleanly(t *testing.T) {
 	// goleak in TestMain checks the first listener's goroutines stopped.
 }
 
-// TestUDPServingDoesNotAllocate sends cached queries over a real socket and
-// counts the heap allocations of the whole process (client included, which
-// reuses its buffers): the serving loop, batch I/O included, makes none.
-func TestUDPServingDoesNotAllocate(t *testing.T) {
+// dialOneSocketServer starts a server with one UDP socket and returns a UDP
+// client connected to it and a query it answers.
+func dialOneSocketServer(t *testing.T) (net.Conn, *dns.Msg) {
+	t.Helper()
 	_, addr := startServer(t, ServerOptions{UDPSockets: 1})
 	conn, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.test.", dns.TypeA)
+	return conn, m
+}
+
+// TestUDPServingDoesNotAllocate sends cached queries over a real socket and
+// counts the heap allocations of the whole process (client included, which
+// reuses its buffers): the serving loop, batch I/O included, makes none.
+func TestUDPServingDoesNotAllocate(t *testing.T) {
+	conn, m := dialOneSocketServer(t)
 	query, err := m.Pack()
 	if err != nil {
 		t.Fatal(err)
@@ -253,14 +261,7 @@ func TestUDPServingDoesNotAllocate(t *testing.T) {
 // to sleep while datagrams are queued (it waits on its own after a batch
 // smaller than the batch size, without asking the socket again).
 func TestUDPBurstAllAnswered(t *testing.T) {
-	_, addr := startServer(t, ServerOptions{UDPSockets: 1})
-	conn, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	m := new(dns.Msg)
-	m.SetQuestion("www.example.test.", dns.TypeA)
+	conn, m := dialOneSocketServer(t)
 	for _, burst := range []int{1, udpBatch - 1, udpBatch, udpBatch + 1, 2*udpBatch + 3, 100} {
 		for i := range burst {
 			m.Id = uint16(i)
