@@ -93,7 +93,10 @@ func (a *Authority) CacheStats() (hits, misses uint64) {
 	if a.cache == nil {
 		return 0, 0
 	}
-	return a.cache.hits.Load(), a.cache.misses.Load()
+	for i := range a.cache.hits {
+		hits += a.cache.hits[i].Load()
+	}
+	return hits, a.cache.misses.Load()
 }
 
 // SetOverrides swaps in a new set of operator overrides (drains).
@@ -486,7 +489,7 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			return headerOnly(out, q.id, q.flags, flagRD, dns.RcodeServerFailure)
 		}
 		if len(b) <= limit {
-			r.counter.Count(q.qtype, r.m.Rcode)
+			r.counter.Count(stripeOf(q.id), q.qtype, r.m.Rcode)
 			if len(r.m.Question) == 1 && len(b) >= headerLen+len(q.question) {
 				copy(b[headerLen:], q.question[:len(q.question)-4])
 			}

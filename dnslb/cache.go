@@ -36,7 +36,7 @@ type respCache struct {
 	// after the LRU dropped it is only memory, bounded by its size.
 	front     []atomic.Pointer[cacheEntry]
 	frontMask uint64
-	hits      atomic.Uint64
+	hits      [counterStripes]paddedCounter
 	misses    atomic.Uint64
 }
 
@@ -216,8 +216,9 @@ func (a *Authority) cached(q *fastQuery, msg []byte, view *View, out []byte) (re
 	out[0], out[1] = msg[0], msg[1]
 	out[2] = out[2]&^1 | q.keepRD
 	copy(out[headerLen:], msg[headerLen:headerLen+q.nameLen]) // the client's letter case
-	e.counter.Count(q.qtype, e.rcode)
-	c.hits.Add(1)
+	stripe := stripeOf(binary.BigEndian.Uint16(msg))
+	e.counter.Count(stripe, q.qtype, e.rcode)
+	c.hits[stripe].Add(1)
 	return out, nil
 }
 
