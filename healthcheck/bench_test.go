@@ -55,17 +55,15 @@ func runProbes(b *testing.B, targets []Target, factory func(Spec) (Checker, erro
 // lateness collects how late probes start against the instant their timer
 // was set for (the jittered schedule).
 type lateness struct {
-	mu       sync.Mutex
-	all      []time.Duration
-	overJit  int // later than the target's jitter
-	jitterOf time.Duration
+	mu      sync.Mutex
+	all     []time.Duration
+	overJit int // later than the target's jitter
 }
 
 func (l *lateness) add(late time.Duration, spec *Spec) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.all = append(l.all, late)
-	l.jitterOf = spec.Jitter
 	if late > spec.Jitter {
 		l.overJit++
 	}
