@@ -11,6 +11,7 @@ work=$(mktemp -d /tmp/dnslb-hc.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/dnslb" ./cmd/dnslb
 go build -o "$work/backends" ./bench/backends
+go build -o "$work/connectfloor" ./bench/connectfloor
 {
   echo '$ORIGIN hc.test.'; echo '$TTL 300'
   echo '@ SOA ns1 hostmaster 1 3600 600 86400 60'; echo '@ NS ns1'; echo 'ns1 A 127.0.0.1'
@@ -23,18 +24,19 @@ go build -o "$work/backends" ./bench/backends
   echo 'zones: [{origin: hc.test., file: hc.test.zone}]'; echo 'pools:'
   for p in $(seq 0 99); do echo "  p$p.hc.test.: {check: {type: tcp, port: 5340, interval: 1s, timeout: 500ms}}"; done
 } > "$work/dnslb.yaml"
-"$work/backends" -port 5340 -count 10000 -first 127.2.0.1 > "$work/backends.log" 2>&1 &
+taskset -c "${BACKEND_CPU:-0}" "$work/backends" -port 5340 -any -spin > "$work/backends.log" 2>&1 &
 backends=$!
 sleep 2
-"$work/dnslb" serve --config "$work/dnslb.yaml" > "$work/dnslb.log" 2>&1 &
+taskset -c "${SERVER_CPU:-1}" "$work/dnslb" serve --config "$work/dnslb.yaml" > "$work/dnslb.log" 2>&1 &
 server=$!
 sleep 5 # every target has had its first (spread) probe
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-s0=$(ticks $server); b0=$(ticks $backends); t0=$(date +%s.%N)
+ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; } # user, system
+read -r su0 ss0 < <(ticks $server); read -r bu0 bs0 < <(ticks $backends); t0=$(date +%s.%N)
 sleep "$secs"
-s1=$(ticks $server); b1=$(ticks $backends); t1=$(date +%s.%N)
-hz=$(getconf CLK_TCK)
-us0=$(awk "{print \$14}" /proc/$server/stat); ss0=$(awk "{print \$15}" /proc/$server/stat); echo "dnslb utime ticks total=$us0 stime ticks total=$ss0"
-awk -v s=$((s1 - s0)) -v b=$((b1 - b0)) -v hz="$hz" -v d="$(echo "$t1 - $t0" | bc)" 'BEGIN {
-  printf "10,000 targets, 1 s interval, %.0f s: dnslb %.1f %% of one core, backends (accepting) %.1f %%\n", d, 100*s/hz/d, 100*b/hz/d }'
-grep -c '"to":"down"' "$work/dnslb.log" | xargs echo "down transitions (should be 0):"
+read -r su1 ss1 < <(ticks $server); read -r bu1 bs1 < <(ticks $backends); t1=$(date +%s.%N)
+awk -v u=$((su1 - su0)) -v k=$((ss1 - ss0)) -v b=$((bu1 + bs1 - bu0 - bs0)) -v hz="$(getconf CLK_TCK)" -v d="$(echo "$t1 - $t0" | bc)" 'BEGIN {
+  printf "10,000 targets, 1 s interval, %.0f s: dnslb %.1f %% of one core (user %.1f, kernel %.1f), backends %.1f %%\n",
+    d, 100*(u+k)/hz/d, 100*u/hz/d, 100*k/hz/d, 100*b/hz/d }'
+echo "down transitions (should be 0): $(grep -c '"to":"down"' "$work/dnslb.log" || true)"
+kill "$server"; wait "$server" 2>/dev/null || true
+taskset -c "${SERVER_CPU:-1}" "$work/connectfloor" -port 5340 -first 127.2.0.1 -count 10000 -rate 10000 -seconds "$secs"
