@@ -43,3 +43,26 @@ func TestUDPDontFragment(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestTCPListenerIsPlainTCP checks that the DNS TCP listener is not Go's
+// default Multipath TCP: DNS clients do not speak it, and its fallback
+// layer sits under every read and write.
+func TestTCPListenerIsPlainTCP(t *testing.T) {
+	srv, _ := startServer(t, ServerOptions{})
+	for _, ln := range srv.tcp {
+		rc, err := ln.(*net.TCPListener).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var proto int
+		var gerr error
+		if err := rc.Control(func(fd uintptr) {
+			proto, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PROTOCOL)
+		}); err != nil || gerr != nil {
+			t.Fatal(err, gerr)
+		}
+		if proto != unix.IPPROTO_TCP {
+			t.Errorf("listener %s: protocol %d, want TCP (%d)", ln.Addr(), proto, unix.IPPROTO_TCP)
+		}
+	}
+}

@@ -137,8 +137,13 @@ func listenBoth(addr string, n int, dontFragment bool) ([]net.PacketConn, net.Li
 	if err != nil {
 		return nil, nil, err
 	}
+	// Plain TCP, not Go's default of Multipath TCP: DNS clients do not
+	// speak it, and a fallen-back MPTCP socket puts a layer of its own
+	// under every read and write.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
 	for attempt := 0; ; attempt++ {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			return nil, nil, err
 		}
