@@ -116,6 +116,119 @@ func TestTCPPipelining(t *testing.T) {
 	}
 }
 
+// TestTCPFraming sends queries framed in ways a client may send them:
+// hundreds in one write (more than one read buffer, more replies than one
+// write gathers), one byte at a time, a message longer than the first
+// read buffer, and a message that closes the connection after queries
+// already sent. Every reply must come back whole and in order.
+func TestTCPFraming(t *testing.T) {
+	frame := func(id uint16, name string, pad int) []byte {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		m.Id = id
+		if pad > 0 {
+			m.SetEdns0(1232, false)
+			opt := m.IsEdns0()
+			opt.Option = append(opt.Option, &dns.EDNS0_PADDING{Padding: make([]byte, pad)})
+		}
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)
+	}
+	names := []string{"www.example.test.", "nope.example.test.", "mail.example.test."}
+	bareHeader := []byte{0, 12, 0xbe, 0xef, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+	for _, tc := range []struct {
+		name    string
+		queries int  // ids 1..queries, names in turn
+		pad     int  // EDNS padding per query
+		chunk   int  // write this many bytes at a time (0: all at once)
+		closeBy bool // a bare header follows: answered, then closed
+	}{
+		{name: "500 in one write", queries: 500},
+		{name: "byte by byte", queries: 3, chunk: 1},
+		{name: "odd chunks", queries: 40, chunk: 7},
+		{name: "longer than the read buffer", queries: 3, pad: 3 * tcpReadSize},
+		{name: "long ones byte by byte", queries: 2, pad: tcpReadSize, chunk: 1},
+		{name: "closed after answering", queries: 5, closeBy: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startServer(t, ServerOptions{})
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var stream []byte
+			for i := range tc.queries {
+				stream = append(stream, frame(uint16(i+1), names[i%len(names)], tc.pad)...)
+			}
+			if tc.closeBy {
+				stream = append(stream, bareHeader...)
+			}
+			go func() {
+				step := tc.chunk
+				if step == 0 {
+					step = len(stream)
+				}
+				for b := stream; len(b) > 0; b = b[min(step, len(b)):] {
+					if _, err := c.Write(b[:min(step, len(b))]); err != nil {
+						return
+					}
+				}
+			}()
+			for i := range tc.queries {
+				resp := readTCP(t, c)
+				if resp.Id != uint16(i+1) || resp.Question[0].Name != names[i%len(names)] {
+					t.Fatalf("reply %d: id %d for %s", i, resp.Id, resp.Question[0].Name)
+				}
+			}
+			if tc.closeBy {
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+					t.Fatalf("after a bare header: read %d bytes, %v; want EOF", n, err)
+				}
+			}
+		})
+	}
+}
+
+// TestTCPTrickleTimesOut checks that a client sending one message slowly
+// does not extend the idle timeout byte by byte.
+func TestTCPTrickleTimesOut(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{TCPIdleTimeout: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	closed := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		closed <- err
+	}()
+	// 512 bytes announced, one sent every 20 ms: ten seconds in all.
+	if _, err := c.Write([]byte{2, 0}); err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for range 512 {
+		select {
+		case err := <-closed:
+			if err != io.EOF {
+				t.Fatalf("read %v; want EOF from the server closing", err)
+			}
+			return
+		case <-tick.C:
+			c.Write([]byte{0})
+		}
+	}
+	t.Fatal("the server kept a trickling connection open past its idle timeout")
+}
+
 func TestTCPIdleTimeout(t *testing.T) {
 	_, addr := startServer(t, ServerOptions{TCPIdleTimeout: 100 * time.Millisecond})
 	c, err := net.Dial("tcp", addr)
