@@ -281,11 +281,26 @@ func (pl *Plan) Records(dst []dns.RR, slot int, client netip.Addr) []dns.RR {
 
 // Lead counts an answer for slot served from a cache.
 func (pl *Plan) Lead(slot int) {
-	var stack [maxStack]int
-	idx := pl.order(stack[:0], slot, netip.Addr{})
-	if len(idx) > 0 && pl.members[idx[0]].Leads != nil {
-		pl.members[idx[0]].Leads.Add(1)
+	if i := pl.lead(slot); i >= 0 && pl.members[i].Leads != nil {
+		pl.members[i].Leads.Add(1)
 	}
+}
+
+// lead returns the member slot's answer starts with (the first of order,
+// without building the order: a cache hit needs only this), or -1.
+func (pl *Plan) lead(slot int) int {
+	if len(pl.idx) == 0 {
+		return -1
+	}
+	switch pl.pool.Policy {
+	case RoundRobin:
+		return pl.idx[slot%len(pl.idx)]
+	case Weighted:
+		if len(pl.sched.seq) > 0 {
+			return pl.idx[pl.sched.seq[slot%len(pl.sched.seq)]]
+		}
+	}
+	return pl.idx[0]
 }
 
 // rotate moves idx[k:] to the front.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dnslb/dnslb/healthcheck"
@@ -246,6 +247,55 @@ func BenchmarkSelect(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				dst, _ = p.Select(dst[:0], dns.TypeA, h, 1, client)
+			}
+		})
+	}
+}
+
+// TestLeadCountsTheFirstRecord checks that the lead a cache hit counts for
+// a slot is the member that slot's answer starts with, for every policy
+// that caches by slot, with members down and a cap on answers.
+func TestLeadCountsTheFirstRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy Policy
+		max    int
+		down   downSet
+	}{
+		{"round-robin", RoundRobin, 0, downSet{}},
+		{"round-robin, one down, cap 2", RoundRobin, 2, downSet{"192.0.2.2": true}},
+		{"weighted", Weighted, 0, downSet{}},
+		{"weighted, one down", Weighted, 1, downSet{"192.0.2.1": true}},
+		{"first-healthy", FirstHealthy, 0, downSet{"192.0.2.1": true}},
+		{"all down: fail open", RoundRobin, 0, downSet{"192.0.2.1": true, "192.0.2.2": true, "192.0.2.3": true, "192.0.2.4": true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPool(tc.policy, member("192.0.2.1", 3, false), member("192.0.2.2", 1, false),
+				member("192.0.2.3", 2, false), member("192.0.2.4", 1, false))
+			p.MaxAnswers = tc.max
+			var leads [4]atomic.Uint64
+			for i := range p.V4 {
+				p.V4[i].Leads = &leads[i]
+			}
+			pl := p.Plan(dns.TypeA, tc.down, 1)
+			if pl.Slots() == 0 {
+				t.Fatal("no slots")
+			}
+			for slot := range pl.Slots() {
+				for i := range leads {
+					leads[i].Store(0)
+				}
+				pl.Lead(slot)
+				first := addrs(pl.Records(nil, slot, client))[0]
+				for i := range leads {
+					want := uint64(0)
+					if p.V4[i].Addr.String() == first {
+						want = 2 // Records counted it too
+					}
+					if got := leads[i].Load(); got != want {
+						t.Errorf("slot %d (answer starts with %s): %s led %d times, want %d", slot, first, p.V4[i].Addr, got, want)
+					}
+				}
 			}
 		})
 	}
