@@ -153,8 +153,12 @@ func BenchmarkScheduler10kTCP(b *testing.B) {
 		}
 		wg.Wait()
 	}()
+	// Plain TCP, as a web server's listeners (Go's default is MPTCP, whose
+	// fallback costs the connecting side work a real backend would not).
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
 	for range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
 		}
