@@ -77,8 +77,35 @@ type Server struct {
 	closing bool
 
 	tcpSlots chan struct{}
+	tcpBufs  sync.Pool // *tcpBuffers: a connection per query allocates none
 	wg       sync.WaitGroup
 	once     sync.Once
+}
+
+// tcpBuffers are one connection's: what it read, the replies it has not
+// written yet, and the handler's output.
+type tcpBuffers struct{ in, out, answer []byte }
+
+// getTCPBuffers returns buffers of at least tcpReadSize bytes each.
+func (s *Server) getTCPBuffers() *tcpBuffers {
+	if b, ok := s.tcpBufs.Get().(*tcpBuffers); ok {
+		return b
+	}
+	return &tcpBuffers{
+		in:     make([]byte, tcpReadSize),
+		out:    make([]byte, 0, tcpReadSize),
+		answer: make([]byte, 0, tcpReadSize),
+	}
+}
+
+// putTCPBuffers keeps b for another connection, unless a long message
+// grew one of them: those are left to the collector.
+func (s *Server) putTCPBuffers(b *tcpBuffers) {
+	if cap(b.in) > tcpReadSize || cap(b.out) > tcpFlushSize+tcpReadSize || cap(b.answer) > tcpReadSize {
+		return
+	}
+	b.out, b.answer = b.out[:0], b.answer[:0]
+	s.tcpBufs.Put(b)
 }
 
 // NewServer returns a server that is not yet listening.
@@ -334,11 +361,14 @@ func (s *Server) serveConn(c net.Conn) {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		remote = ta.AddrPort()
 	}
-	in := make([]byte, tcpReadSize)
-	start, end := 0, 0                  // the unread bytes are in[start:end]
-	out := make([]byte, 0, tcpReadSize) // framed replies not yet written
-	answer := make([]byte, 0, 4096)     // the handler's buffer
-	arm := true                         // a new message starts: arm the idle timeout
+	bufs := s.getTCPBuffers()
+	in, out, answer := bufs.in, bufs.out, bufs.answer
+	defer func() {
+		bufs.in, bufs.out, bufs.answer = in, out, answer
+		s.putTCPBuffers(bufs)
+	}()
+	start, end := 0, 0 // the unread bytes are in[start:end]
+	arm := true        // a new message starts: arm the idle timeout
 	for {
 		busy, timed := false, false
 		for end-start >= 2 {

@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 
 // startServer is the httptest-shaped helper: a server on 127.0.0.1:0 with
 // UDP and TCP on one port, closed when the test ends.
-func startServer(t *testing.T, opts ServerOptions) (*Server, string) {
+func startServer(t testing.TB, opts ServerOptions) (*Server, string) {
 	t.Helper()
 	opts.Listen = []string{"127.0.0.1:0"}
 	srv := NewServer(opts, NewAuthority(testView(t), 0, nil), zerolog.Nop())
