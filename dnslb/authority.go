@@ -366,7 +366,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 					r.m.Ns = append(r.m.Ns, soa)
 					return
 				}
-				r.m.Answer = pl.Records(r.m.Answer, slot, req.Remote.Addr())
+				r.m.Answer = pl.Records(r.m.Answer, slot, req.Remote.Addr(), stripeOf(q.id))
 				if !classAny {
 					a.addAuthority(r, zone, r.m.Answer)
 				}

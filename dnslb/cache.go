@@ -209,7 +209,7 @@ func (a *Authority) cached(q *fastQuery, msg []byte, view *View, out []byte) (re
 		if p == nil {
 			return nil, &slotFill{entry: e, slot: slot}
 		}
-		pl.Lead(slot)
+		pl.Lead(slot, stripeOf(binary.BigEndian.Uint16(msg)))
 		b = *p
 	}
 	out = append(out[:0], b...)

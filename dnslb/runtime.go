@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/rs/zerolog"
@@ -62,7 +63,7 @@ type Runtime struct {
 	statePath  string
 	reloadAt   time.Time
 	reloadErr  error
-	leads      map[string]map[netip.Addr]*atomic.Uint64
+	leads      map[string]map[netip.Addr]*pool.LeadCounter
 	shares     shareRing
 
 	stateDirty atomic.Bool
@@ -94,7 +95,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		zoneStates: map[string]*zoneState{},
 		overrides:  map[netip.Addr]admin.Override{},
 		serials:    map[string]serialState{},
-		leads:      map[string]map[netip.Addr]*atomic.Uint64{},
+		leads:      map[string]map[netip.Addr]*pool.LeadCounter{},
 		reloadReq:  make(chan struct{}, 1),
 		freeMem:    make(chan struct{}, 1),
 	}
@@ -475,7 +476,7 @@ func (r *Runtime) attachLeads(v *View) {
 	for name, p := range v.Pools {
 		byAddr := r.leads[name]
 		if byAddr == nil {
-			byAddr = map[netip.Addr]*atomic.Uint64{}
+			byAddr = map[netip.Addr]*pool.LeadCounter{}
 			r.leads[name] = byAddr
 		}
 		for i := range p.V4 {
@@ -487,10 +488,10 @@ func (r *Runtime) attachLeads(v *View) {
 	}
 }
 
-func leadCounter(m map[netip.Addr]*atomic.Uint64, a netip.Addr) *atomic.Uint64 {
+func leadCounter(m map[netip.Addr]*pool.LeadCounter, a netip.Addr) *pool.LeadCounter {
 	c := m[a]
 	if c == nil {
-		c = new(atomic.Uint64)
+		c = new(pool.LeadCounter)
 		m[a] = c
 	}
 	return c

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"sync/atomic"
 	"testing"
 
 	"github.com/dnslb/dnslb/healthcheck"
@@ -273,7 +272,7 @@ func TestLeadCountsTheFirstRecord(t *testing.T) {
 			p := newPool(tc.policy, member("192.0.2.1", 3, false), member("192.0.2.2", 1, false),
 				member("192.0.2.3", 2, false), member("192.0.2.4", 1, false))
 			p.MaxAnswers = tc.max
-			var leads [4]atomic.Uint64
+			var leads [4]LeadCounter
 			for i := range p.V4 {
 				p.V4[i].Leads = &leads[i]
 			}
@@ -282,11 +281,9 @@ func TestLeadCountsTheFirstRecord(t *testing.T) {
 				t.Fatal("no slots")
 			}
 			for slot := range pl.Slots() {
-				for i := range leads {
-					leads[i].Store(0)
-				}
-				pl.Lead(slot)
-				first := addrs(pl.Records(nil, slot, client))[0]
+				leads = [4]LeadCounter{}
+				pl.Lead(slot, slot)
+				first := addrs(pl.Records(nil, slot, client, slot+1))[0]
 				for i := range leads {
 					want := uint64(0)
 					if p.V4[i].Addr.String() == first {
