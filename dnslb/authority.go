@@ -158,7 +158,7 @@ func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
 	if a.cache != nil {
 		var fq fastQuery
 		if parseFast(req.Wire, req.TCP, a.udpSize, &fq) {
-			resp, fill := a.cached(&fq, req.Wire, view, out)
+			resp, fill := a.cached(&fq, req.Wire, req.Remote.Addr(), view, out)
 			if resp != nil {
 				return resp
 			}
@@ -355,7 +355,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 				} else {
 					h := a.judgement()
 					pl = p.Plan(q.qtype, h, h.gen)
-					slot = pl.NextSlot()
+					slot = pl.NextSlot(req.Remote.Addr())
 				}
 				r.pool, r.plan, r.slot = p, pl, slot
 				if pl.Empty() {

@@ -3,6 +3,7 @@ package dnslb
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"net/netip"
 	"sync/atomic"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
@@ -184,7 +185,7 @@ func parseFast(msg []byte, tcp bool, ourSize uint16, q *fastQuery) bool {
 // lookup returns the cached reply for q, copied into out and patched for
 // this query, or nil. For a pool entry whose current slot is not packed
 // yet it returns the entry, plan and slot so the full path can fill it.
-func (a *Authority) cached(q *fastQuery, msg []byte, view *View, out []byte) (resp []byte, fill *slotFill) {
+func (a *Authority) cached(q *fastQuery, msg []byte, client netip.Addr, view *View, out []byte) (resp []byte, fill *slotFill) {
 	c := a.cache
 	q.hash = maphash.Bytes(c.seed, q.key[:q.keyLen])
 	fp := &c.front[q.hash&c.frontMask]
@@ -204,7 +205,7 @@ func (a *Authority) cached(q *fastQuery, msg []byte, view *View, out []byte) (re
 		if pl != e.plan {
 			return nil, nil // health or overrides changed: rebuild
 		}
-		slot := pl.NextSlot()
+		slot := pl.NextSlot(client)
 		p := e.slots[slot].Load()
 		if p == nil {
 			return nil, &slotFill{entry: e, slot: slot}

@@ -144,8 +144,42 @@ type Pool struct {
 	// V4 and V6 hold the A and AAAA members in zone file order.
 	V4, V6 []Member
 
-	counter atomic.Uint64
-	plans   [2]atomic.Pointer[Plan] // per family, for the latest generation
+	// rotation holds the rotation counters, one per group of clients (see
+	// NextSlot), each on a cache line of its own, with padding on both
+	// sides: the fields around them are read on every answer, and sharing
+	// a line with a counter would make every core's reads miss.
+	_        [64]byte
+	rotation [rotationGroups]struct {
+		n atomic.Uint64
+		_ [56]byte
+	}
+	_     [64]byte
+	plans [2]atomic.Pointer[Plan] // per family, for the latest generation
+}
+
+// rotationGroups is the number of rotation counters of a pool.
+const rotationGroups = 8
+
+// rotationGroup returns the rotation counter a client uses: a hash of its
+// address (the zero Addr, for callers without one, is group 0).
+func rotationGroup(client netip.Addr) int {
+	if !client.IsValid() {
+		return 0
+	}
+	b := client.As16()
+	lo := uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
+		uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
+	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	// A finaliser that makes every address bit count in the top bits
+	// (MurmurHash3's): neighbouring addresses land in different groups.
+	h := lo ^ hi*0x9e3779b97f4a7c15
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return int(h >> 61) // the top 3 bits: 0..7
 }
 
 // family returns the members answering qtype, and the index of its plan.
@@ -173,7 +207,7 @@ func (p *Pool) Select(dst []dns.RR, qtype uint16, h Health, gen uint64, client n
 	if pl.Empty() {
 		return dst, true
 	}
-	return pl.Records(dst, pl.NextSlot(), client, 0), false
+	return pl.Records(dst, pl.NextSlot(client), client, 0), false
 }
 
 // Plan is how a pool answers one family while health stays the same: the
@@ -265,12 +299,17 @@ func (pl *Plan) Empty() bool { return pl.empty }
 // the client (sticky) and cannot be cached by slot.
 func (pl *Plan) Slots() int { return pl.nslots }
 
-// NextSlot advances the pool's rotation and returns the slot to answer.
-func (pl *Plan) NextSlot() int {
+// NextSlot advances the rotation of client's group and returns the slot
+// to answer. A client (a resolver) sees every member come first in turn,
+// as with one counter for the pool, whichever socket or core its queries
+// reach; clients answered on different cores mostly use different
+// counters, where one would move between the cores on every pool answer.
+// Over many clients the groups add up to the policy's shares.
+func (pl *Plan) NextSlot(client netip.Addr) int {
 	if pl.nslots <= 1 {
 		return 0
 	}
-	return int(pl.pool.counter.Add(1) % uint64(pl.nslots))
+	return int(pl.pool.rotation[rotationGroup(client)].n.Add(1) % uint64(pl.nslots))
 }
 
 // order writes slot's member order (indices into members) into buf.

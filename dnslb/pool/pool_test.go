@@ -297,3 +297,75 @@ func TestLeadCountsTheFirstRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestRotationPerClientGroup interleaves the queries of many clients. A
+// client alone in its rotation group sees the members come first in turn
+// whatever the clients of other groups ask in between (with one counter
+// for the pool, any other client's query shifts it); over all clients the
+// members' shares are even.
+func TestRotationPerClientGroup(t *testing.T) {
+	p := newPool(RoundRobin, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
+	var clients []netip.Addr
+	for i := range 200 {
+		clients = append(clients,
+			netip.AddrFrom4([4]byte{198, 51, byte(i / 256), byte(i)}),
+			netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::53", i)))
+	}
+	alone := map[int]netip.Addr{} // one client per group: the only one of it that asks
+	for _, c := range clients {
+		if _, ok := alone[rotationGroup(c)]; !ok {
+			alone[rotationGroup(c)] = c
+		}
+	}
+	if len(alone) != rotationGroups {
+		t.Fatalf("the clients fill %d of %d groups", len(alone), rotationGroups)
+	}
+	last := map[netip.Addr]string{}
+	for round := range 30 {
+		for _, c := range alone {
+			got, _ := p.Select(nil, dns.TypeA, downSet{}, 1, c)
+			lead := addrs(got)[0]
+			if round > 0 && lead == last[c] {
+				t.Fatalf("round %d: client %s got %s first twice in a row", round, c, lead)
+			}
+			last[c] = lead
+		}
+	}
+
+	first := map[string]int{}
+	for range 30 {
+		for _, c := range clients {
+			got, _ := p.Select(nil, dns.TypeA, downSet{}, 1, c)
+			first[addrs(got)[0]]++
+		}
+	}
+	total := 30 * len(clients)
+	for a, n := range first {
+		if share := float64(n) / float64(total); math.Abs(share-1.0/3) > 0.01 {
+			t.Errorf("%s first in %.3f of answers from %d clients, want 1/3", a, share, len(clients))
+		}
+	}
+}
+
+// TestRotationGroupsSpread checks that the clients of one network use
+// every rotation counter, and that a query without a client address uses
+// the first.
+func TestRotationGroupsSpread(t *testing.T) {
+	for _, prefix := range []string{"192.0.2.0/24", "2001:db8::/120"} {
+		seen := map[int]int{}
+		for a := netip.MustParsePrefix(prefix).Addr(); netip.MustParsePrefix(prefix).Contains(a); a = a.Next() {
+			seen[rotationGroup(a)]++
+		}
+		if len(seen) != rotationGroups {
+			t.Errorf("%s: %d of %d groups used: %v", prefix, len(seen), rotationGroups, seen)
+		}
+		for g, n := range seen {
+			if n < 256/rotationGroups/2 {
+				t.Errorf("%s: group %d has %d of 256 addresses", prefix, g, n)
+			}
+		}
+	}
+	if g := rotationGroup(netip.Addr{}); g != 0 {
+		t.Errorf("no address: group %d, want 0", g)
+	}
+}
