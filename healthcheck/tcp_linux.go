@@ -2,6 +2,7 @@ package healthcheck
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
@@ -26,6 +27,9 @@ import (
 type connectPoller struct {
 	file *os.File // the epoll descriptor, registered with the netpoller
 	epfd int
+	wake int // an eventfd in the epoll set: written to end an idle drain
+
+	closeOnce sync.Once
 
 	mu      sync.Mutex
 	pending map[int32]*connectWait // by socket descriptor
@@ -55,11 +59,33 @@ func newConnectPoller() *connectPoller {
 		_ = unix.Close(epfd)
 		return nil
 	}
+	// A connect that times out or is cancelled leaves the set without an
+	// event; when it was the last one, the drain must still hear of it.
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return nil
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(efd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		_ = unix.Close(efd)
+		_ = unix.Close(epfd)
+		return nil
+	}
 	return &connectPoller{
 		file:    os.NewFile(uintptr(epfd), "healthcheck-epoll"),
 		epfd:    epfd,
+		wake:    efd,
 		pending: make(map[int32]*connectWait),
 	}
+}
+
+// close releases the descriptors, once; no connect may be pending.
+func (p *connectPoller) close() {
+	p.closeOnce.Do(func() {
+		_ = p.file.Close()
+		_ = unix.Close(p.wake)
+	})
 }
 
 // newTCPChecker returns a tcp checker that connects through a
@@ -68,7 +94,7 @@ func newConnectPoller() *connectPoller {
 func newTCPChecker(timeout time.Duration) *tcpChecker {
 	c := &tcpChecker{timeout: timeout, poller: newConnectPoller()}
 	if c.poller != nil {
-		runtime.AddCleanup(c, func(f *os.File) { _ = f.Close() }, c.poller.file)
+		runtime.AddCleanup(c, (*connectPoller).close, c.poller)
 	}
 	return c
 }
@@ -147,12 +173,21 @@ func (p *connectPoller) connect(ctx context.Context, addr netip.AddrPort, timeou
 	}
 	if err != nil {
 		p.mu.Lock()
+		wake := false
 		if p.pending[int32(fd)] == w {
 			delete(p.pending, int32(fd))
+			wake = len(p.pending) == 0 && p.running
 		} else {
 			<-w.events // delivered meanwhile: empty the channel for reuse
 		}
 		p.mu.Unlock()
+		if wake {
+			// The drain waits for events that will not come: let it
+			// see that nothing is pending and end.
+			var one [8]byte
+			binary.NativeEndian.PutUint64(one[:], 1)
+			_, _ = unix.Write(p.wake, one[:])
+		}
 	} else if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 		errno, gerr := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
 		switch {
@@ -188,6 +223,11 @@ func (p *connectPoller) drain() {
 				}
 				p.mu.Lock()
 				for _, ev := range events[:n] {
+					if ev.Fd == int32(p.wake) {
+						var count [8]byte
+						_, _ = unix.Read(p.wake, count[:]) // reset it
+						continue
+					}
 					if w := p.pending[ev.Fd]; w != nil && w.seq == ev.Pad {
 						delete(p.pending, ev.Fd)
 						w.events <- ev.Events

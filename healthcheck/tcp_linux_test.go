@@ -119,3 +119,43 @@ func TestTCPCheckerConcurrent(t *testing.T) {
 	}
 	probes.Wait()
 }
+
+// TestTCPCheckerDrainEnds checks that the goroutine draining the epoll set
+// ends once no connect is pending, also when the last one ended without
+// an event (a timeout, a cancel): it waited for ever before.
+func TestTCPCheckerDrainEnds(t *testing.T) {
+	hole := blackhole(t)
+	for _, tc := range []struct {
+		name   string
+		cancel bool
+	}{{"timeout", false}, {"cancel", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTCPChecker(100 * time.Millisecond)
+			if c.poller == nil {
+				t.Fatal("no connect poller on Linux")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				time.AfterFunc(20*time.Millisecond, cancel)
+			}
+			if err := c.Check(ctx, hole); err == nil {
+				t.Fatal("a connect to a full accept queue succeeded")
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				c.poller.mu.Lock()
+				running, pending := c.poller.running, len(c.poller.pending)
+				c.poller.mu.Unlock()
+				if !running && pending == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("drain still running %v after the last connect ended (%d pending)", time.Since(deadline.Add(-5*time.Second)), pending)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			c.poller.close()
+		})
+	}
+}
