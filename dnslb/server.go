@@ -369,6 +369,7 @@ func (s *Server) serveConn(c net.Conn) {
 	}()
 	start, end := 0, 0 // the unread bytes are in[start:end]
 	arm := true        // a new message starts: arm the idle timeout
+	req := &Request{}  // one for the connection: not an allocation per query
 	for {
 		busy, timed := false, false
 		for end-start >= 2 {
@@ -387,7 +388,8 @@ func (s *Server) serveConn(c net.Conn) {
 			if !timed {
 				began = time.Now()
 			}
-			resp := s.handle(&Request{Wire: msg, Remote: remote, TCP: true}, answer)
+			*req = Request{Wire: msg, Remote: remote, TCP: true}
+			resp := s.handle(req, answer)
 			if resp == nil {
 				// What was answered before still goes out, then the
 				// connection closes (a bare header, as NSD).
