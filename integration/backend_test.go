@@ -121,8 +121,11 @@ func (b *backend) serve(l net.Listener) {
 }
 
 func (b *backend) handle(w http.ResponseWriter, r *http.Request) {
-	b.hits.Add(1)
+	// Counted under the lock that decides hang or answer: a request
+	// counted before a reading of Hits is decided before anything the
+	// reader does next (Unhang), so no answer escapes the count.
 	b.mu.Lock()
+	b.hits.Add(1)
 	hang, status := b.hang, b.status
 	b.mu.Unlock()
 	if hang != nil {
