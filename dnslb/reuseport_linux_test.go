@@ -2,6 +2,7 @@ package dnslb
 
 import (
 	"net"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -22,17 +23,7 @@ func TestUDPDontFragment(t *testing.T) {
 	} {
 		srv, _ := startServer(t, ServerOptions{MaxUDPReply: tc.maxReply, UDPSockets: 2})
 		for _, pc := range srv.udp {
-			rc, err := pc.(*net.UDPConn).SyscallConn()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got int
-			var gerr error
-			if err := rc.Control(func(fd uintptr) {
-				got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
-			}); err != nil || gerr != nil {
-				t.Fatal(err, gerr)
-			}
+			got := sockoptInt(t, pc.(*net.UDPConn), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
 			if tc.want >= 0 && got != tc.want {
 				t.Errorf("MaxUDPReply %d: IP_MTU_DISCOVER = %d, want %d", tc.maxReply, got, tc.want)
 			}
@@ -50,19 +41,24 @@ func TestUDPDontFragment(t *testing.T) {
 func TestTCPListenerIsPlainTCP(t *testing.T) {
 	srv, _ := startServer(t, ServerOptions{})
 	for _, ln := range srv.tcp {
-		rc, err := ln.(*net.TCPListener).SyscallConn()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var proto int
-		var gerr error
-		if err := rc.Control(func(fd uintptr) {
-			proto, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PROTOCOL)
-		}); err != nil || gerr != nil {
-			t.Fatal(err, gerr)
-		}
+		proto := sockoptInt(t, ln.(*net.TCPListener), unix.SOL_SOCKET, unix.SO_PROTOCOL)
 		if proto != unix.IPPROTO_TCP {
 			t.Errorf("listener %s: protocol %d, want TCP (%d)", ln.Addr(), proto, unix.IPPROTO_TCP)
 		}
 	}
+}
+
+// sockoptInt reads an integer socket option of c.
+func sockoptInt(t *testing.T, c syscall.Conn, level, opt int) int {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), level, opt) }); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	return v
 }

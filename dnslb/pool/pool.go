@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net/netip"
@@ -90,10 +91,13 @@ type Member struct {
 // one); the caller picks the stripe, from something that differs between
 // concurrent queries.
 type LeadCounter struct {
-	stripes [LeadStripes]struct {
-		n atomic.Uint64
-		_ [56]byte // the rest of the cache line
-	}
+	stripes [LeadStripes]paddedCounter
+}
+
+// paddedCounter is a counter alone on its cache line.
+type paddedCounter struct {
+	n atomic.Uint64
+	_ [56]byte // the rest of the cache line
 }
 
 // LeadStripes is the number of stripes of a LeadCounter.
@@ -149,12 +153,9 @@ type Pool struct {
 	// sides: the fields around them are read on every answer, and sharing
 	// a line with a counter would make every core's reads miss.
 	_        [64]byte
-	rotation [rotationGroups]struct {
-		n atomic.Uint64
-		_ [56]byte
-	}
-	_     [64]byte
-	plans [2]atomic.Pointer[Plan] // per family, for the latest generation
+	rotation [rotationGroups]paddedCounter
+	_        [64]byte
+	plans    [2]atomic.Pointer[Plan] // per family, for the latest generation
 }
 
 // rotationGroups is the number of rotation counters of a pool.
@@ -167,10 +168,7 @@ func rotationGroup(client netip.Addr) int {
 		return 0
 	}
 	b := client.As16()
-	lo := uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
-		uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
-	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 	// A finaliser that makes every address bit count in the top bits
 	// (MurmurHash3's): neighbouring addresses land in different groups.
 	h := lo ^ hi*0x9e3779b97f4a7c15
@@ -300,11 +298,12 @@ func (pl *Plan) Empty() bool { return pl.empty }
 func (pl *Plan) Slots() int { return pl.nslots }
 
 // NextSlot advances the rotation of client's group and returns the slot
-// to answer. A client (a resolver) sees every member come first in turn,
-// as with one counter for the pool, whichever socket or core its queries
-// reach; clients answered on different cores mostly use different
-// counters, where one would move between the cores on every pool answer.
-// Over many clients the groups add up to the policy's shares.
+// to answer. A client alone in its group (a test, an operator's dig, a
+// resolver among few) sees every member come first in turn whichever
+// socket or core its queries reach, undisturbed by other groups; clients
+// answered on different cores mostly use different counters, where one
+// would move between the cores on every pool answer. Over many clients
+// the groups add up to the policy's shares.
 func (pl *Plan) NextSlot(client netip.Addr) int {
 	if pl.nslots <= 1 {
 		return 0
