@@ -1,7 +1,6 @@
 package dnslb
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -132,97 +131,117 @@ func (c *Config) ApplyDefaults() {
 	}
 }
 
-// Validate checks every field and reports all problems, each with its key
-// path.
+// Validate checks every field and reports all problems (Problems), each
+// with its key path; the CLI's Locate adds the file and line.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var errs Problems
+	bad := func(key, format string, args ...any) { errs = append(errs, keyed(key, format, args...)) }
 	for i, l := range c.Listen {
 		if _, port, err := net.SplitHostPort(l); err != nil || port == "" {
-			bad("listen[%d]: %q is not host:port", i, l)
+			bad(fmt.Sprintf("listen[%d]", i), "%q is not host:port", l)
 		}
 	}
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
-			bad("admin.listen: %q is not host:port", c.Admin.Listen)
+			bad("admin.listen", "%q is not host:port", c.Admin.Listen)
 		}
 	}
 	switch c.Log.Level {
 	case "", "trace", "debug", "info", "warn", "error":
 	default:
-		bad("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "", "json", "console":
 	default:
-		bad("log.format: %q is not json or console", c.Log.Format)
+		bad("log.format", "%q is not json or console", c.Log.Format)
 	}
 	if c.UDPSize != 0 && (c.UDPSize < 512 || c.UDPSize > 65535) {
-		bad("udp_size: %d is outside 512-65535", c.UDPSize)
+		bad("udp_size", "%d is outside 512-65535", c.UDPSize)
 	}
 	if c.TCP.IdleTimeout < 0 {
-		bad("tcp.idle_timeout: must not be negative")
+		bad("tcp.idle_timeout", "must not be negative")
 	}
 	if c.TCP.MaxConnections < 0 {
-		bad("tcp.max_connections: must not be negative")
+		bad("tcp.max_connections", "must not be negative")
 	}
 	if len(c.Zones) == 0 {
-		bad("zones: at least one zone is needed")
+		bad("zones", "at least one zone is needed")
 	}
 	seen := map[string]int{}
 	for i, z := range c.Zones {
+		key := fmt.Sprintf("zones[%d]", i)
 		if z.Origin == "" {
-			bad("zones[%d].origin: missing", i)
+			bad(key+".origin", "missing")
 		} else if j, dup := seen[zones.CanonicalName(z.Origin)]; dup {
-			bad("zones[%d].origin: %s is already zones[%d]", i, z.Origin, j)
+			bad(key+".origin", "%s is already zones[%d]", z.Origin, j)
 		} else {
 			seen[zones.CanonicalName(z.Origin)] = i
 		}
 		if z.File == "" {
-			bad("zones[%d].file: missing", i)
+			bad(key+".file", "missing")
 		}
 		if z.Serial != "" && z.Serial != "auto" {
-			bad("zones[%d].serial: %q: only \"auto\" (or nothing) is allowed", i, z.Serial)
+			bad(key+".serial", "%q: only \"auto\" (or nothing) is allowed", z.Serial)
 		}
 	}
 	for _, name := range sortedKeys(c.Pools) {
 		p := c.Pools[name]
 		key := fmt.Sprintf("pools[%s]", name)
 		if _, ok := dns.IsDomainName(name); !ok {
-			bad("%s: %q is not a domain name", key, name)
+			bad(key, "%q is not a domain name", name)
 		}
 		if _, err := pool.ParsePolicy(p.Policy); err != nil {
-			bad("%s.policy: %v", key, err)
+			bad(key+".policy", "%v", err)
 		}
 		if _, err := pool.ParseAllDown(p.WhenAllDown); err != nil {
-			bad("%s.when_all_down: %v", key, err)
+			bad(key+".when_all_down", "%v", err)
 		}
 		if p.TTL < 0 || p.TTL > 1<<31-1 {
-			bad("%s.ttl: %d is out of range", key, p.TTL)
+			bad(key+".ttl", "%d is out of range", p.TTL)
 		}
 		if p.MaxAnswers < 0 {
-			bad("%s.max_answers: must not be negative", key)
+			bad(key+".max_answers", "must not be negative")
 		}
 		if p.Check != nil {
 			if p.Check.Type == "" {
-				bad("%s.check.type: missing (tcp, http, https, dns, exec or none)", key)
+				bad(key+".check.type", "missing (tcp, http, https, dns, exec or none)")
 			} else if err := p.Check.Spec().Validate(); err != nil {
 				for _, e := range flatten(err) {
-					bad("%s.%v", key, e)
+					field, msg := splitField(e.Error())
+					bad(key+".check"+field, "%s", msg)
 				}
 			}
 		}
 		for _, addr := range sortedKeys(p.Members) {
 			m := p.Members[addr]
+			mkey := fmt.Sprintf("%s.members[%s]", key, addr)
 			if _, err := netip.ParseAddr(addr); err != nil {
-				bad("%s.members[%s]: not an IP address", key, addr)
+				bad(mkey, "not an IP address")
 			}
 			if m.Weight < 0 || m.Weight > 10000 {
-				bad("%s.members[%s].weight: %d is outside 0-10000", key, addr, m.Weight)
+				bad(mkey+".weight", "%d is outside 0-10000", m.Weight)
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+// splitField splits a check problem "check.interval: must be …" into its
+// field (".interval") and what is wrong with it.
+func splitField(s string) (field, msg string) {
+	head, rest, ok := strings.Cut(s, ": ")
+	if !ok || strings.ContainsAny(head, " \"") {
+		return "", s
+	}
+	head = strings.TrimPrefix(head, "check")
+	if head != "" && !strings.HasPrefix(head, ".") {
+		head = "." + head
+	}
+	return head, rest
 }
 
 // flatten lists the errors inside an errors.Join.

@@ -1,7 +1,6 @@
 package dnslb
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -47,7 +46,7 @@ func (v *View) PoolsOf(key healthcheck.TargetKey) []string {
 // them are errors.
 func BuildView(cfg *Config, set *zones.Set) (*View, error) {
 	v := &View{Zones: set, Pools: map[string]*pool.Pool{}, targetPools: map[healthcheck.TargetKey][]string{}}
-	var errs []error
+	var errs Problems
 	seen := map[healthcheck.TargetKey]bool{}
 	for _, rawName := range sortedKeys(cfg.Pools) {
 		pc := cfg.Pools[rawName]
@@ -55,21 +54,21 @@ func BuildView(cfg *Config, set *zones.Set) (*View, error) {
 		name := zones.CanonicalName(rawName)
 		z := set.Find(name)
 		if z == nil {
-			errs = append(errs, fmt.Errorf("%s: %s is in none of the configured zones", key, name))
+			errs = append(errs, keyed(key, "%s is in none of the configured zones", name))
 			continue
 		}
 		if res := z.Lookup(name, dns.TypeA); res.Kind == zones.Delegation {
-			errs = append(errs, fmt.Errorf("%s: %s is below the delegation at %s", key, name, res.Owner))
+			errs = append(errs, keyed(key, "%s is below the delegation at %s", name, res.Owner))
 			continue
 		}
 		rrs := append(append([]dns.RR(nil), z.RRset(name, dns.TypeA)...), z.RRset(name, dns.TypeAAAA)...)
 		if len(rrs) == 0 {
-			errs = append(errs, fmt.Errorf("%s: zone %s (%s) has no A or AAAA records at %s", key, z.Origin, z.File, name))
+			errs = append(errs, keyed(key, "zone %s (%s) has no A or AAAA records at %s", z.Origin, z.File, name))
 			continue
 		}
-		p, targets, err := buildPool(name, key, pc, rrs)
-		if err != nil {
-			errs = append(errs, err)
+		p, targets, problem := buildPool(name, key, pc, rrs)
+		if problem != nil {
+			errs = append(errs, *problem)
 			continue
 		}
 		v.Pools[name] = p
@@ -83,19 +82,21 @@ func BuildView(cfg *Config, set *zones.Set) (*View, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, errs
 	}
 	return v, nil
 }
 
-func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []healthcheck.Target, error) {
+func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []healthcheck.Target, *Problem) {
 	policy, err := pool.ParsePolicy(pc.Policy)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s.policy: %w", key, err)
+		p := keyed(key+".policy", "%v", err)
+		return nil, nil, &p
 	}
 	allDown, err := pool.ParseAllDown(pc.WhenAllDown)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s.when_all_down: %w", key, err)
+		p := keyed(key+".when_all_down", "%v", err)
+		return nil, nil, &p
 	}
 	ttl := uint32(DefaultPoolTTL)
 	if pc.TTL > 0 {
@@ -128,7 +129,8 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 		if checked {
 			t := healthcheck.Target{Spec: spec, Addr: netip.AddrPortFrom(addr, 0)}
 			if err := t.Validate(); err != nil {
-				return nil, nil, fmt.Errorf("%s.check: %w", key, err)
+				p := keyed(key+".check", "%v", err)
+				return nil, nil, &p
 			}
 			m.Target = t.Key()
 			targets = append(targets, t)
@@ -148,7 +150,13 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, nil, fmt.Errorf("%s.members: %v not among the A/AAAA records of %s in the zone (the zone file lists the members)", key, unknown, name)
+		const why = "not among the A/AAAA records of %s in the zone (the zone file lists the members)"
+		if len(unknown) == 1 { // at its own line
+			p := keyed(key+".members["+unknown[0]+"]", why, name)
+			return nil, nil, &p
+		}
+		p := keyed(key+".members", "%v "+why, unknown, name)
+		return nil, nil, &p
 	}
 	return p, targets, nil
 }

@@ -168,7 +168,7 @@ func TestPoolConfigErrors(t *testing.T) {
 	for _, want := range []string{
 		"pools[nope.example.test.]: zone example.test. (example.test.zone) has no A or AAAA records at nope.example.test.",
 		"pools[www.example.net.]: www.example.net. is in none of the configured zones",
-		"pools[www.example.test.].members: [192.0.2.77] not among the A/AAAA records",
+		"pools[www.example.test.].members[192.0.2.77]: not among the A/AAAA records",
 		"pools[x.sub.example.test.]: x.sub.example.test. is below the delegation at sub.example.test.",
 	} {
 		if !strings.Contains(err.Error(), want) {

@@ -2,7 +2,9 @@ package dnslb
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"reflect"
 	"runtime/debug"
@@ -20,11 +22,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Loader reads the configuration anew. The CLI supplies it, so that config
-// parsing (viper) stays in the CLI; the Runtime calls it at start and on
-// every reload.
-type Loader func() (*Config, ZoneRoot, error)
-
 // RuntimeOptions configures a Runtime.
 type RuntimeOptions struct {
 	Load Loader
@@ -37,7 +34,15 @@ type RuntimeOptions struct {
 	ConfigFile string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// ReloadTimeout bounds reading and building the config and zones
+	// (default DefaultReloadTimeout): a file that blocks (a FIFO, a hung
+	// network mount) fails the reload instead of wedging it.
+	ReloadTimeout time.Duration
 }
+
+// DefaultReloadTimeout is how long a reload may read and build before it
+// is given up. A million-record zone loads in about two seconds.
+const DefaultReloadTimeout = 60 * time.Second
 
 // Runtime is one running dnslb server: sockets, the answer path, health
 // checks, operator overrides, metrics, and reloads that swap a new
@@ -51,20 +56,26 @@ type Runtime struct {
 	sched   *healthcheck.Scheduler
 	server  *Server
 
-	// mu serialises reloads and override changes and guards what follows.
-	mu         sync.Mutex
-	cfg        *Config
-	root       ZoneRoot
-	view       *View
-	zoneStates map[string]*zoneState
-	overrides  map[netip.Addr]admin.Override
-	ovGen      uint64
-	serials    map[string]serialState
-	statePath  string
-	reloadAt   time.Time
-	reloadErr  error
-	leads      map[string]map[netip.Addr]*pool.LeadCounter
-	shares     shareRing
+	// reloadMu serialises reloads. Files are read and generations built
+	// under it alone, so the API, metrics and shutdown never wait on disk.
+	reloadMu sync.Mutex
+	// building is set while a build runs in the background; a build that
+	// outlived its timeout keeps it set until its read returns.
+	building atomic.Bool
+	stopping chan struct{} // closed by Shutdown
+
+	// mu guards what follows; it is held only to read or swap, never
+	// across file reads.
+	mu        sync.Mutex
+	gen       *Generation
+	overrides map[netip.Addr]admin.Override
+	ovGen     uint64
+	serials   map[string]serialState
+	statePath string
+	reloadAt  time.Time
+	reloadErr error
+	leads     map[string]map[netip.Addr]*pool.LeadCounter
+	shares    shareRing
 
 	stateDirty atomic.Bool
 	reloadReq  chan struct{}
@@ -74,54 +85,57 @@ type Runtime struct {
 	stopOnce   sync.Once
 }
 
-type zoneState struct {
-	cfg      ZoneConfig
-	zone     *zones.Zone // being served; nil if it never loaded
-	loadedAt time.Time
-	err      error // last load's problems; nil when the file is what is served
-}
-
 // NewRuntime loads the config and every zone and builds the server; nothing
 // listens until Start. At start-up every zone must load: a server that
-// cannot serve what it was told to refuses to start.
+// cannot serve what it was told to refuses to start. The error lists every
+// problem (Problems), zone problems first.
 func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ReloadTimeout <= 0 {
+		opts.ReloadTimeout = DefaultReloadTimeout
+	}
 	r := &Runtime{
-		opts:       opts,
-		log:        opts.Log,
-		metrics:    NewMetrics(),
-		zoneStates: map[string]*zoneState{},
-		overrides:  map[netip.Addr]admin.Override{},
-		serials:    map[string]serialState{},
-		leads:      map[string]map[netip.Addr]*pool.LeadCounter{},
-		reloadReq:  make(chan struct{}, 1),
-		freeMem:    make(chan struct{}, 1),
+		opts:      opts,
+		log:       opts.Log,
+		metrics:   NewMetrics(),
+		overrides: map[netip.Addr]admin.Override{},
+		serials:   map[string]serialState{},
+		leads:     map[string]map[netip.Addr]*pool.LeadCounter{},
+		reloadReq: make(chan struct{}, 1),
+		freeMem:   make(chan struct{}, 1),
+		stopping:  make(chan struct{}),
 	}
-	cfg, root, err := opts.Load()
+	var seed map[healthcheck.TargetKey]healthcheck.Status
+	res, err := r.buildAside(func() (*Generation, error) {
+		l, err := opts.Load()
+		if err != nil {
+			return nil, err
+		}
+		r.statePath = opts.StateFile
+		if r.statePath == "" {
+			r.statePath = stateFilePath(l.Config, l.Root)
+		}
+		seed = r.loadState()
+		return build(l, buildBase{serials: maps.Clone(r.serials), now: opts.Now()})
+	})
 	if err != nil {
 		return nil, err
 	}
-	r.statePath = opts.StateFile
-	if r.statePath == "" {
-		r.statePath = stateFilePath(cfg, root)
+	g := res
+	if len(g.Failed) > 0 {
+		return nil, g.Failed
 	}
-	seed := r.loadState()
-
-	view, states, zoneErrs, err := r.build(cfg, root)
-	if err != nil {
-		return nil, err
-	}
-	if len(zoneErrs) > 0 {
-		return nil, zoneErrs
-	}
+	cfg := g.Loaded.Config
 	r.sched = healthcheck.NewScheduler(healthcheck.WithObserver(r.observeProbe))
 	r.sched.Seed(seed)
-	if err := r.sched.Set(view.Targets); err != nil {
+	if err := r.sched.Set(g.View.Targets); err != nil {
 		return nil, fmt.Errorf("health checks: %w", err)
 	}
-	r.auth = NewAuthority(view, uint16(cfg.UDPSize), r.sched)
+	r.metrics.attachCounters(g.View)
+	r.attachLeads(g.View)
+	r.auth = NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
 	r.auth.SetCacheSize(cfg.CacheSize)
 	r.auth.SetMetrics(r.metrics)
 	r.metrics.watchCache(r.auth)
@@ -135,7 +149,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		MaxUDPReply:    cfg.UDPSize,
 		Observer:       r.metrics,
 	}, r.auth, r.log)
-	r.commit(cfg, root, view, states)
+	r.commit(g)
 	// Loading a big zone leaves the parser's garbage behind: have
 	// housekeeping hand that memory back to the OS soon, rather than hold
 	// the peak until the next collection (and without delaying the start
@@ -146,6 +160,44 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.metrics.LastReload.Set(float64(r.opts.Now().Unix()))
 	return r, nil
+}
+
+// buildAside runs build in a goroutine of its own and waits for it, for at
+// most the reload timeout and no longer than the Runtime runs. A build
+// that does not return in time is left to finish on its own (a read
+// blocked in the kernel cannot be cancelled) and its result is dropped;
+// until it returns, further builds are refused rather than pile up.
+func (r *Runtime) buildAside(build func() (*Generation, error)) (*Generation, error) {
+	if !r.building.CompareAndSwap(false, true) {
+		return nil, errReloadBusy
+	}
+	type result struct {
+		g   *Generation
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer r.building.Store(false)
+		g, err := build()
+		done <- result{g, err}
+	}()
+	timer := time.NewTimer(r.opts.ReloadTimeout)
+	defer timer.Stop()
+	select {
+	case res := <-done:
+		return res.g, res.err
+	case <-timer.C:
+		return nil, fmt.Errorf("reading the config and zone files took longer than %s (a FIFO, or a hung mount?); kept serving the previous data", r.opts.ReloadTimeout)
+	case <-r.stopping:
+		return nil, errors.New("shutting down")
+	}
+}
+
+// Config returns the config being served, with its defaults applied.
+func (r *Runtime) Config() *Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gen.Loaded.Config
 }
 
 // Metrics returns the runtime's metrics (its Registry feeds /metrics).
@@ -183,10 +235,13 @@ func (r *Runtime) Start(ctx context.Context) error {
 			r.run(func() { w.run(ctx) })
 		}
 	}
-	for _, z := range r.view.Zones.Zones() {
+	r.mu.Lock()
+	view := r.gen.View
+	r.mu.Unlock()
+	for _, z := range view.Zones.Zones() {
 		r.log.Info().Str("zone", z.Origin).Uint32("serial", z.Serial()).Int("records", z.Records()).Str("file", z.File).Msg("zone loaded")
 	}
-	for name, p := range r.view.Pools {
+	for name, p := range view.Pools {
 		r.log.Info().Str("pool", name).Str("policy", p.Policy.String()).Int("members", len(p.V4)+len(p.V6)).Msg("pool ready")
 	}
 	return nil
@@ -206,6 +261,7 @@ func (r *Runtime) run(f func()) {
 func (r *Runtime) Shutdown(ctx context.Context) error {
 	var err error
 	r.stopOnce.Do(func() {
+		close(r.stopping)
 		if r.cancel != nil {
 			r.cancel()
 		}
@@ -240,35 +296,35 @@ func (r *Runtime) reloader(ctx context.Context) {
 // fail to load keep serving their previous version (and the error is
 // returned and shown by the API); a config or pool error keeps everything
 // as it was. Queries in flight finish with the generation they started on.
+// Every problem is logged once, here; the error (Problems) lists them for
+// the caller to show, not to log again.
 func (r *Runtime) Reload() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
 	err := r.reloadLocked()
-	r.reloadAt, r.reloadErr = r.opts.Now(), err
+	now := r.opts.Now()
+	r.mu.Lock()
+	r.reloadAt, r.reloadErr = now, err
+	r.mu.Unlock()
 	if err != nil {
 		r.metrics.Reloads.WithLabelValues("error").Inc()
-		for _, line := range errorLines(err) {
-			r.log.Error().Str("problem", line).Msg("reload: kept serving the previous data")
+		for _, p := range ProblemsOf(err) {
+			p.Log(r.log.Error()).Msg("reload: kept serving the previous data")
 		}
 		return err
 	}
 	r.metrics.Reloads.WithLabelValues("ok").Inc()
-	r.metrics.LastReload.Set(float64(r.reloadAt.Unix()))
+	r.metrics.LastReload.Set(float64(now.Unix()))
 	return nil
 }
 
+// errUnchanged says the config and files are what is being served.
+var errUnchanged = errors.New("nothing changed")
+
 func (r *Runtime) reloadLocked() error {
-	cfg, root, err := r.opts.Load()
-	if err != nil {
-		return err
-	}
-	if !reflect.DeepEqual(cfg.Listen, r.cfg.Listen) || cfg.UDPSize != r.cfg.UDPSize || cfg.TCP != r.cfg.TCP {
-		r.log.Warn().Msg("reload: listen, udp_size and tcp changes take effect after a restart")
-	}
-	if r.unchanged(cfg, root) {
-		r.log.Info().Msg("reload: nothing changed")
-		return nil
-	}
+	r.mu.Lock()
+	base := buildBase{prev: r.gen, serials: maps.Clone(r.serials), now: r.opts.Now()}
+	r.mu.Unlock()
 	restore := boundReloadMemory()
 	defer func() {
 		// Collect the generation replaced (or a build that failed) and
@@ -277,19 +333,40 @@ func (r *Runtime) reloadLocked() error {
 		debug.FreeOSMemory()
 		restore()
 	}()
-	view, states, zoneErrs, err := r.build(cfg, root)
+	g, err := r.buildAside(func() (*Generation, error) {
+		l, err := r.opts.Load()
+		if err != nil {
+			return nil, err
+		}
+		if unchanged(l, base.prev) {
+			return nil, errUnchanged
+		}
+		return build(l, base)
+	})
+	if errors.Is(err, errUnchanged) {
+		r.log.Info().Msg("reload: nothing changed")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	if err := r.sched.Set(view.Targets); err != nil {
+	old := base.prev.Loaded.Config
+	if cfg := g.Loaded.Config; !reflect.DeepEqual(cfg.Listen, old.Listen) || cfg.UDPSize != old.UDPSize || cfg.TCP != old.TCP {
+		r.log.Warn().Msg("reload: listen, udp_size and tcp changes take effect after a restart")
+	}
+	if err := r.sched.Set(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)
 	}
-	r.auth.SetView(view)
-	r.commit(cfg, root, view, states)
-	if len(zoneErrs) > 0 {
-		return zoneErrs
+	r.mu.Lock()
+	r.metrics.attachCounters(g.View)
+	r.attachLeads(g.View)
+	r.auth.SetView(g.View)
+	r.commit(g)
+	r.mu.Unlock()
+	if len(g.Failed) > 0 {
+		return g.Failed
 	}
-	r.log.Info().Int("zones", len(view.Zones.Zones())).Int("pools", len(view.Pools)).Msg("reloaded")
+	r.log.Info().Int("zones", len(g.View.Zones.Zones())).Int("pools", len(g.View.Pools)).Msg("reloaded")
 	return nil
 }
 
@@ -355,18 +432,23 @@ func boundReloadMemory() (restore func()) {
 	}
 }
 
-// unchanged reports whether cfg and the zone files on disk are what is
-// being served (by content digest), so the reload can be skipped.
-func (r *Runtime) unchanged(cfg *Config, root ZoneRoot) bool {
-	if !reflect.DeepEqual(cfg, r.cfg) {
+// unchanged reports whether l and the zone files on disk are what prev
+// serves (by content digest), so the reload can be skipped.
+func unchanged(l *Loaded, prev *Generation) bool {
+	if prev == nil {
 		return false
 	}
-	for _, zc := range cfg.Zones {
-		st := r.zoneStates[zones.CanonicalName(zc.Origin)]
+	cfg := *l.Config
+	cfg.ApplyDefaults() // as the build would
+	if !reflect.DeepEqual(&cfg, prev.Loaded.Config) || !reflect.DeepEqual(l.Root, prev.Loaded.Root) {
+		return false
+	}
+	for _, zc := range l.Config.Zones {
+		st := prev.zones[zones.CanonicalName(zc.Origin)]
 		if st == nil || st.err != nil || st.zone == nil {
 			return false
 		}
-		d, ok := zones.DigestFiles(zoneSource(zc, root), st.zone.Files)
+		d, ok := zones.DigestFiles(zoneSource(zc, l.Root), st.zone.Files)
 		if !ok || d != st.zone.Digest {
 			return false
 		}
@@ -374,95 +456,31 @@ func (r *Runtime) unchanged(cfg *Config, root ZoneRoot) bool {
 	return true
 }
 
-// build loads every zone of cfg (keeping the served version of a zone that
-// fails) and the pools over them. zoneErrs lists zone problems; err is a
-// problem that stops the whole generation.
-func (r *Runtime) build(cfg *Config, root ZoneRoot) (*View, map[string]*zoneState, zones.ErrorList, error) {
-	now := r.opts.Now()
-	var (
-		loaded   []*zones.Zone
-		zoneErrs zones.ErrorList
-		states   = map[string]*zoneState{}
-	)
-	for _, zc := range cfg.Zones {
-		origin := zones.CanonicalName(zc.Origin)
-		old := r.zoneStates[origin]
-		z, err := zones.Load(zoneSource(zc, root))
-		if err != nil {
-			zoneErrs = append(zoneErrs, zones.Errors(err)...)
-			st := &zoneState{cfg: zc, err: err}
-			if old != nil && old.zone != nil {
-				st.zone, st.loadedAt = old.zone, old.loadedAt
-				loaded = append(loaded, old.zone)
-			}
-			states[origin] = st
-			r.metrics.ZoneLoadError.WithLabelValues(origin).Set(1)
-			continue
+// commit records a generation that has been swapped in, and logs what its
+// build found. r.mu is held.
+func (r *Runtime) commit(g *Generation) {
+	r.gen = g
+	for origin, st := range g.zones {
+		failed := 0.0
+		if st.err != nil {
+			failed = 1
 		}
-		z = r.serialPolicy(zc, z, old)
-		for _, w := range z.Warnings {
-			r.log.Warn().Str("file", w.File).Int("line", w.Line).Str("problem", w.Msg).Msg("zone warning")
-		}
-		st := &zoneState{cfg: zc, zone: z, loadedAt: now}
-		if old != nil && old.zone != nil && old.zone.Digest == z.Digest && old.zone.Serial() == z.Serial() {
-			st.loadedAt = old.loadedAt
-		}
-		states[origin] = st
-		loaded = append(loaded, z)
-		r.metrics.ZoneLoadError.WithLabelValues(origin).Set(0)
-	}
-	set, err := zones.NewSet(loaded...)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	view, err := BuildView(cfg, set)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	r.metrics.attachCounters(view)
-	r.attachLeads(view)
-	return view, states, zoneErrs, nil
-}
-
-// commit records a generation that has been swapped in.
-func (r *Runtime) commit(cfg *Config, root ZoneRoot, view *View, states map[string]*zoneState) {
-	r.cfg, r.root, r.view, r.zoneStates = cfg, root, view, states
-	for origin, st := range states {
+		r.metrics.ZoneLoadError.WithLabelValues(origin).Set(failed)
 		if st.zone != nil && st.err == nil {
 			r.serials[origin] = serialState{Serial: st.zone.Serial(), Digest: fmt.Sprintf("%x", st.zone.Digest)}
 		}
 	}
+	for _, w := range g.Warnings {
+		w.Log(r.log.Warn()).Msg("zone warning")
+	}
+	for _, n := range g.Notes {
+		ev := r.log.Info()
+		if n.Warn {
+			ev = r.log.Warn()
+		}
+		ev.Str("zone", n.Zone).Uint32("serial", n.Serial).Uint32("previous", n.From).Msg(n.Msg)
+	}
 	r.stateDirty.Store(true)
-}
-
-// serialPolicy warns when a zone's content changed but its serial did not
-// grow, or, with serial: auto, makes the serial grow.
-func (r *Runtime) serialPolicy(zc ZoneConfig, z *zones.Zone, old *zoneState) *zones.Zone {
-	digest := fmt.Sprintf("%x", z.Digest)
-	prev, known := r.serials[z.Origin]
-	if old != nil && old.zone != nil {
-		prev, known = serialState{Serial: old.zone.Serial(), Digest: fmt.Sprintf("%x", old.zone.Digest)}, true
-	}
-	if !known {
-		return z
-	}
-	changed := prev.Digest != digest
-	if zc.Serial == "auto" {
-		want := prev.Serial
-		if changed {
-			want++
-		}
-		if serialLess(z.Serial(), want) {
-			r.log.Info().Str("zone", z.Origin).Uint32("file_serial", z.Serial()).Uint32("serial", want).Msg("serial: auto")
-			return z.WithSerial(want)
-		}
-		return z
-	}
-	if changed && !serialLess(prev.Serial, z.Serial()) {
-		r.log.Warn().Str("zone", z.Origin).Str("file", z.File).Uint32("serial", z.Serial()).Uint32("previous", prev.Serial).
-			Msg("zone content changed but its SOA serial did not grow: secondaries will not pick up the change")
-	}
-	return z
 }
 
 // serialLess compares serials with RFC 1982 arithmetic.
@@ -511,7 +529,7 @@ func (r *Runtime) logTransitions(ch <-chan healthcheck.Transition) {
 		r.metrics.Transitions.WithLabelValues(upDown(tr.To.Up)).Inc()
 		r.stateDirty.Store(true)
 		r.mu.Lock()
-		pools := r.view.PoolsOf(tr.Key)
+		pools := r.gen.View.PoolsOf(tr.Key)
 		r.mu.Unlock()
 		ev := r.log.Warn()
 		if tr.To.Up {
@@ -625,8 +643,8 @@ func (r *Runtime) LastReload() (time.Time, error) {
 func (r *Runtime) Zones() []admin.ZoneStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]admin.ZoneStatus, 0, len(r.zoneStates))
-	for origin, st := range r.zoneStates {
+	out := make([]admin.ZoneStatus, 0, len(r.gen.zones))
+	for origin, st := range r.gen.zones {
 		zs := admin.ZoneStatus{Origin: origin, File: st.cfg.File}
 		if st.zone != nil {
 			zs.File = st.zone.File
@@ -675,7 +693,7 @@ func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until ti
 }
 
 func (r *Runtime) isMemberLocked(addr netip.Addr) bool {
-	for _, p := range r.view.Pools {
+	for _, p := range r.gen.View.Pools {
 		for _, m := range p.Members() {
 			if m.Addr == addr {
 				return true
@@ -688,8 +706,8 @@ func (r *Runtime) isMemberLocked(addr netip.Addr) bool {
 // Pools implements admin.Backend.
 func (r *Runtime) Pools() []admin.PoolStatus {
 	r.mu.Lock()
-	view := r.view
-	cfg := r.cfg
+	view := r.gen.View
+	cfg := r.gen.Loaded.Config
 	overrides := r.auth.overrides.Load()
 	shares := r.shares.shares()
 	r.mu.Unlock()

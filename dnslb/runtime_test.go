@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,17 +24,23 @@ type fakeConfig struct {
 	mu  sync.Mutex
 	dir string
 	cfg Config
+	// fsys, when set, replaces the directory as the zones' file system
+	// (fault injection).
+	fsys fs.FS
 }
 
-func (f *fakeConfig) load() (*Config, ZoneRoot, error) {
+func (f *fakeConfig) load() (*Loaded, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := f.cfg
 	if err := c.Validate(); err != nil {
-		return nil, ZoneRoot{}, err
+		return nil, err
 	}
-	c.ApplyDefaults()
-	return &c, ZoneRoot{FS: os.DirFS(f.dir), Display: f.dir, Dir: f.dir}, nil
+	var fsys fs.FS = os.DirFS(f.dir)
+	if f.fsys != nil {
+		fsys = f.fsys
+	}
+	return &Loaded{Config: &c, Root: ZoneRoot{FS: fsys, Display: f.dir, Dir: f.dir}, File: "test.yaml"}, nil
 }
 
 func (f *fakeConfig) set(change func(*Config)) {

@@ -67,11 +67,12 @@ func (w *watcher) sync() {
 	if w.r.opts.ConfigFile != "" {
 		files[abs(w.r.opts.ConfigFile)] = true
 	}
-	for _, st := range w.r.zoneStates {
-		if w.r.root.Dir != "" {
-			files[abs(filepath.Join(w.r.root.Dir, st.cfg.File))] = true
+	root := w.r.gen.Loaded.Root
+	for _, st := range w.r.gen.zones {
+		if root.Dir != "" {
+			files[abs(filepath.Join(root.Dir, st.cfg.File))] = true
 		}
-		if st.zone != nil && w.r.root.Dir != "" {
+		if st.zone != nil && root.Dir != "" {
 			for _, f := range st.zone.Files {
 				files[abs(f)] = true
 			}

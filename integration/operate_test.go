@@ -243,10 +243,10 @@ func TestOperateZoneReload(t *testing.T) {
 		if v, _ := metricSum(m, "dnslb_reloads_total", map[string]string{"result": "error"}); v < errs0+1 {
 			t.Errorf("dnslb_reloads_total{result=\"error\"} = %v, want at least %v", v, errs0+1)
 		}
-		// The server log names file:line too.
+		// The server log names the file and line too, as fields.
 		found := false
 		for _, l := range o.LogLines() {
-			if strings.Contains(fmt.Sprint(l), wantLoc) {
+			if line, _ := l["line"].(float64); l["file"] != nil && strings.HasSuffix(fmt.Sprintf("%v:%d:", l["file"], int(line)), "/"+wantLoc) {
 				found = true
 			}
 		}

@@ -43,6 +43,7 @@ func Load(src Source) (*Zone, error) {
 	if _, ok := dns.IsDomainName(origin); !ok {
 		return nil, ErrorList{{File: src.display(src.Path), Msg: fmt.Sprintf("invalid origin %q", src.Origin)}}
 	}
+	src.FS = regularFiles{src.FS}
 	data, err := fs.ReadFile(src.FS, src.Path)
 	if err != nil {
 		return nil, ErrorList{{File: src.display(src.Path), Msg: err.Error()}}
@@ -493,6 +494,7 @@ func lessError(a, b *Error) bool {
 // way Load does, to tell whether a zone changed on disk without parsing it.
 // ok is false if a file cannot be read.
 func DigestFiles(src Source, files []string) (d [32]byte, ok bool) {
+	src.FS = regularFiles{src.FS}
 	h := sha256.New()
 	for _, f := range files {
 		name := f
@@ -535,4 +537,31 @@ func recordPositionsOnly(src Source, data []byte, n int) []pos {
 		return nil
 	}
 	return positions
+}
+
+// regularFiles opens regular files only. Opening a FIFO or a device for
+// reading can block until something writes to it, and a zone read must
+// fail, not hang: a reload would never end.
+type regularFiles struct{ fsys fs.FS }
+
+func (r regularFiles) Open(name string) (fs.File, error) {
+	fi, err := fs.Stat(r.fsys, name)
+	if err != nil {
+		return r.fsys.Open(name) // its own error ("open x: no such file…")
+	}
+	if !fi.Mode().IsRegular() {
+		what := "not a regular file"
+		switch t := fi.Mode().Type(); {
+		case t&fs.ModeNamedPipe != 0:
+			what = "a named pipe (FIFO), not a regular file"
+		case t&fs.ModeDir != 0:
+			what = "a directory, not a file"
+		case t&(fs.ModeDevice|fs.ModeCharDevice) != 0:
+			what = "a device, not a regular file"
+		case t&fs.ModeSocket != 0:
+			what = "a socket, not a regular file"
+		}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New(what)}
+	}
+	return r.fsys.Open(name)
 }

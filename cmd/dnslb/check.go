@@ -1,14 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/dnslb/dnslb/dnslb"
-	"github.com/dnslb/dnslb/zones"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 )
@@ -31,72 +28,67 @@ func newCheckCommand() *cobra.Command {
 }
 
 // runCheck prints problems to errw and a summary to out; it returns the
-// number of problems.
+// number of problems. A server config goes through the same build as
+// `serve` and every reload, so each command names a problem the same way.
 func runCheck(configFile string, out, errw io.Writer) int {
 	if isVIPConfig(configFile) {
 		cfg, err := loadVIPConfig(configFile)
 		if err != nil {
-			lines := splitJoined(err)
-			for _, line := range lines {
-				fmt.Fprintln(errw, line)
-			}
-			return len(lines)
+			return printProblems(errw, err)
 		}
 		fmt.Fprintf(out, "%s: ok: %d vip instances\n", configFile, len(cfg.Instances))
 		return 0
 	}
-	sc, err := loadServerConfig(configFile)
-	if err != nil {
-		var n int
-		for _, line := range splitJoined(err) {
-			fmt.Fprintln(errw, line)
-			n++
-		}
-		return n
+	g, err := dnslb.Check(func() (*dnslb.Loaded, error) { return loadServerConfig(configFile) })
+	if err == nil && len(g.Failed) > 0 {
+		err = g.Failed
 	}
-	set, err := dnslb.LoadZones(&sc.cfg, sc.root)
 	if err != nil {
-		problems := zones.Errors(err)
-		for _, e := range problems {
-			fmt.Fprintln(errw, e.Error())
-		}
-		return len(problems)
-	}
-	if _, err := dnslb.BuildView(&sc.cfg, set); err != nil {
-		var n int
-		for _, line := range splitJoined(err) {
-			fmt.Fprintln(errw, locateConfigProblem(configFile, line))
-			n++
-		}
-		return n
+		return printProblems(errw, err)
 	}
 	records := 0
-	for _, z := range set.Zones() {
-		for _, w := range z.Warnings {
-			fmt.Fprintf(errw, "%s (warning)\n", w.Error())
-		}
+	for _, z := range g.View.Zones.Zones() {
 		records += z.Records()
 	}
-	fmt.Fprintf(out, "%s: ok: %d zones, %d records\n", displayName(configFile), len(set.Zones()), records)
+	for _, w := range g.Warnings {
+		fmt.Fprintf(errw, "%s (warning)\n", w)
+	}
+	fmt.Fprintf(out, "%s: ok: %d zones, %d records\n", displayName(configFile), len(g.View.Zones.Zones()), records)
 	return 0
 }
 
-// locateConfigProblem prefixes a "key.path: what" problem found after
-// decoding (e.g. a pool member that is not in the zone) with the config
-// file and the line of that key.
-func locateConfigProblem(file, problem string) string {
-	path, _, _ := strings.Cut(problem, ": ")
-	if file != "" {
-		if data, err := os.ReadFile(file); err == nil {
-			var root yaml.Node
-			if yaml.Unmarshal(data, &root) == nil {
-				if line := yamlLine(&root, keyPath(path)); line > 0 {
-					return fmt.Sprintf("%s:%d: %s", file, line, problem)
-				}
-			}
-		}
+// printProblems prints one line per problem; it returns how many.
+func printProblems(w io.Writer, err error) int {
+	problems := dnslb.ProblemsOf(err)
+	for _, p := range problems {
+		fmt.Fprintln(w, p)
 	}
-	return fmt.Sprintf("%s: %s", displayName(file), problem)
+	return len(problems)
+}
+
+// reportProblems prints the problems of a config that did not load and
+// ends the command with exit status 1.
+func reportProblems(w io.Writer, err error) error {
+	printProblems(w, err)
+	return exitError{code: 1}
+}
+
+// locator returns the line of a key path in the config file, read once
+// now; 0 when the key is not in it.
+func locator(file string, fallback []byte) func(key string) int {
+	data := fallback
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil
+		}
+		data = b
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return nil
+	}
+	return func(key string) int { return yamlLine(&root, keyPath(key)) }
 }
 
 // isVIPConfig reports whether file is a `dnslb vip` config (a top-level
@@ -115,32 +107,4 @@ func isVIPConfig(file string) bool {
 	}
 	_, ok := top["vip"]
 	return ok
-}
-
-// splitJoined turns an errors.Join tree into one line per problem, each
-// prefixed like its parent ("file: key: problem").
-func splitJoined(err error) []string {
-	var prefix string
-	for {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			var out []string
-			for _, e := range j.Unwrap() {
-				for _, line := range splitJoined(e) {
-					out = append(out, prefix+line)
-				}
-			}
-			return out
-		}
-		w := errors.Unwrap(err)
-		if w == nil {
-			return []string{prefix + err.Error()}
-		}
-		// fmt.Errorf("%s: %w") chains: keep the text before the wrapped one.
-		outer := err.Error()
-		inner := w.Error()
-		if len(outer) > len(inner) && outer[len(outer)-len(inner):] == inner {
-			prefix += outer[:len(outer)-len(inner)]
-		}
-		err = w
-	}
 }

@@ -59,8 +59,8 @@ func TestCheck(t *testing.T) {
 				"dnslb.yaml": "listen: [\"nope\"]\nlog: {level: loud}\nzones:\n  - {origin: example.test., file: z.zone}\n",
 			},
 			want: []string{
-				"dnslb.yaml: listen[0]: \"nope\" is not host:port",
-				"dnslb.yaml: log.level: \"loud\" is not one of debug, info, warn, error",
+				"dnslb.yaml:1: listen[0]: \"nope\" is not host:port",
+				"dnslb.yaml:2: log.level: \"loud\" is not one of debug, info, warn, error",
 			},
 		},
 		{
@@ -104,7 +104,7 @@ func TestPoolProblemsHaveLines(t *testing.T) {
 	if n := runCheck(filepath.Join(dir, "dnslb.yaml"), &out, &errw); n != 1 {
 		t.Fatalf("%d problems: %s", n, errw.String())
 	}
-	want := filepath.Join(dir, "dnslb.yaml") + ":5: pools[www.example.test.].members: [192.0.2.99] not among"
+	want := filepath.Join(dir, "dnslb.yaml") + ":6: pools[www.example.test.].members[192.0.2.99]: not among"
 	if !strings.HasPrefix(errw.String(), want) {
 		t.Errorf("got %q, want prefix %q", errw.String(), want)
 	}
@@ -132,11 +132,11 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.cfg.Log.Level != "debug" {
-		t.Errorf("log.level = %q, want debug from DNSLB_LOG_LEVEL", sc.cfg.Log.Level)
+	if sc.Config.Log.Level != "debug" {
+		t.Errorf("log.level = %q, want debug from DNSLB_LOG_LEVEL", sc.Config.Log.Level)
 	}
-	if strings.Join(sc.cfg.Listen, " ") != "127.0.0.1:1053 [::1]:1053" {
-		t.Errorf("listen = %v, want both addresses from DNSLB_LISTEN", sc.cfg.Listen)
+	if strings.Join(sc.Config.Listen, " ") != "127.0.0.1:1053 [::1]:1053" {
+		t.Errorf("listen = %v, want both addresses from DNSLB_LISTEN", sc.Config.Listen)
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,24 +13,18 @@ import (
 	"github.com/dnslb/dnslb/dnslb"
 	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/examples"
-	"github.com/dnslb/dnslb/zones"
 	"github.com/spf13/cobra"
 )
 
 // shutdownGrace bounds how long in-flight TCP queries may take on stop.
 const shutdownGrace = 5 * time.Second
 
-// serverConfig is a loaded, validated config plus where its files live.
-type serverConfig struct {
-	cfg  dnslb.Config
-	file string // "" for the embedded example
-	root dnslb.ZoneRoot
-}
-
 // loadServerConfig reads the config (or the embedded example when file is
-// empty) and validates it.
-func loadServerConfig(file string) (*serverConfig, error) {
-	sc := &serverConfig{file: file}
+// empty): decoding problems come back as dnslb.Problems with their lines;
+// the values are validated by the build, which places its problems with
+// the returned Locate.
+func loadServerConfig(file string) (*dnslb.Loaded, error) {
+	l := &dnslb.Loaded{Config: &dnslb.Config{}, File: displayName(file)}
 	var fallback []byte
 	if file == "" {
 		b, err := fs.ReadFile(examples.FS, examples.ConfigFile)
@@ -39,23 +32,20 @@ func loadServerConfig(file string) (*serverConfig, error) {
 			return nil, err
 		}
 		fallback = b
-		sc.root = dnslb.ZoneRoot{FS: examples.FS, Display: "(embedded example)"}
+		l.Root = dnslb.ZoneRoot{FS: examples.FS, Display: "(embedded example)"}
 	} else {
 		dir := filepath.Dir(file)
-		sc.root = dnslb.ZoneRoot{FS: os.DirFS(dir), Display: dir, Dir: dir}
+		l.Root = dnslb.ZoneRoot{FS: os.DirFS(dir), Display: dir, Dir: dir}
 	}
 	defaults := map[string]any{
 		"listen": []string{}, "log|level": "", "log|format": "", "admin": "", "udp_size": 0, "state_file": "", "cache_size": 0,
 		"tcp|idle_timeout": "0s", "tcp|max_connections": 0,
 	}
-	if err := readConfig(file, fallback, defaults, &sc.cfg); err != nil {
+	if err := readConfig(file, fallback, defaults, l.Config); err != nil {
 		return nil, err
 	}
-	if err := sc.cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", displayName(file), err)
-	}
-	sc.cfg.ApplyDefaults()
-	return sc, nil
+	l.Locate = locator(file, fallback)
+	return l, nil
 }
 
 func newServeCommand() *cobra.Command {
@@ -68,15 +58,15 @@ func newServeCommand() *cobra.Command {
 		Short: "Serve the configured zones (the embedded example without --config)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			load := func() (*dnslb.Config, dnslb.ZoneRoot, error) {
-				sc, err := loadServerConfig(configFile)
+			load := func() (*dnslb.Loaded, error) {
+				l, err := loadServerConfig(configFile)
 				if err != nil {
-					return nil, dnslb.ZoneRoot{}, err
+					return nil, err
 				}
 				if len(listen) > 0 {
-					sc.cfg.Listen = listen
+					l.Config.Listen = listen
 				}
-				return &sc.cfg, sc.root, nil
+				return l, nil
 			}
 			return runServer(cmd.Context(), configFile, load)
 		},
@@ -88,11 +78,13 @@ func newServeCommand() *cobra.Command {
 
 // runServer runs dnslb until ctx ends: SIGHUP reloads config and zones.
 func runServer(ctx context.Context, configFile string, load dnslb.Loader) error {
-	cfg, _, err := load()
+	// The logger comes first, so that every later problem is logged; a
+	// config that does not even decode is reported as it is.
+	l, err := load()
 	if err != nil {
-		return err
+		return reportProblems(os.Stderr, err)
 	}
-	log := newLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
+	log := newLogger(l.Config.Log.Level, l.Config.Log.Format, os.Stderr)
 	rt, err := dnslb.NewRuntime(dnslb.RuntimeOptions{
 		Load:       load,
 		Log:        log,
@@ -100,18 +92,13 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader) error 
 		ConfigFile: configFile,
 	})
 	if err != nil {
-		var zl zones.ErrorList
-		if errors.As(err, &zl) {
-			for _, e := range zl {
-				log.Error().Str("file", e.File).Int("line", e.Line).Str("problem", e.Msg).Msg("zone not loaded")
-			}
-		} else {
-			for _, line := range splitJoined(err) {
-				log.Error().Str("problem", line).Msg("not started")
-			}
+		problems := dnslb.ProblemsOf(err)
+		for _, p := range problems {
+			p.Log(log.Error()).Msg("not started")
 		}
-		return errors.New("zones or pools did not load; nothing served")
+		return fmt.Errorf("not started: %d problems in the config and zones (listed above); nothing served", len(problems))
 	}
+	cfg := rt.Config()
 	if err := rt.Start(ctx); err != nil {
 		return err
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"strings"
+
+	"github.com/dnslb/dnslb/dnslb"
 
 	"github.com/dnslb/dnslb/vip"
 	"github.com/spf13/cobra"
@@ -19,7 +22,7 @@ func loadVIPConfig(file string) (vip.Config, error) {
 		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("%s: %w", displayName(file), err)
+		return cfg, placeKeyed(file, locator(file, nil), err)
 	}
 	return cfg, nil
 }
@@ -56,4 +59,21 @@ removes its addresses, so a backup takes over after Skew_Time.`,
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "VIP agent config file (YAML)")
 	cmd.Flags().BoolVar(&checkOnly, "check", false, "validate the config and exit")
 	return cmd
+}
+
+// placeKeyed turns "key.path: what" errors into problems at the key's line.
+func placeKeyed(file string, locate func(string) int, err error) dnslb.Problems {
+	var out dnslb.Problems
+	for _, p := range dnslb.ProblemsOf(err) {
+		key, msg, ok := strings.Cut(p.Msg, ": ")
+		if ok && !strings.ContainsAny(key, " \"") {
+			p.Key, p.Msg = key, msg
+			if locate != nil {
+				p.Line = locate(key)
+			}
+		}
+		p.File = displayName(file)
+		out = append(out, p)
+	}
+	return out
 }

@@ -1,0 +1,199 @@
+package dnslb
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
+)
+
+// Loaded is a config as read from its file, with what it takes to place
+// the problems found in it later (a pool member missing from its zone is
+// only found once the zones are loaded).
+type Loaded struct {
+	Config *Config
+	Root   ZoneRoot
+	// File names the config file in messages ("" is not allowed: the
+	// embedded example has a name of its own).
+	File string
+	// Locate returns the line of a key path ("pools[www.example.test.].policy")
+	// in the file, or 0 when it is not known. Nil: no lines.
+	Locate func(key string) int
+}
+
+// Loader reads the configuration anew. The CLI supplies it, so that config
+// parsing (viper) stays in the CLI; it is called at start, on every reload,
+// and by `dnslb check`. Its error lists every problem (Problems), each with
+// its file and line.
+type Loader func() (*Loaded, error)
+
+// Generation is a complete configuration built to the side: the config,
+// every zone and the pools over them. Nothing in it changes once built;
+// a Runtime swaps whole generations in.
+type Generation struct {
+	Loaded *Loaded
+	View   *View
+	// zones holds each configured zone's state, by canonical origin.
+	zones map[string]*zoneState
+	// Failed lists the problems of zones that did not load (a zone that
+	// served before keeps its previous version, in zones); the
+	// generation is still whole without them.
+	Failed Problems
+	// Warnings are problems that did not stop anything from loading.
+	Warnings Problems
+	// Notes are what building decided that an operator should know
+	// (a serial raised by serial: auto).
+	Notes []Note
+}
+
+// Note is something a build decided, for the log.
+type Note struct {
+	Warn   bool
+	Zone   string
+	Msg    string
+	Serial uint32
+	From   uint32
+}
+
+type zoneState struct {
+	cfg      ZoneConfig
+	zone     *zones.Zone // being served; nil if it never loaded
+	loadedAt time.Time
+	err      error // last load's problems; nil when the file is what is served
+}
+
+// buildBase is what a build carries over from the generation being served.
+type buildBase struct {
+	prev    *Generation            // nil at start and for `check`
+	serials map[string]serialState // managed serials, from the state file
+	now     time.Time
+}
+
+// Check builds a generation from the config a Loader reads, as `dnslb
+// check` does: the same build that serve and reload do, with nothing
+// served before it.
+func Check(load Loader) (*Generation, error) {
+	l, err := load()
+	if err != nil {
+		return nil, err
+	}
+	return build(l, buildBase{now: time.Now()})
+}
+
+// build loads every zone of l and the pools over them. A zone that fails
+// to load keeps its previous version from base.prev, if any; its problems
+// are in Failed. The error (Problems) is returned when nothing can be
+// served: the config is invalid, or pools cannot be built.
+func build(l *Loaded, base buildBase) (*Generation, error) {
+	cfg := l.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, l.place(ProblemsOf(err))
+	}
+	cfg.ApplyDefaults() // this load's own copy
+	g := &Generation{Loaded: l, zones: map[string]*zoneState{}}
+	var loaded []*zones.Zone
+	failedZones := map[string]bool{}
+	for _, zc := range cfg.Zones {
+		origin := zones.CanonicalName(zc.Origin)
+		var old *zoneState
+		if base.prev != nil {
+			old = base.prev.zones[origin]
+		}
+		z, err := zones.Load(zoneSource(zc, l.Root))
+		if err != nil {
+			g.Failed = append(g.Failed, fromZoneErrors(zones.Errors(err))...)
+			st := &zoneState{cfg: zc, err: err}
+			if old != nil && old.zone != nil {
+				st.zone, st.loadedAt = old.zone, old.loadedAt
+				loaded = append(loaded, old.zone)
+			} else {
+				failedZones[origin] = true
+			}
+			g.zones[origin] = st
+			continue
+		}
+		z, note := serialPolicy(zc, z, old, base.serials)
+		if note != nil {
+			g.Notes = append(g.Notes, *note)
+		}
+		g.Warnings = append(g.Warnings, fromZoneErrors(z.Warnings)...)
+		st := &zoneState{cfg: zc, zone: z, loadedAt: base.now}
+		if old != nil && old.zone != nil && old.zone.Digest == z.Digest && old.zone.Serial() == z.Serial() {
+			st.loadedAt = old.loadedAt
+		}
+		g.zones[origin] = st
+		loaded = append(loaded, z)
+	}
+	set, err := zones.NewSet(loaded...)
+	if err != nil {
+		return nil, append(g.Failed, l.place(Problems{keyed("zones", "%v", err)})...)
+	}
+	view, err := BuildView(cfg, set)
+	if err != nil {
+		// A pool in a zone that did not load is a consequence, not a
+		// problem of its own: say so after the zone's problems.
+		ps := ProblemsOf(err)
+		for i := range ps {
+			if zone := zoneOfPool(ps[i].Key, failedZones); zone != "" {
+				ps[i].Msg = fmt.Sprintf("not built: zone %s did not load (its problems are above)", zone)
+			}
+		}
+		return nil, append(append(Problems(nil), g.Failed...), l.place(ps)...)
+	}
+	g.View = view
+	return g, nil
+}
+
+// zoneOfPool returns the failed zone a pool problem's key ("pools[NAME]…")
+// lies in, or "".
+func zoneOfPool(key string, failed map[string]bool) string {
+	if len(failed) == 0 || !strings.HasPrefix(key, "pools[") {
+		return ""
+	}
+	name, _, _ := strings.Cut(strings.TrimPrefix(key, "pools["), "]")
+	name = zones.CanonicalName(name)
+	best := ""
+	for origin := range failed {
+		if dns.IsSubDomain(origin, name) && len(origin) > len(best) {
+			best = origin
+		}
+	}
+	return best
+}
+
+// serialPolicy keeps a zone's serial growing: it notes when a zone's
+// content changed but its serial did not grow, or, with serial: auto,
+// makes the serial grow.
+func serialPolicy(zc ZoneConfig, z *zones.Zone, old *zoneState, serials map[string]serialState) (*zones.Zone, *Note) {
+	digest := fmt.Sprintf("%x", z.Digest)
+	prev, known := serials[z.Origin]
+	if old != nil && old.zone != nil {
+		prev, known = serialState{Serial: old.zone.Serial(), Digest: fmt.Sprintf("%x", old.zone.Digest)}, true
+	}
+	if !known {
+		return z, nil
+	}
+	changed := prev.Digest != digest
+	if zc.Serial == "auto" {
+		want := prev.Serial
+		if changed {
+			want++
+		}
+		if serialLess(z.Serial(), want) {
+			return z.WithSerial(want), &Note{Zone: z.Origin, Msg: "serial: auto", Serial: want, From: z.Serial()}
+		}
+		return z, nil
+	}
+	if changed && !serialLess(prev.Serial, z.Serial()) {
+		return z, &Note{Warn: true, Zone: z.Origin, Serial: z.Serial(), From: prev.Serial,
+			Msg: "zone content changed but its SOA serial did not grow: secondaries will not pick up the change"}
+	}
+	return z, nil
+}
+
+// errReloadBusy says a reload was refused because an earlier one is
+// still stuck reading files.
+var errReloadBusy = errors.New("an earlier reload is still blocked reading files")
