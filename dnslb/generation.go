@@ -133,12 +133,13 @@ func build(l *Loaded, base buildBase) (*Generation, error) {
 	}
 	view, err := BuildView(cfg, set)
 	if err != nil {
-		// A pool in a zone that did not load is a consequence, not a
-		// problem of its own: say so after the zone's problems.
-		ps := ProblemsOf(err)
-		for i := range ps {
-			if zone := zoneOfPool(ps[i].Key, failedZones); zone != "" {
-				ps[i].Msg = fmt.Sprintf("not built: zone %s did not load (its problems are above)", zone)
+		// A pool in a zone that did not load is a consequence of the
+		// zone's problems, not a problem of its own: the zone's lines
+		// say what to fix.
+		var ps Problems
+		for _, p := range ProblemsOf(err) {
+			if zoneOfPool(p.Key, failedZones) == "" {
+				ps = append(ps, p)
 			}
 		}
 		return nil, append(append(Problems(nil), g.Failed...), l.place(ps)...)
