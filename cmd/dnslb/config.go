@@ -22,18 +22,19 @@ import (
 const keyDelimiter = "|"
 
 // readConfig reads a YAML file (or, when file is empty, the given default
-// bytes) plus DNSLB_* environment overrides into out, rejecting unknown keys.
-// defaults lists the leaf keys (with keyDelimiter) that may be set from the
-// environment even when the file does not mention them.
+// bytes) into out, rejecting unknown keys, then applies the DNSLB_*
+// environment overrides of out's leaf keys (see applyEnv). defaults, if
+// not nil, holds values (keys joined with keyDelimiter) for keys the file
+// does not set.
 //
 // This is the only place viper is used: it runs once per (re)load, and the
 // typed struct is what the rest of the program sees.
 func readConfig(file string, fallback []byte, defaults map[string]any, out any) error {
+	// No viper.AutomaticEnv: it lets DNSLB_ADMIN (the admin client's
+	// address) replace the whole admin: block, token included. applyEnv sets
+	// leaf keys only.
 	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelimiter))
 	v.SetConfigType("yaml")
-	v.SetEnvPrefix("DNSLB")
-	v.SetEnvKeyReplacer(strings.NewReplacer(keyDelimiter, "_", "-", "_"))
-	v.AutomaticEnv()
 	for k, val := range defaults {
 		v.SetDefault(k, val)
 	}
@@ -56,7 +57,7 @@ func readConfig(file string, fallback []byte, defaults map[string]any, out any) 
 	if err := v.UnmarshalExact(out, viper.DecodeHook(decodeHooks())); err != nil {
 		return explainDecodeError(displayName(file), data, err)
 	}
-	return nil
+	return applyEnv(os.LookupEnv, out)
 }
 
 // decodeHooks turns the strings and numbers of YAML and of the environment

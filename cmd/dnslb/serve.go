@@ -44,11 +44,7 @@ func loadServerConfig(file string) (*serverConfig, error) {
 		dir := filepath.Dir(file)
 		sc.root = dnslb.ZoneRoot{FS: os.DirFS(dir), Display: dir, Dir: dir}
 	}
-	defaults := map[string]any{
-		"listen": []string{}, "log|level": "", "log|format": "", "admin": "", "udp_size": 0, "state_file": "", "cache_size": 0,
-		"tcp|idle_timeout": "0s", "tcp|max_connections": 0,
-	}
-	if err := readConfig(file, fallback, defaults, &sc.cfg); err != nil {
+	if err := readConfig(file, fallback, nil, &sc.cfg); err != nil {
 		return nil, err
 	}
 	if err := sc.cfg.Validate(); err != nil {
