@@ -61,8 +61,24 @@ const DefaultPoolTTL = 30
 
 // MemberConfig holds per-address settings of a pool member.
 type MemberConfig struct {
-	Weight int  `mapstructure:"weight"`
+	// Weight is 1-10000; nil (unset) is DefaultWeight. A pointer, so that
+	// weight: 0 is an error rather than the default.
+	Weight *int `mapstructure:"weight"`
 	Backup bool `mapstructure:"backup"`
+}
+
+// Weights a member may have.
+const (
+	DefaultWeight = 1
+	MaxWeight     = 10000
+)
+
+// weight is the member's weight with the default applied.
+func (m MemberConfig) weight() int {
+	if m.Weight == nil {
+		return DefaultWeight
+	}
+	return *m.Weight
 }
 
 // CheckConfig is a health check as written in the config; see
@@ -219,8 +235,11 @@ func (c *Config) Validate() error {
 			if _, err := netip.ParseAddr(addr); err != nil {
 				bad(mkey, "not an IP address")
 			}
-			if m.Weight < 0 || m.Weight > 10000 {
-				bad(mkey+".weight", "%d is outside 0-10000", m.Weight)
+			switch w := m.weight(); {
+			case w == 0:
+				bad(mkey+".weight", "0 is not allowed (1-%d); to answer a member only when every other member is down use backup: true (and when_all_down: backup)", MaxWeight)
+			case w < 1 || w > MaxWeight:
+				bad(mkey+".weight", "%d is outside 1-%d", w, MaxWeight)
 			}
 		}
 	}

@@ -125,7 +125,7 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 		// selection can hand this one out without allocating.
 		c := dns.Copy(rr)
 		c.Header().Ttl = min(ttl, rr.Header().Ttl)
-		m := pool.Member{Addr: addr, RR: c, Weight: max(mc.Weight, 1), Backup: mc.Backup, Checked: checked}
+		m := pool.Member{Addr: addr, RR: c, Weight: max(mc.weight(), 1), Backup: mc.Backup, Checked: checked}
 		if checked {
 			t := healthcheck.Target{Spec: spec, Addr: netip.AddrPortFrom(addr, 0)}
 			if err := t.Validate(); err != nil {

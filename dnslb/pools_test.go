@@ -151,7 +151,7 @@ func TestPoolConfigErrors(t *testing.T) {
 	cfg := &Config{
 		Zones: []ZoneConfig{{Origin: "example.test.", File: "example.test.zone"}},
 		Pools: map[string]PoolConfig{
-			"www.example.test.":   {Members: map[string]MemberConfig{"192.0.2.77": {Weight: 2}}},
+			"www.example.test.":   {Members: map[string]MemberConfig{"192.0.2.77": {Weight: new(2)}}},
 			"nope.example.test.":  {},
 			"www.example.net.":    {},
 			"x.sub.example.test.": {},

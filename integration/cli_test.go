@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,6 +128,42 @@ func TestCheckCommand(t *testing.T) {
 	out, err = exec.Command(dnslbBin, "serve", "--config", filepath.Join(dir, "dnslb.yaml"), "--listen", "127.0.0.1:0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "more.zone") || !strings.Contains(string(out), `"line":2`) {
 		t.Errorf("serve with a broken zone: %v\n%s", err, out)
+	}
+}
+
+// TestCheckStrictValues: `dnslb check` refuses a duration without a unit
+// (issue 11: `interval: 2` passed and meant 2ns) and a weight of 0 (which
+// silently became 1), exiting 1 with the file, line and key path.
+func TestCheckStrictValues(t *testing.T) {
+	const head = "zones:\n  - {origin: example.test., file: z.zone}\npools:\n  www.example.test.:\n"
+	tests := []struct {
+		name, file, yaml string
+		want             string // a regexp of the line; FILE is the config's path
+	}{
+		{"interval without unit", "dnslb.yaml", head + "    check:\n      type: tcp\n      port: 80\n      interval: 2\n",
+			`^FILE:8: pools\[www\.example\.test\.\]\.check\.interval: 2 has no unit \(write e\.g\. 2s or 500ms\)$`},
+		{"weight 0", "dnslb.yaml", head + "    members:\n      192.0.2.10: {weight: 0}\n",
+			`^FILE:6: pools\[www\.example\.test\.\]\.members\[192\.0\.2\.10\]\.weight: 0 is not allowed \(1-10000\); .*backup: true`},
+		{"vip advert_interval without unit", "vip.yaml",
+			"vip:\n  - name: a\n    interface: eth0\n    vrid: 51\n    priority: 100\n    addresses: [\"192.0.2.100/24\"]\n    advert_interval: 1\n",
+			`^FILE:7: vip\[0\]\.advert_interval: 1 has no unit`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, tc.file)
+			for name, body := range map[string]string{tc.file: tc.yaml, "z.zone": "$TTL 300\n@ SOA ns1 host 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.10\n"} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res := runCLI(t, "check", "--config", path)
+			re := regexp.MustCompile(strings.ReplaceAll(tc.want, "FILE", regexp.QuoteMeta(path)))
+			lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
+			if res.code != 1 || len(lines) != 1 || !re.MatchString(lines[0]) {
+				t.Errorf("dnslb check: want exit 1 and one problem matching %s; %v", re, res)
+			}
+		})
 	}
 }
 

@@ -83,8 +83,18 @@ type proc struct {
 
 func startProc(t testing.TB, name string, args ...string) (*proc, error) {
 	t.Helper()
+	return startProcEnv(t, nil, name, args...)
+}
+
+// startProcEnv is startProc with env (KEY=value) added to the test's
+// environment.
+func startProcEnv(t testing.TB, env []string, name string, args ...string) (*proc, error) {
+	t.Helper()
 	p := &proc{out: &lockedBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(name, args...)
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	// Own process group, so that the children NSD forks can be signalled

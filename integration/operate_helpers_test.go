@@ -58,6 +58,7 @@ type opServer struct {
 	startedAt time.Time // when the current process was started
 	logs      []*proc   // every process started, for failure output
 	http      *http.Client
+	env       []string // added to the server's environment; ADMIN_ADDR is replaced
 }
 
 // newOpServer writes zone and config into a fresh directory and starts
@@ -65,7 +66,14 @@ type opServer struct {
 // address picked at run time.
 func newOpServer(t *testing.T, zone, cfg string) *opServer {
 	t.Helper()
-	o := &opServer{t: t, dir: t.TempDir(), cfgTmpl: cfg, http: &http.Client{Timeout: 30 * time.Second}}
+	return newOpServerEnv(t, zone, cfg, nil)
+}
+
+// newOpServerEnv is newOpServer with env (KEY=value, ADMIN_ADDR replaced
+// by the admin address) added to the server's environment.
+func newOpServerEnv(t *testing.T, zone, cfg string, env []string) *opServer {
+	t.Helper()
+	o := &opServer{t: t, dir: t.TempDir(), cfgTmpl: cfg, http: &http.Client{Timeout: 30 * time.Second}, env: env}
 	o.cfgPath = filepath.Join(o.dir, "dnslb.yaml")
 	o.writeZone(zone)
 	t.Cleanup(func() {
@@ -149,7 +157,11 @@ func (o *opServer) Start() {
 		}
 		o.writeConfig()
 		started := time.Now()
-		p, err := startProc(o.t, dnslbBin, "serve", "--config", o.cfgPath, "--listen", o.dnsAddr)
+		var env []string
+		for _, kv := range o.env {
+			env = append(env, strings.ReplaceAll(kv, "ADMIN_ADDR", o.adminAddr))
+		}
+		p, err := startProcEnv(o.t, env, dnslbBin, "serve", "--config", o.cfgPath, "--listen", o.dnsAddr)
 		if err != nil {
 			o.t.Fatalf("starting dnslb: %v", err)
 		}

@@ -822,6 +822,40 @@ func TestOperateAdminToken(t *testing.T) {
 	}
 }
 
+// TestOperateClientEnvIgnored: the admin client's variables in the
+// server's environment (DNSLB_ADMIN, DNSLB_ADMIN_TOKEN, set in an
+// operator's shell for `dnslb drain`) leave the server's admin: block
+// alone. Issue 11: DNSLB_ADMIN replaced the whole block, the token was
+// dropped and a drain without a token got 200.
+func TestOperateClientEnvIgnored(t *testing.T) {
+	const token = "s3cret-Token"
+	zone := opZone(1, "www     IN A    127.0.0.11\nwww     IN A    127.0.0.12\n")
+	o := newOpServerEnv(t, zone, opConfig(`{listen: "ADMIN_ADDR", token: "`+token+`"}`, "",
+		"  www.example.test.:\n    policy: round-robin\n"), []string{"DNSLB_ADMIN=ADMIN_ADDR"})
+	refused := func(what string, args ...string) {
+		t.Helper()
+		if res := o.cli(append([]string{"drain", ip11}, args...)...); res.code != 1 || !strings.Contains(res.stderr, "401") {
+			t.Errorf("dnslb drain %s: want exit 1 and HTTP 401; %v", what, res)
+		}
+		if m := o.poolMember("www.example.test.", ip11); m.Override != nil {
+			t.Fatalf("a refused drain changed the member: %+v", m)
+		}
+	}
+	refused("without a token, DNSLB_ADMIN in the server's environment")
+
+	// The client's token in the server's environment is not the server's.
+	o.env = append(o.env, "DNSLB_ADMIN_TOKEN=the-clients-token")
+	o.Restart()
+	refused("without a token, DNSLB_ADMIN and DNSLB_ADMIN_TOKEN in the server's environment")
+	refused("with DNSLB_ADMIN_TOKEN's value", "--token", "the-clients-token")
+	if res := o.cli("drain", ip11, "--token", token, "--reason", "env test"); res.code != 0 {
+		t.Fatalf("dnslb drain --token (the config's): %v", res)
+	}
+	if got := poolAddrs(t, o.dnsAddr, "www.example.test", dns.TypeA); !sameAddrs(got, ip12) {
+		t.Errorf("drained with the config's token: www answers %v, want %s", got, ip12)
+	}
+}
+
 // TestOperateAPIAndMetrics: the admin API's JSON (decoded strictly into
 // admin's types) and /metrics (parsed with the Prometheus text parser)
 // describe what the server does: members with state, weight, since,

@@ -39,10 +39,10 @@ func (f *adminFlags) register(cmd *cobra.Command) {
 func (f *adminFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	addr, token := f.addr, f.token
 	if !cmd.Flags().Changed("admin") {
-		addr = os.Getenv("DNSLB_ADMIN")
+		addr = os.Getenv(envAdmin)
 	}
 	if !cmd.Flags().Changed("token") {
-		token = os.Getenv("DNSLB_ADMIN_TOKEN")
+		token = os.Getenv(envAdminToken)
 	}
 	if addr == "" {
 		addr = defaultAdminAddr

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -20,18 +22,19 @@ import (
 const keyDelimiter = "|"
 
 // readConfig reads a YAML file (or, when file is empty, the given default
-// bytes) plus DNSLB_* environment overrides into out, rejecting unknown keys.
-// defaults lists the leaf keys (with keyDelimiter) that may be set from the
-// environment even when the file does not mention them.
+// bytes) into out, rejecting unknown keys, then applies the DNSLB_*
+// environment overrides of out's leaf keys (see applyEnv). defaults, if
+// not nil, holds values (keys joined with keyDelimiter) for keys the file
+// does not set.
 //
 // This is the only place viper is used: it runs once per (re)load, and the
 // typed struct is what the rest of the program sees.
 func readConfig(file string, fallback []byte, defaults map[string]any, out any) error {
+	// No viper.AutomaticEnv: it lets DNSLB_ADMIN (the admin client's
+	// address) replace the whole admin: block, token included. applyEnv sets
+	// leaf keys only.
 	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelimiter))
 	v.SetConfigType("yaml")
-	v.SetEnvPrefix("DNSLB")
-	v.SetEnvKeyReplacer(strings.NewReplacer(keyDelimiter, "_", "-", "_"))
-	v.AutomaticEnv()
 	for k, val := range defaults {
 		v.SetDefault(k, val)
 	}
@@ -51,15 +54,49 @@ func readConfig(file string, fallback []byte, defaults map[string]any, out any) 
 		}
 		return fmt.Errorf("%s: %w", displayName(file), err)
 	}
-	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.TextUnmarshallerHookFunc(), // e.g. admin: "host:port" as well as {listen, token}
-		mapstructure.StringToTimeDurationHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
-	))
-	if err := v.UnmarshalExact(out, hooks); err != nil {
+	if err := v.UnmarshalExact(out, viper.DecodeHook(decodeHooks())); err != nil {
 		return explainDecodeError(displayName(file), data, err)
 	}
-	return nil
+	return applyEnv(os.LookupEnv, out)
+}
+
+// decodeHooks turns the strings and numbers of YAML and of the environment
+// into the config's types.
+func decodeHooks() mapstructure.DecodeHookFunc {
+	return mapstructure.ComposeDecodeHookFunc(
+		mapstructure.TextUnmarshallerHookFunc(), // e.g. admin: "host:port" as well as {listen, token}
+		durationHook,
+		mapstructure.StringToSliceHookFunc(","),
+	)
+}
+
+// durationHook decodes a time.Duration from a string with a unit ("2s",
+// "500ms"). A number is refused: YAML's `interval: 2` would otherwise be
+// 2ns. Zero needs no unit (time.ParseDuration agrees), so 0 is accepted.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if d := reflect.TypeFor[time.Duration](); to != d || from == d {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.String:
+		s := reflect.ValueOf(data).String()
+		d, err := time.ParseDuration(s)
+		if err == nil {
+			return d, nil
+		}
+		if _, nerr := strconv.ParseFloat(strings.TrimSpace(s), 64); nerr == nil {
+			return nil, fmt.Errorf("%q has no unit (write e.g. 2s or 500ms)", s)
+		}
+		return nil, fmt.Errorf("%q is not a duration (write e.g. 2s or 500ms)", s)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		if reflect.ValueOf(data).IsZero() {
+			return time.Duration(0), nil
+		}
+		return nil, fmt.Errorf("%v has no unit (write e.g. 2s or 500ms)", data)
+	}
+	return data, nil
 }
 
 var (

@@ -37,11 +37,7 @@ func loadServerConfig(file string) (*dnslb.Loaded, error) {
 		dir := filepath.Dir(file)
 		l.Root = dnslb.ZoneRoot{FS: os.DirFS(dir), Display: dir, Dir: dir}
 	}
-	defaults := map[string]any{
-		"listen": []string{}, "log|level": "", "log|format": "", "admin": "", "udp_size": 0, "state_file": "", "cache_size": 0,
-		"tcp|idle_timeout": "0s", "tcp|max_connections": 0,
-	}
-	if err := readConfig(file, fallback, defaults, l.Config); err != nil {
+	if err := readConfig(file, fallback, nil, l.Config); err != nil {
 		return nil, err
 	}
 	l.Locate = locator(file, fallback)

@@ -17,8 +17,7 @@ func loadVIPConfig(file string) (vip.Config, error) {
 	if file == "" {
 		return cfg, fmt.Errorf("vip: --config is required")
 	}
-	defaults := map[string]any{"log|level": "", "log|format": "", "admin": ""}
-	if err := readConfig(file, nil, defaults, &cfg); err != nil {
+	if err := readConfig(file, nil, nil, &cfg); err != nil {
 		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
