@@ -63,6 +63,7 @@ func newServeCommand() *cobra.Command {
 		configFile string
 		listen     []string
 	)
+	var ignoreState bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the configured zones (the embedded example without --config)",
@@ -78,16 +79,18 @@ func newServeCommand() *cobra.Command {
 				}
 				return &sc.cfg, sc.root, nil
 			}
-			return runServer(cmd.Context(), configFile, load)
+			return runServer(cmd.Context(), configFile, load, ignoreState)
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "config file (YAML); without it the embedded example is served")
 	cmd.Flags().StringArrayVarP(&listen, "listen", "l", nil, "address:port to serve on, UDP and TCP (repeatable; overrides the config)")
+	cmd.Flags().BoolVar(&ignoreState, "ignore-state", false,
+		"start even if the state file cannot be read or parsed: it is renamed aside (.corrupt-TIME) and its drains are not restored")
 	return cmd
 }
 
 // runServer runs dnslb until ctx ends: SIGHUP reloads config and zones.
-func runServer(ctx context.Context, configFile string, load dnslb.Loader) error {
+func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignoreState bool) error {
 	cfg, _, err := load()
 	if err != nil {
 		return err
@@ -98,9 +101,18 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader) error 
 		Log:        log,
 		Watch:      configFile != "",
 		ConfigFile: configFile,
+		// An unreadable state file: set it aside rather than not start.
+		IgnoreState: ignoreState,
 	})
 	if err != nil {
 		var zl zones.ErrorList
+		var se *dnslb.StateFileError
+		if errors.As(err, &se) {
+			// Not started rather than started without the drains the file
+			// may hold: the operator decides.
+			return fmt.Errorf("%w; it may hold drains, so it is left as it is and nothing is served: "+
+				"fix or remove it, or start with --ignore-state to set it aside (its drains are then not restored)", se)
+		}
 		if errors.As(err, &zl) {
 			for _, e := range zl {
 				log.Error().Str("file", e.File).Int("line", e.Line).Str("problem", e.Msg).Msg("zone not loaded")
