@@ -682,11 +682,7 @@ func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until ti
 		return fmt.Errorf("unknown override mode %q", mode)
 	}
 	if err := r.writeStateLocked(next); err != nil {
-		action := string(mode)
-		if mode == admin.OverrideNone {
-			action = "undrain"
-		}
-		return fmt.Errorf("%s %s: %w: %w", action, addr, admin.ErrNotPersisted, err)
+		return fmt.Errorf("%s: %w: %w", addr, admin.ErrNotPersisted, err)
 	}
 	r.overrides = next
 	if mode == admin.OverrideNone {

@@ -300,7 +300,7 @@ func TestOverrideNotPersisted(t *testing.T) {
 		code    int
 		errText []string
 	}{
-		{"not persisted", fmt.Errorf("drain 192.0.2.1: %w: state file /var/lib/dnslb/dnslb.state.json: write /var/lib/dnslb/.dnslb.state.json.1: %w",
+		{"not persisted", fmt.Errorf("192.0.2.1: %w: state file /var/lib/dnslb/dnslb.state.json: write /var/lib/dnslb/.dnslb.state.json.1: %w",
 			ErrNotPersisted, syscall.ENOSPC), http.StatusServiceUnavailable, []string{"NOT applied", "no space left on device"}},
 		{"other", errors.New("something else"), http.StatusInternalServerError, []string{"something else"}},
 	}
