@@ -156,8 +156,10 @@ func (r *Runtime) withoutStatePath(err error) error {
 func (r *Runtime) setStateAside(problem *StateFileError) error {
 	base := r.statePath + ".corrupt-" + r.opts.Now().UTC().Format("20060102T150405Z")
 	aside := base
+	// An Lstat error other than "does not exist" ends the search too: the
+	// rename then reports it.
 	for n := 2; ; n++ {
-		if _, err := r.stateFS.Lstat(aside); errors.Is(err, fs.ErrNotExist) {
+		if _, err := r.stateFS.Lstat(aside); err != nil {
 			break
 		}
 		aside = fmt.Sprintf("%s-%d", base, n)
