@@ -38,6 +38,11 @@ type RuntimeOptions struct {
 	// (default DefaultReloadTimeout): a file that blocks (a FIFO, a hung
 	// network mount) fails the reload instead of wedging it.
 	ReloadTimeout time.Duration
+	// IgnoreState starts without a state file that cannot be read or
+	// parsed, after renaming it aside, instead of refusing to start.
+	IgnoreState bool
+
+	stateFS stateFS // the state file's filesystem (tests inject faults); nil: the OS
 }
 
 // DefaultReloadTimeout is how long a reload may read and build before it
@@ -72,6 +77,8 @@ type Runtime struct {
 	ovGen     uint64
 	serials   map[string]serialState
 	statePath string
+	stateFS   stateFS
+	stateFail bool // the last best-effort write failed (logged); the next to work says so
 	reloadAt  time.Time
 	reloadErr error
 	leads     map[string]map[netip.Addr]*pool.LeadCounter
@@ -117,7 +124,13 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		if r.statePath == "" {
 			r.statePath = stateFilePath(l.Config, l.Root)
 		}
-		seed = r.loadState()
+		r.stateFS = opts.stateFS
+		if r.stateFS == nil {
+			r.stateFS = osStateFS{}
+		}
+		if seed, err = r.loadState(); err != nil {
+			return nil, err
+		}
 		return build(l, buildBase{serials: maps.Clone(r.serials), now: opts.Now()})
 	})
 	if err != nil {
@@ -579,9 +592,7 @@ func (r *Runtime) housekeeping(ctx context.Context) {
 		if n%shareSampleEvery == 0 {
 			r.sampleShares()
 		}
-		if r.stateDirty.Swap(false) {
-			r.saveState()
-		}
+		r.saveIfDirty()
 	}
 }
 
@@ -599,13 +610,13 @@ func (r *Runtime) expireOverrides() {
 	}
 	if changed {
 		r.publishOverridesLocked()
+		r.stateDirty.Store(true)
 	}
 }
 
 func (r *Runtime) publishOverridesLocked() {
 	r.ovGen++
 	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
-	r.stateDirty.Store(true)
 }
 
 // errorLines splits an error (errors.Join trees, ErrorLists) into lines.
@@ -661,7 +672,10 @@ func (r *Runtime) Zones() []admin.ZoneStatus {
 	return out
 }
 
-// SetOverride implements admin.Backend.
+// SetOverride implements admin.Backend. The change is written to the state
+// file before it is applied: one that could not be saved would be lost
+// by the next restart, so it is refused (admin.ErrNotPersisted) and
+// nothing changes.
 func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until time.Time, reason string) error {
 	addr = addr.Unmap()
 	r.mu.Lock()
@@ -669,26 +683,34 @@ func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until ti
 	if !r.isMemberLocked(addr) {
 		return fmt.Errorf("%s: %w", addr, admin.ErrUnknownMember)
 	}
+	next := maps.Clone(r.overrides)
+	old, had := next[addr]
+	ov := admin.Override{Mode: mode, Reason: reason, Since: r.opts.Now(), Until: until}
 	switch mode {
 	case admin.OverrideNone:
-		old, ok := r.overrides[addr]
-		delete(r.overrides, addr)
-		if ok {
-			r.log.Info().Str("member", addr.String()).Str("was", string(old.Mode)).Str("reason", reason).Msg("override lifted")
+		if !had {
+			return nil // nothing to lift, nothing to save
 		}
+		delete(next, addr)
 	case admin.OverrideDrain, admin.OverrideForceDown:
-		ov := admin.Override{Mode: mode, Reason: reason, Since: r.opts.Now(), Until: until}
-		r.overrides[addr] = ov
+		next[addr] = ov
+	default:
+		return fmt.Errorf("unknown override mode %q", mode)
+	}
+	if err := r.writeStateLocked(next); err != nil {
+		return fmt.Errorf("%s: %w: %w", addr, admin.ErrNotPersisted, err)
+	}
+	r.overrides = next
+	if mode == admin.OverrideNone {
+		r.log.Info().Str("member", addr.String()).Str("was", string(old.Mode)).Str("reason", reason).Msg("override lifted")
+	} else {
 		ev := r.log.Info().Str("member", addr.String()).Str("mode", string(mode)).Str("reason", reason)
 		if !until.IsZero() {
 			ev = ev.Time("until", until)
 		}
 		ev.Msg("override set")
-	default:
-		return fmt.Errorf("unknown override mode %q", mode)
 	}
 	r.publishOverridesLocked()
-	r.saveStateLocked()
 	return nil
 }
 

@@ -2,10 +2,12 @@ package dnslb
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
@@ -58,24 +60,43 @@ func stateFilePath(cfg *Config, root ZoneRoot) string {
 	return filepath.Join(root.Dir, name)
 }
 
+// StateFileError is NewRuntime's error for a state file that exists but
+// cannot be read or understood. Such a file is left as it is: it may hold
+// drains and force-downs, which starting without it (and soon writing a
+// new one over it) would silently undo.
+type StateFileError struct {
+	Path string
+	Err  error // what is wrong with it
+}
+
+func (e *StateFileError) Error() string { return fmt.Sprintf("state file %s %v", e.Path, e.Err) }
+func (e *StateFileError) Unwrap() error { return e.Err }
+
+// stateVersion is the stateFile version this dnslb reads and writes.
+const stateVersion = 1
+
 // loadState reads the state file, restores unexpired overrides and serials,
 // and returns the saved health to seed the scheduler with. A missing file
-// is normal; a broken one is logged and ignored.
-func (r *Runtime) loadState() map[healthcheck.TargetKey]healthcheck.Status {
+// is normal. One that cannot be read or parsed is a *StateFileError and is
+// not touched, unless IgnoreState: then it is renamed aside, an error is
+// logged, and dnslb starts without it. Temporary files of writes cut short
+// by a crash are removed once the state is settled.
+func (r *Runtime) loadState() (map[healthcheck.TargetKey]healthcheck.Status, error) {
 	if r.statePath == "" {
-		return nil
+		return nil, nil
 	}
-	data, err := os.ReadFile(r.statePath)
+	sf, err := r.readState()
 	if err != nil {
-		if !os.IsNotExist(err) {
-			r.log.Warn().Err(err).Str("file", r.statePath).Msg("state file not read")
+		if !r.opts.IgnoreState {
+			return nil, err
 		}
-		return nil
+		if err := r.setStateAside(err); err != nil {
+			return nil, err
+		}
 	}
-	var sf stateFile
-	if err := json.Unmarshal(data, &sf); err != nil {
-		r.log.Warn().Err(err).Str("file", r.statePath).Msg("state file not understood; starting without it")
-		return nil
+	r.removeStaleTemps()
+	if sf == nil {
+		return nil, nil
 	}
 	now := r.opts.Now()
 	for a, ov := range sf.Overrides {
@@ -97,23 +118,125 @@ func (r *Runtime) loadState() map[healthcheck.TargetKey]healthcheck.Status {
 		}
 		seed[healthcheck.TargetKey{Check: h.Check, Addr: ap}] = healthcheck.Status{Up: h.Up, Since: h.Since}
 	}
-	return seed
+	return seed, nil
 }
 
+// readState reads and parses the state file: nil, nil when there is none.
+func (r *Runtime) readState() (*stateFile, *StateFileError) {
+	data, err := r.stateFS.ReadFile(r.statePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &StateFileError{Path: r.statePath, Err: fmt.Errorf("cannot be read: %w", r.withoutStatePath(err))}
+	}
+	var sf stateFile
+	if err := json.Unmarshal(data, &sf); err != nil {
+		return nil, &StateFileError{Path: r.statePath, Err: fmt.Errorf("cannot be parsed (truncated or corrupt?): %w", err)}
+	}
+	if sf.Version != stateVersion {
+		return nil, &StateFileError{Path: r.statePath, Err: fmt.Errorf("has version %d; this dnslb understands version %d", sf.Version, stateVersion)}
+	}
+	return &sf, nil
+}
+
+// withoutStatePath drops the state file's own path from an error about it,
+// which StateFileError names already.
+func (r *Runtime) withoutStatePath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == r.statePath {
+		return pe.Err
+	}
+	return err
+}
+
+// setStateAside renames the unusable state file to
+// PATH.corrupt-TIMESTAMP, never over an earlier one, so that the operator
+// can still see (and restore) what it held.
+func (r *Runtime) setStateAside(problem *StateFileError) error {
+	base := r.statePath + ".corrupt-" + r.opts.Now().UTC().Format("20060102T150405Z")
+	aside := base
+	// An Lstat error other than "does not exist" ends the search too: the
+	// rename then reports it.
+	for n := 2; ; n++ {
+		if _, err := r.stateFS.Lstat(aside); err != nil {
+			break
+		}
+		aside = fmt.Sprintf("%s-%d", base, n)
+	}
+	err := r.stateFS.Rename(r.statePath, aside)
+	if err == nil {
+		err = r.stateFS.SyncDir(filepath.Dir(r.statePath))
+	}
+	if err != nil {
+		return &StateFileError{Path: r.statePath, Err: fmt.Errorf("%v, and it could not be set aside: %w", problem.Err, err)}
+	}
+	r.log.Error().Str("file", r.statePath).Str("moved_to", aside).Str("problem", problem.Err.Error()).
+		Msg("state file unusable; set aside (--ignore-state): the drains and force-downs it held were NOT restored")
+	return nil
+}
+
+// removeStaleTemps removes the temporary files (see writeFileAtomic) that
+// a crash left behind. None of them was renamed into place, so none holds
+// a change that was acknowledged.
+func (r *Runtime) removeStaleTemps() {
+	dir, prefix := filepath.Dir(r.statePath), "."+filepath.Base(r.statePath)+"."
+	entries, err := r.stateFS.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			r.log.Warn().Err(err).Str("dir", dir).Msg("stale temporary state files not looked for")
+		}
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := r.stateFS.Remove(p); err != nil {
+			r.log.Warn().Err(err).Str("file", p).Msg("stale temporary state file not removed")
+			continue
+		}
+		r.log.Info().Str("file", p).Msg("stale temporary state file removed")
+	}
+}
+
+// saveState writes the state file, best effort: for what is not an
+// operator's change (health, serials, expired overrides), a failed write
+// must not stop anything. A failure is logged when writes start failing
+// and again when one works, not on each retry.
 func (r *Runtime) saveState() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.saveStateLocked()
 }
 
-// saveStateLocked writes the state file atomically: a temporary file in the
-// same directory, synced, then renamed over the old one.
 func (r *Runtime) saveStateLocked() {
-	if r.statePath == "" {
-		return
+	if err := r.writeStateLocked(r.overrides); err != nil && !r.stateFail {
+		r.stateFail = true
+		r.log.Warn().Err(err).Str("file", r.statePath).Msg("state file not written; retrying each second, logging again once it works")
 	}
-	sf := stateFile{Version: 1, SavedAt: r.opts.Now(), Overrides: map[string]admin.Override{}, Serials: r.serials}
-	for a, ov := range r.overrides {
+}
+
+// saveIfDirty saves the state when something changed since the last write.
+func (r *Runtime) saveIfDirty() {
+	if r.stateDirty.Load() {
+		r.saveState()
+	}
+}
+
+// writeStateLocked writes the state file as it is with the overrides ovs
+// (which SetOverride has not applied yet). It clears stateDirty before the
+// snapshot, so that a health transition during the write still causes a
+// save of its own, and sets it again on failure: what is on disk may then
+// differ from what is in memory.
+func (r *Runtime) writeStateLocked(ovs map[netip.Addr]admin.Override) error {
+	if r.statePath == "" {
+		return nil
+	}
+	r.stateDirty.Store(false)
+	sf := stateFile{Version: stateVersion, SavedAt: r.opts.Now(), Overrides: map[string]admin.Override{}, Serials: r.serials}
+	for a, ov := range ovs {
 		sf.Overrides[a.String()] = ov
 	}
 	if r.sched != nil {
@@ -126,19 +249,36 @@ func (r *Runtime) saveStateLocked() {
 	}
 	data, err := json.MarshalIndent(sf, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(r.statePath, data)
+		err = writeFileAtomic(r.stateFS, r.statePath, data)
 	}
 	if err != nil {
-		r.log.Warn().Err(err).Str("file", r.statePath).Msg("state file not written")
+		r.stateDirty.Store(true)
+		return fmt.Errorf("state file %s: %w", r.statePath, err)
 	}
+	if r.stateFail {
+		r.stateFail = false
+		r.log.Info().Str("file", r.statePath).Msg("state file written again")
+	}
+	return nil
 }
 
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+// writeFileAtomic replaces path with data so that a crash at any point
+// leaves either the old file or the new one, and the new one is on disk
+// when it returns: a temporary file in the same directory, written and
+// synced, renamed over path, then the directory synced (without that the
+// rename itself may be lost).
+func writeFileAtomic(fsys stateFS, path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := fsys.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename: no such file
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = fsys.Remove(tmp.Name()) // best effort; start-up removes what is left
+		}
+	}()
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
@@ -150,8 +290,12 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("state file: %w", err)
+	if err := fsys.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	renamed = true
+	if err := fsys.SyncDir(dir); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
 	return nil
 }

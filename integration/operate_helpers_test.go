@@ -53,6 +53,7 @@ type opServer struct {
 	cfgTmpl   string // config with ADMIN_ADDR for the admin address
 	dnsAddr   string
 	adminAddr string
+	serveArgs []string // more `dnslb serve` flags for the next Start
 	p         *proc
 	gen       int       // processes started so far
 	startedAt time.Time // when the current process was started
@@ -141,8 +142,9 @@ func writeFileAtomic(t testing.TB, path, content string) {
 	}
 }
 
-// Start runs `dnslb serve --config DIR/dnslb.yaml --listen ADDR` and waits
-// until it answers DNS over UDP and TCP and its admin API says /healthz ok.
+// Start runs `dnslb serve --config DIR/dnslb.yaml --listen ADDR` (plus
+// serveArgs) and waits until it answers DNS over UDP and TCP and its admin
+// API says /healthz ok.
 // A restarted server gets the same ports when they are free.
 func (o *opServer) Start() {
 	o.t.Helper()
@@ -161,7 +163,7 @@ func (o *opServer) Start() {
 		for _, kv := range o.env {
 			env = append(env, strings.ReplaceAll(kv, "ADMIN_ADDR", o.adminAddr))
 		}
-		p, err := startProcEnv(o.t, env, dnslbBin, "serve", "--config", o.cfgPath, "--listen", o.dnsAddr)
+		p, err := startProcEnv(o.t, env, dnslbBin, append([]string{"serve", "--config", o.cfgPath, "--listen", o.dnsAddr}, o.serveArgs...)...)
 		if err != nil {
 			o.t.Fatalf("starting dnslb: %v", err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -49,6 +50,7 @@ func newServeCommand() *cobra.Command {
 		configFile string
 		listen     []string
 	)
+	var ignoreState bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the configured zones (the embedded example without --config)",
@@ -64,16 +66,18 @@ func newServeCommand() *cobra.Command {
 				}
 				return l, nil
 			}
-			return runServer(cmd.Context(), configFile, load)
+			return runServer(cmd.Context(), configFile, load, ignoreState)
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "config file (YAML); without it the embedded example is served")
 	cmd.Flags().StringArrayVarP(&listen, "listen", "l", nil, "address:port to serve on, UDP and TCP (repeatable; overrides the config)")
+	cmd.Flags().BoolVar(&ignoreState, "ignore-state", false,
+		"start even if the state file cannot be read or parsed: it is renamed aside (.corrupt-TIME) and its drains are not restored")
 	return cmd
 }
 
 // runServer runs dnslb until ctx ends: SIGHUP reloads config and zones.
-func runServer(ctx context.Context, configFile string, load dnslb.Loader) error {
+func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignoreState bool) error {
 	// The logger comes first, so that every later problem is logged; a
 	// config that does not even decode is reported as it is.
 	l, err := load()
@@ -86,8 +90,17 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader) error 
 		Log:        log,
 		Watch:      configFile != "",
 		ConfigFile: configFile,
+		// An unreadable state file: set it aside rather than not start.
+		IgnoreState: ignoreState,
 	})
 	if err != nil {
+		var se *dnslb.StateFileError
+		if errors.As(err, &se) {
+			// Not started rather than started without the drains the file
+			// may hold: the operator decides.
+			return fmt.Errorf("%w; it may hold drains, so it is left as it is and nothing is served: "+
+				"fix or remove it, or start with --ignore-state to set it aside (its drains are then not restored)", se)
+		}
 		problems := dnslb.ProblemsOf(err)
 		for _, p := range problems {
 			p.Log(log.Error()).Msg("not started")

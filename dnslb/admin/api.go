@@ -206,8 +206,15 @@ func (s *Server) overrideHandler(mode OverrideMode) http.HandlerFunc {
 		}
 		if err := s.backend.SetOverride(addr, mode, until, req.Reason); err != nil {
 			code := http.StatusInternalServerError
-			if errors.Is(err, ErrUnknownMember) {
+			switch {
+			case errors.Is(err, ErrUnknownMember):
 				code = http.StatusNotFound
+			case errors.Is(err, ErrNotPersisted):
+				// The server cannot take changes until its state file
+				// can be written (a full disk, say); retrying then works.
+				code = http.StatusServiceUnavailable
+				s.log.Warn().Str("address", addr.String()).Str("action", actionName(mode)).
+					Str("reason", req.Reason).Str("client", r.RemoteAddr).Err(err).Msg("member override refused")
 			}
 			writeError(w, code, err.Error())
 			return

@@ -20,7 +20,9 @@ type Backend interface {
 	Zones() []ZoneStatus
 	// SetOverride drains, undrains or forces down a member address in every
 	// pool that has it. Until zero means no expiry. Unknown addresses are
-	// an error wrapping ErrUnknownMember.
+	// an error wrapping ErrUnknownMember; a change that could not be saved
+	// (so that it would survive a restart) is not applied, and the error
+	// wraps ErrNotPersisted.
 	SetOverride(addr netip.Addr, mode OverrideMode, until time.Time, reason string) error
 	// Reload re-reads config and zones; on error the old ones keep serving
 	// and the error says what is wrong, with file and line.
@@ -94,3 +96,8 @@ type ZoneStatus struct {
 
 // ErrUnknownMember is wrapped by SetOverride for an address in no pool.
 var ErrUnknownMember = errors.New("no pool has this member")
+
+// ErrNotPersisted is wrapped by SetOverride when the change could not be
+// written to the state file. The change was not applied: an acknowledged
+// drain must not be lost by the next restart.
+var ErrNotPersisted = errors.New("change NOT applied: it could not be saved to the state file")

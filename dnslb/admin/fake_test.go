@@ -26,6 +26,7 @@ type fakeBackend struct {
 	reloads    int
 	lastReload time.Time
 	calls      []overrideCall
+	setErr     error // SetOverride's error for known members, as the Runtime's when it cannot save
 }
 
 type overrideCall struct {
@@ -93,6 +94,15 @@ func (f *fakeBackend) SetOverride(addr netip.Addr, mode OverrideMode, until time
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, overrideCall{addr, mode, until, reason})
+	if f.setErr != nil {
+		for _, p := range f.pools {
+			for _, m := range p.Members {
+				if netip.MustParseAddr(m.Address) == addr {
+					return f.setErr // and nothing changes
+				}
+			}
+		}
+	}
 	found := false
 	for i := range f.pools {
 		for j := range f.pools[i].Members {

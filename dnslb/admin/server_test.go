@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -283,6 +285,41 @@ func TestOverrides(t *testing.T) {
 				}
 				if (tc.wantMode == OverrideNone) != (m.Override == nil) {
 					t.Errorf("member override %+v after %q", m.Override, tc.wantMode)
+				}
+			}
+		})
+	}
+}
+
+// TestOverrideNotPersisted: a change the server could not save is a 503
+// that says it was not applied and why; other failures stay a 500.
+func TestOverrideNotPersisted(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		code    int
+		errText []string
+	}{
+		{"not persisted", fmt.Errorf("192.0.2.1: %w: state file /var/lib/dnslb/dnslb.state.json: write /var/lib/dnslb/.dnslb.state.json.1: %w",
+			ErrNotPersisted, syscall.ENOSPC), http.StatusServiceUnavailable, []string{"NOT applied", "no space left on device"}},
+		{"other", errors.New("something else"), http.StatusInternalServerError, []string{"something else"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fb := newFakeBackend()
+			fb.setErr = tc.err
+			s := startServer(t, fb, nil, Options{})
+			for _, action := range []string{"drain", "undrain", "force-down"} {
+				r := do(t, "POST", "http://"+s.Addr()+"/api/v1/members/192.0.2.1/"+action, "", "")
+				for _, want := range tc.errText {
+					wantJSONError(t, r, tc.code, want)
+				}
+			}
+			for _, p := range fb.Pools() {
+				for _, m := range p.Members {
+					if m.Address == "192.0.2.1" && (m.State != "up" || m.Override != nil) {
+						t.Errorf("pool %s: %+v after refused changes, want up", p.Name, m)
+					}
 				}
 			}
 		})
