@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/dnslb/dnslb/dnslb"
 	"github.com/spf13/cobra"
@@ -73,17 +72,9 @@ func reportProblems(w io.Writer, err error) error {
 	return exitError{code: 1}
 }
 
-// locator returns the line of a key path in the config file, read once
-// now; 0 when the key is not in it.
-func locator(file string, fallback []byte) func(key string) int {
-	data := fallback
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil
-		}
-		data = b
-	}
+// locator returns the line of a key path in the config's text; 0 when
+// the key is not in it.
+func locator(data []byte) func(key string) int {
 	var root yaml.Node
 	if yaml.Unmarshal(data, &root) != nil {
 		return nil
@@ -97,7 +88,7 @@ func isVIPConfig(file string) bool {
 	if file == "" {
 		return false
 	}
-	data, err := os.ReadFile(file)
+	data, err := readRegularFile(file)
 	if err != nil {
 		return false
 	}

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -150,5 +152,32 @@ func TestCheckVIPConfig(t *testing.T) {
 	errw.Reset()
 	if n := runCheck(filepath.Join(dir, "vip.yaml"), &out, &errw); n == 0 || !strings.Contains(errw.String(), "vrid") {
 		t.Fatalf("bad vip file passed: %d %s", n, errw.String())
+	}
+}
+
+// A FIFO in place of the config is refused, not read: reading it would
+// block until something wrote to it.
+func TestCheckFIFOConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "dnslb.yaml")
+	if err := syscall.Mkfifo(cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		var out, errw bytes.Buffer
+		runCheck(cfg, &out, &errw)
+		done <- errw.String()
+	}()
+	select {
+	case got := <-done:
+		if want := cfg + ": " + cfg + " is not a regular file"; !strings.HasPrefix(got, want) {
+			t.Fatalf("got %q, want %q…", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		if f, err := os.OpenFile(cfg, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("check blocked reading a FIFO config")
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
@@ -21,43 +21,56 @@ import (
 // dots and colons, and must not be split into nested keys.
 const keyDelimiter = "|"
 
-// readConfig reads a YAML file (or, when file is empty, the given default
-// bytes) into out, rejecting unknown keys, then applies the DNSLB_*
-// environment overrides of out's leaf keys (see applyEnv). defaults, if
-// not nil, holds values (keys joined with keyDelimiter) for keys the file
-// does not set.
+// readConfig reads a YAML file (or, when file is empty, the given
+// fallback bytes) into out, rejecting unknown keys, then applies the
+// DNSLB_* environment overrides of out's leaf keys (see applyEnv). It
+// returns the bytes read, to place later problems in, and its own problems
+// as dnslb.Problems.
 //
 // This is the only place viper is used: it runs once per (re)load, and the
 // typed struct is what the rest of the program sees.
-func readConfig(file string, fallback []byte, defaults map[string]any, out any) error {
+func readConfig(file string, fallback []byte, out any) ([]byte, error) {
+	name := displayName(file)
+	data := fallback
+	if file != "" {
+		b, err := readRegularFile(file)
+		if err != nil {
+			return nil, dnslb.Problems{{File: name, Msg: err.Error()}}
+		}
+		data = b
+	}
 	// No viper.AutomaticEnv: it lets DNSLB_ADMIN (the admin client's
 	// address) replace the whole admin: block, token included. applyEnv sets
 	// leaf keys only.
 	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelimiter))
 	v.SetConfigType("yaml")
-	for k, val := range defaults {
-		v.SetDefault(k, val)
-	}
-	var data []byte
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-		data = b
-	} else {
-		data = fallback
-	}
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-			return fmt.Errorf("%s:%s: %s", displayName(file), m[1], m[2])
+			line, _ := strconv.Atoi(m[1])
+			return nil, dnslb.Problems{{File: name, Line: line, Msg: m[2]}}
 		}
-		return fmt.Errorf("%s: %w", displayName(file), err)
+		return nil, dnslb.Problems{{File: name, Msg: err.Error()}}
 	}
 	if err := v.UnmarshalExact(out, viper.DecodeHook(decodeHooks())); err != nil {
-		return explainDecodeError(displayName(file), data, err)
+		return nil, explainDecodeError(name, data, err)
 	}
-	return applyEnv(os.LookupEnv, out)
+	if err := applyEnv(os.LookupEnv, out); err != nil {
+		return nil, dnslb.ProblemsOf(err)
+	}
+	return data, nil
+}
+
+// readRegularFile reads a config file, refusing what is not a regular
+// file: reading a FIFO would block the load until something wrote to it.
+func readRegularFile(file string) ([]byte, error) {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", file, fi.Mode().Type())
+	}
+	return os.ReadFile(file)
 }
 
 // decodeHooks turns the strings and numbers of YAML and of the environment
@@ -105,18 +118,15 @@ var (
 	keyProblemRE  = regexp.MustCompile(`^'([^']*)' (.*)$`)
 )
 
-// explainDecodeError turns mapstructure's summary into one error per
-// problem, each as "file:line: key.path: what", the line found in the YAML.
-func explainDecodeError(file string, data []byte, err error) error {
+// explainDecodeError turns mapstructure's summary into one problem per
+// line of it, each with its key path and the line found in the YAML.
+func explainDecodeError(file string, data []byte, err error) dnslb.Problems {
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root) // it parsed once already; on failure lines are 0
-	at := func(path, msg string) error {
-		if line := yamlLine(&root, keyPath(path)); line > 0 {
-			return fmt.Errorf("%s:%d: %s", file, line, msg)
-		}
-		return fmt.Errorf("%s: %s", file, msg)
+	at := func(path, msg string) dnslb.Problem {
+		return dnslb.Problem{File: file, Line: yamlLine(&root, keyPath(path)), Key: path, Msg: msg}
 	}
-	var errs []error
+	var out dnslb.Problems
 	for _, line := range strings.Split(err.Error(), "\n") {
 		line = strings.TrimPrefix(strings.TrimSpace(line), "* ")
 		if line == "" || strings.HasPrefix(line, "decoding failed") {
@@ -128,20 +138,20 @@ func explainDecodeError(file string, data []byte, err error) error {
 				if m[1] != "" {
 					full = m[1] + "." + k
 				}
-				errs = append(errs, at(full, full+": unknown key"))
+				out = append(out, at(full, "unknown key"))
 			}
 			continue
 		}
 		if m := keyProblemRE.FindStringSubmatch(line); m != nil {
-			errs = append(errs, at(m[1], m[1]+": "+m[2]))
+			out = append(out, at(m[1], m[2]))
 			continue
 		}
-		errs = append(errs, fmt.Errorf("%s: %s", file, line))
+		out = append(out, dnslb.Problem{File: file, Msg: line})
 	}
-	if len(errs) == 0 {
-		return fmt.Errorf("%s: %w", file, err)
+	if len(out) == 0 {
+		out = dnslb.Problems{{File: file, Msg: err.Error()}}
 	}
-	return errors.Join(errs...)
+	return out
 }
 
 // keyPath splits mapstructure's "pools[www.example.test.].check" into

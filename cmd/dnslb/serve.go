@@ -38,10 +38,11 @@ func loadServerConfig(file string) (*dnslb.Loaded, error) {
 		dir := filepath.Dir(file)
 		l.Root = dnslb.ZoneRoot{FS: os.DirFS(dir), Display: dir, Dir: dir}
 	}
-	if err := readConfig(file, fallback, nil, l.Config); err != nil {
+	data, err := readConfig(file, fallback, l.Config)
+	if err != nil {
 		return nil, err
 	}
-	l.Locate = locator(file, fallback)
+	l.Locate = locator(data)
 	return l, nil
 }
 

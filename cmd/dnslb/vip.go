@@ -17,11 +17,12 @@ func loadVIPConfig(file string) (vip.Config, error) {
 	if file == "" {
 		return cfg, fmt.Errorf("vip: --config is required")
 	}
-	if err := readConfig(file, nil, nil, &cfg); err != nil {
+	data, err := readConfig(file, nil, &cfg)
+	if err != nil {
 		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, placeKeyed(file, locator(file, nil), err)
+		return cfg, placeKeyed(file, locator(data), err)
 	}
 	return cfg, nil
 }
