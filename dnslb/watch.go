@@ -30,10 +30,10 @@ const maxLinks = 40
 // an update renames a new ..data over the old one; or a link points at a
 // file in another directory that is edited there. So the watcher also
 // watches the directory of every link on a file's way and of the file the
-// links lead to, and follows the links anew after every event: a change to
-// any of those names, or a file that now leads elsewhere, is a change.
-// Other files in those directories (the state file, editors' swap files)
-// are not.
+// links lead to, and follows the links anew after every reload and every
+// event for a name on the way: a change to the file, a link or the target,
+// or a file that now leads elsewhere, is a change. Other files in those
+// directories (the state file, editors' swap files) are not.
 type watcher struct {
 	r  *Runtime
 	fs *fsnotify.Watcher
@@ -46,6 +46,10 @@ type watcher struct {
 	paths map[string]bool
 	// dirs holds the directories of paths, which are watched.
 	dirs map[string]bool
+	// way holds the names in watched directories whose change may change
+	// where a file leads: paths, the watched directories themselves and
+	// the directories on the way to a path.
+	way map[string]bool
 }
 
 func newWatcher(r *Runtime) (*watcher, error) {
@@ -53,7 +57,7 @@ func newWatcher(r *Runtime) (*watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &watcher{r: r, fs: fw, targets: map[string]string{}, paths: map[string]bool{}, dirs: map[string]bool{}}, nil
+	return &watcher{r: r, fs: fw, targets: map[string]string{}, paths: map[string]bool{}, dirs: map[string]bool{}, way: map[string]bool{}}, nil
 }
 
 func (w *watcher) run(ctx context.Context) {
@@ -71,6 +75,12 @@ func (w *watcher) run(ctx context.Context) {
 				return
 			}
 			name := filepath.Clean(ev.Name)
+			if !w.way[name] {
+				// Another file in a watched directory (the state
+				// file, a swap file): following every link anew
+				// for it would only cost.
+				continue
+			}
 			changing := ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0
 			// A name that mattered before the event (a link that
 			// was replaced) or matters after it (a link created).
@@ -158,7 +168,7 @@ func (w *watcher) resolve() (moved bool) {
 			continue
 		}
 		if err := w.fs.Add(d); err != nil {
-			if !w.dirs[d] { // tried again at the next event; said once
+			if !w.dirs[d] { // tried again at the next resolve; said once
 				w.r.log.Warn().Err(err).Str("dir", d).Msg("cannot watch")
 			}
 			continue
@@ -170,7 +180,19 @@ func (w *watcher) resolve() (moved bool) {
 			_ = w.fs.Remove(d)
 		}
 	}
-	w.targets, w.paths, w.dirs = targets, paths, dirs
+	way := map[string]bool{}
+	for p := range paths {
+		way[p] = true
+		for q := p; q != filepath.Dir(q); q = filepath.Dir(q) {
+			if dirs[filepath.Dir(q)] {
+				way[q] = true
+			}
+		}
+	}
+	for d := range dirs {
+		way[d] = true
+	}
+	w.targets, w.paths, w.dirs, w.way = targets, paths, dirs, way
 	return moved
 }
 

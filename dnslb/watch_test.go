@@ -241,6 +241,15 @@ func TestWatchFollowsLinks(t *testing.T) {
 			zoneIn(t, etc, target)
 			return []string{etc, filepath.Dir(target)}, func() { replaceByRename(t, target, zone2) }
 		}, hasNew},
+		{"zone linked from another directory, which is removed and made anew", func(t *testing.T, root, etc string) ([]string, func()) {
+			target := filepath.Join(root, "zones", "example.zone")
+			zoneIn(t, etc, target)
+			return []string{etc, filepath.Dir(target)}, func() {
+				must(t, os.RemoveAll(filepath.Dir(target)))
+				must(t, os.Mkdir(filepath.Dir(target), 0o755))
+				must(t, os.WriteFile(target, []byte(zone2), 0o644))
+			}
+		}, hasNew},
 		{"zone linked through a chain of links in three directories", func(t *testing.T, root, etc string) ([]string, func()) {
 			// etc/z.zone -> ../current/z.zone -> root/zones/example.zone,
 			// current itself a link to the directory releases/1.
