@@ -58,15 +58,20 @@ type opServer struct {
 	startedAt time.Time // when the current process was started
 	logs      []*proc   // every process started, for failure output
 	http      *http.Client
+	cm        *configMap // set by asConfigMap: config and zone are published as a ConfigMap volume
 }
 
 // newOpServer writes zone and config into a fresh directory and starts
 // dnslb. cfg is the YAML config; ADMIN_ADDR in it is replaced by the admin
-// address picked at run time.
-func newOpServer(t *testing.T, zone, cfg string) *opServer {
+// address picked at run time. opts change the server before anything is
+// written (asConfigMap).
+func newOpServer(t *testing.T, zone, cfg string, opts ...func(*opServer)) *opServer {
 	t.Helper()
 	o := &opServer{t: t, dir: t.TempDir(), cfgTmpl: cfg, http: &http.Client{Timeout: 30 * time.Second}}
 	o.cfgPath = filepath.Join(o.dir, "dnslb.yaml")
+	for _, opt := range opts {
+		opt(o)
+	}
 	o.writeZone(zone)
 	t.Cleanup(func() {
 		if o.p != nil {
@@ -89,6 +94,10 @@ func newOpServer(t *testing.T, zone, cfg string) *opServer {
 func (o *opServer) writeConfig() {
 	o.t.Helper()
 	cfg := strings.ReplaceAll(o.cfgTmpl, "ADMIN_ADDR", o.adminAddr)
+	if o.cm != nil {
+		o.cm.set(filepath.Base(o.cfgPath), cfg)
+		return
+	}
 	writeFileAtomic(o.t, o.cfgPath, cfg)
 }
 
@@ -104,6 +113,10 @@ func (o *opServer) SetConfig(cfg string) {
 // many editors do), so that no reload can read a half-written file.
 func (o *opServer) writeZone(content string) {
 	o.t.Helper()
+	if o.cm != nil {
+		o.cm.set(opZoneName, content)
+		return
+	}
 	writeFileAtomic(o.t, filepath.Join(o.dir, opZoneName), content)
 }
 
