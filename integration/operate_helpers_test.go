@@ -59,23 +59,28 @@ type opServer struct {
 	startedAt time.Time // when the current process was started
 	logs      []*proc   // every process started, for failure output
 	http      *http.Client
-	env       []string // added to the server's environment; ADMIN_ADDR is replaced
+	env       []string   // added to the server's environment; ADMIN_ADDR is replaced
+	cm        *configMap // set by asConfigMap: config and zone are published as a ConfigMap volume
 }
 
 // newOpServer writes zone and config into a fresh directory and starts
 // dnslb. cfg is the YAML config; ADMIN_ADDR in it is replaced by the admin
-// address picked at run time.
-func newOpServer(t *testing.T, zone, cfg string) *opServer {
+// address picked at run time. opts change the server before anything is
+// written (asConfigMap).
+func newOpServer(t *testing.T, zone, cfg string, opts ...func(*opServer)) *opServer {
 	t.Helper()
-	return newOpServerEnv(t, zone, cfg, nil)
+	return newOpServerEnv(t, zone, cfg, nil, opts...)
 }
 
 // newOpServerEnv is newOpServer with env (KEY=value, ADMIN_ADDR replaced
 // by the admin address) added to the server's environment.
-func newOpServerEnv(t *testing.T, zone, cfg string, env []string) *opServer {
+func newOpServerEnv(t *testing.T, zone, cfg string, env []string, opts ...func(*opServer)) *opServer {
 	t.Helper()
 	o := &opServer{t: t, dir: t.TempDir(), cfgTmpl: cfg, http: &http.Client{Timeout: 30 * time.Second}, env: env}
 	o.cfgPath = filepath.Join(o.dir, "dnslb.yaml")
+	for _, opt := range opts {
+		opt(o)
+	}
 	o.writeZone(zone)
 	t.Cleanup(func() {
 		if o.p != nil {
@@ -98,6 +103,10 @@ func newOpServerEnv(t *testing.T, zone, cfg string, env []string) *opServer {
 func (o *opServer) writeConfig() {
 	o.t.Helper()
 	cfg := strings.ReplaceAll(o.cfgTmpl, "ADMIN_ADDR", o.adminAddr)
+	if o.cm != nil {
+		o.cm.set(filepath.Base(o.cfgPath), cfg)
+		return
+	}
 	writeFileAtomic(o.t, o.cfgPath, cfg)
 }
 
@@ -113,6 +122,10 @@ func (o *opServer) SetConfig(cfg string) {
 // many editors do), so that no reload can read a half-written file.
 func (o *opServer) writeZone(content string) {
 	o.t.Helper()
+	if o.cm != nil {
+		o.cm.set(opZoneName, content)
+		return
+	}
 	writeFileAtomic(o.t, filepath.Join(o.dir, opZoneName), content)
 }
 
