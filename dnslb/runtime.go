@@ -17,6 +17,7 @@ import (
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
 
@@ -72,6 +73,9 @@ type Runtime struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	stopOnce   sync.Once
+
+	// fallbackPoke wakes watchFallback (see pokeFallback).
+	fallbackPoke chan struct{}
 }
 
 type zoneState struct {
@@ -98,6 +102,8 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		leads:      map[string]map[netip.Addr]*pool.LeadCounter{},
 		reloadReq:  make(chan struct{}, 1),
 		freeMem:    make(chan struct{}, 1),
+
+		fallbackPoke: make(chan struct{}, 1),
 	}
 	cfg, root, err := opts.Load()
 	if err != nil {
@@ -175,6 +181,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	})
 	r.run(func() { r.housekeeping(ctx) })
 	r.run(func() { r.reloader(ctx) })
+	r.run(func() { r.watchFallback(ctx) })
 	if r.opts.Watch {
 		w, err := newWatcher(r)
 		if err != nil {
@@ -244,6 +251,7 @@ func (r *Runtime) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	err := r.reloadLocked()
+	r.pokeFallback() // the pools may have changed
 	r.reloadAt, r.reloadErr = r.opts.Now(), err
 	if err != nil {
 		r.metrics.Reloads.WithLabelValues("error").Inc()
@@ -531,6 +539,7 @@ func (r *Runtime) logTransitions(ch <-chan healthcheck.Transition) {
 			ev = ev.Uint64("transitions_dropped", tr.Dropped)
 		}
 		ev.Msg("health transition")
+		r.pokeFallback()
 	}
 }
 
@@ -588,6 +597,7 @@ func (r *Runtime) publishOverridesLocked() {
 	r.ovGen++
 	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
 	r.stateDirty.Store(true)
+	r.pokeFallback()
 }
 
 // errorLines splits an error (errors.Join trees, ErrorLists) into lines.
@@ -690,7 +700,10 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 	r.mu.Lock()
 	view := r.view
 	cfg := r.cfg
-	overrides := r.auth.overrides.Load()
+	// One judgement for the fallback and the member states: the health
+	// and overrides the answer path uses.
+	judge := r.auth.judgement()
+	overrides := judge.ov
 	shares := r.shares.shares()
 	r.mu.Unlock()
 	names := make([]string, 0, len(view.Pools))
@@ -714,6 +727,20 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 			if pc.Check != nil {
 				ps.Check = describeCheck(pc.Check)
 			}
+		}
+		for _, f := range [...]struct {
+			qtype uint16
+			name  string
+		}{{dns.TypeA, "A"}, {dns.TypeAAAA, "AAAA"}} {
+			answers, ok := p.Fallback(f.qtype, judge)
+			if !ok {
+				continue
+			}
+			if !ps.AllDown || answers == pool.FailOpen { // failing open outranks backups
+				ps.Fallback = answers.String()
+			}
+			ps.AllDown = true
+			ps.AllDownFamilies = append(ps.AllDownFamilies, f.name)
 		}
 		for _, m := range p.Members() {
 			ms := admin.MemberStatus{Address: m.Addr.String(), Weight: m.Weight, Backup: m.Backup,
