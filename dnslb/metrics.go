@@ -290,12 +290,15 @@ func (m *Metrics) attachCounters(v *View) {
 	v.noZone = m.ZoneCounters("")
 }
 
-// memberCollector exports each pool member's state at scrape time.
+// memberCollector exports each pool member's state, and whether each pool
+// answers by its when_all_down fallback, at scrape time: from the pools'
+// status, so it keeps no state to get out of step.
 type memberCollector struct {
 	pools   func() []admin.PoolStatus
 	up      *prometheus.Desc
 	drained *prometheus.Desc
 	latency *prometheus.Desc
+	allDown *prometheus.Desc
 }
 
 func newMemberCollector(pools func() []admin.PoolStatus) *memberCollector {
@@ -305,6 +308,9 @@ func newMemberCollector(pools func() []admin.PoolStatus) *memberCollector {
 		up:      prometheus.NewDesc("dnslb_member_up", "1 when the member's health check passes (or it has none), else 0.", labels, nil),
 		drained: prometheus.NewDesc("dnslb_member_override", "1 when an operator drained or forced down the member.", append(labels, "mode"), nil),
 		latency: prometheus.NewDesc("dnslb_member_check_latency_seconds", "Duration of the member's last health probe.", labels, nil),
+		allDown: prometheus.NewDesc("dnslb_pool_all_down",
+			"1 while the pool answers by its when_all_down fallback (no primary member of a family up and undrained), else 0.",
+			[]string{"pool"}, nil),
 	}
 }
 
@@ -312,10 +318,16 @@ func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.up
 	ch <- c.drained
 	ch <- c.latency
+	ch <- c.allDown
 }
 
 func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range c.pools() {
+		allDown := 0.0
+		if p.AllDown {
+			allDown = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.allDown, prometheus.GaugeValue, allDown, p.Name)
 		for _, m := range p.Members {
 			up := 0.0
 			if m.Healthy {

@@ -19,6 +19,7 @@ import (
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
 
@@ -90,6 +91,9 @@ type Runtime struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	stopOnce   sync.Once
+
+	// fallbackPoke wakes watchFallback (see pokeFallback).
+	fallbackPoke chan struct{}
 }
 
 // NewRuntime loads the config and every zone and builds the server; nothing
@@ -104,15 +108,16 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		opts.ReloadTimeout = DefaultReloadTimeout
 	}
 	r := &Runtime{
-		opts:      opts,
-		log:       opts.Log,
-		metrics:   NewMetrics(),
-		overrides: map[netip.Addr]admin.Override{},
-		serials:   map[string]serialState{},
-		leads:     map[string]map[netip.Addr]*pool.LeadCounter{},
-		reloadReq: make(chan struct{}, 1),
-		freeMem:   make(chan struct{}, 1),
-		stopping:  make(chan struct{}),
+		opts:         opts,
+		log:          opts.Log,
+		metrics:      NewMetrics(),
+		overrides:    map[netip.Addr]admin.Override{},
+		serials:      map[string]serialState{},
+		leads:        map[string]map[netip.Addr]*pool.LeadCounter{},
+		reloadReq:    make(chan struct{}, 1),
+		freeMem:      make(chan struct{}, 1),
+		stopping:     make(chan struct{}),
+		fallbackPoke: make(chan struct{}, 1),
 	}
 	var seed map[healthcheck.TargetKey]healthcheck.Status
 	res, err := r.buildAside(func() (*Generation, error) {
@@ -240,6 +245,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	})
 	r.run(func() { r.housekeeping(ctx) })
 	r.run(func() { r.reloader(ctx) })
+	r.run(func() { r.watchFallback(ctx) })
 	if r.opts.Watch {
 		w, err := newWatcher(r)
 		if err != nil {
@@ -319,6 +325,7 @@ func (r *Runtime) Reload() error {
 	r.mu.Lock()
 	r.reloadAt, r.reloadErr = now, err
 	r.mu.Unlock()
+	r.pokeFallback() // the pools may have changed
 	if err != nil {
 		r.metrics.Reloads.WithLabelValues("error").Inc()
 		for _, p := range ProblemsOf(err) {
@@ -562,6 +569,7 @@ func (r *Runtime) logTransitions(ch <-chan healthcheck.Transition) {
 			ev = ev.Uint64("transitions_dropped", tr.Dropped)
 		}
 		ev.Msg("health transition")
+		r.pokeFallback()
 	}
 }
 
@@ -617,6 +625,7 @@ func (r *Runtime) expireOverrides() {
 func (r *Runtime) publishOverridesLocked() {
 	r.ovGen++
 	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
+	r.pokeFallback()
 }
 
 // errorLines splits an error (errors.Join trees, ErrorLists) into lines.
@@ -730,7 +739,10 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 	r.mu.Lock()
 	view := r.gen.View
 	cfg := r.gen.Loaded.Config
-	overrides := r.auth.overrides.Load()
+	// One judgement for the fallback and the member states: the health
+	// and overrides the answer path uses.
+	judge := r.auth.judgement()
+	overrides := judge.ov
 	shares := r.shares.shares()
 	r.mu.Unlock()
 	names := make([]string, 0, len(view.Pools))
@@ -754,6 +766,20 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 			if pc.Check != nil {
 				ps.Check = describeCheck(pc.Check)
 			}
+		}
+		for _, f := range [...]struct {
+			qtype uint16
+			name  string
+		}{{dns.TypeA, "A"}, {dns.TypeAAAA, "AAAA"}} {
+			answers, ok := p.Fallback(f.qtype, judge)
+			if !ok {
+				continue
+			}
+			if !ps.AllDown || answers == pool.FailOpen { // failing open outranks backups
+				ps.Fallback = answers.String()
+			}
+			ps.AllDown = true
+			ps.AllDownFamilies = append(ps.AllDownFamilies, f.name)
 		}
 		for _, m := range p.Members() {
 			ms := admin.MemberStatus{Address: m.Addr.String(), Weight: m.Weight, Backup: m.Backup,

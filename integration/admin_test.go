@@ -19,8 +19,9 @@ import (
 	"golang.org/x/net/html"
 )
 
-// statusBackend is an admin.Backend with one pool (one member up, one down
-// with an error, one drained) and two zones, one of them failing to load.
+// statusBackend is an admin.Backend with two pools (one with a member up,
+// one down with an error and one drained; one with its only member down,
+// failing open) and two zones, one of them failing to load.
 type statusBackend struct {
 	mu    sync.Mutex
 	now   time.Time // the admin server's clock, fixed so relative times are exact
@@ -45,6 +46,13 @@ func newStatusBackend() *statusBackend {
 				{Address: "192.0.2.3", State: "drained", Healthy: true, Checked: true, Since: now.Add(-time.Hour),
 					Latency: 900 * time.Microsecond, Weight: 1,
 					Override: &admin.Override{Mode: admin.OverrideDrain, Reason: "kernel <upgrade>", Since: now.Add(-2 * time.Minute), Until: now.Add(28 * time.Minute)}},
+			},
+		}, {
+			Name: "api.example.test.", Zone: "example.test.", Policy: "round-robin", TTL: 10,
+			WhenAllDown: "all", Check: "tcp :443 every 2s", AllDown: true, Fallback: "all", AllDownFamilies: []string{"A"},
+			Members: []admin.MemberStatus{
+				{Address: "192.0.2.20", State: "down", Checked: true, Since: now.Add(-time.Minute),
+					LastError: "dial tcp 192.0.2.20:443: i/o timeout", Weight: 1},
 			},
 		}},
 		zones: []admin.ZoneStatus{
@@ -144,6 +152,41 @@ func memberRows(t *testing.T, dom string) map[string]renderedMember {
 	return rows
 }
 
+// renderedPool is one pool card's class and heading text as rendered.
+type renderedPool struct{ class, text string }
+
+// poolHeadings finds the pool cards (section with data-pool) in a DOM dump.
+func poolHeadings(t *testing.T, dom string) map[string]renderedPool {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(dom))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]renderedPool{}
+	for n := range doc.Descendants() {
+		if n.Type != html.ElementNode || n.Data != "section" {
+			continue
+		}
+		attr := map[string]string{}
+		for _, a := range n.Attr {
+			attr[a.Key] = a.Val
+		}
+		name, ok := attr["data-pool"]
+		if !ok {
+			continue
+		}
+		rp := renderedPool{class: attr["class"]}
+		for c := range n.Descendants() {
+			if c.Type == html.ElementNode && c.Data == "h2" {
+				rp.text = textOf(c)
+				break
+			}
+		}
+		out[name] = rp
+	}
+	return out
+}
+
 func textOf(n *html.Node) string {
 	var b strings.Builder
 	for d := range n.Descendants() {
@@ -174,6 +217,16 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if !strings.Contains(dom, `class="zone zone-error"`) {
 		t.Error("the broken zone is not highlighted")
+	}
+	// The pool failing open carries the badge on its heading; the other
+	// does not.
+	headings := poolHeadings(t, dom)
+	if h := headings["api.example.test."]; !strings.Contains(h.class, "alldown") ||
+		!strings.Contains(h.text, "ALL DOWN – answering all (fail-open)") {
+		t.Errorf("all-down pool heading %+v, want the alldown class and badge", h)
+	}
+	if h, ok := headings["www.example.test."]; !ok || strings.Contains(h.class, "alldown") || strings.Contains(h.text, "ALL DOWN") {
+		t.Errorf("healthy pool heading %+v (found %v), want no all-down badge", h, ok)
 	}
 	rows := memberRows(t, dom)
 	for _, tc := range []struct {

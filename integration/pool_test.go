@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/miekg/dns"
 )
 
@@ -910,4 +911,79 @@ api IN CNAME www
 			t.Errorf("the error should name the bad value:\n%s", out)
 		}
 	})
+}
+
+// TestPoolAllDownVisible: with every backend stopped the pool fails open,
+// and says so: dnslb_pool_all_down is 1 on /metrics, the API shows
+// all_down with the fallback, and one warning is logged; when a backend
+// comes back the gauge returns to 0 and the leaving is logged.
+func TestPoolAllDownVisible(t *testing.T) {
+	const pool = "www.example.test."
+	be := startBackends(t, ip11, ip12)
+	zone := opZone(1, "www     IN A    127.0.0.11\nwww     IN A    127.0.0.12\n")
+	o := newOpServer(t, zone, opConfig(plainAdmin, "", fmt.Sprintf(`  %s:
+    ttl: 5
+    check: %s
+`, pool, httpCheck(be.Port))))
+	gauge := func() (float64, int) {
+		return metricSum(o.metrics(), "dnslb_pool_all_down", map[string]string{"pool": pool})
+	}
+	status := func() admin.PoolStatus {
+		var ps admin.PoolStatus
+		o.getJSON("/api/v1/pools/"+pool, &ps)
+		return ps
+	}
+	waitChecksRunning(t, be)
+	if v, n := gauge(); n != 1 || v != 0 {
+		t.Fatalf("healthy pool: dnslb_pool_all_down = %v (%d series), want 0 (1 series)", v, n)
+	}
+	if ps := status(); ps.AllDown || ps.Fallback != "" {
+		t.Fatalf("healthy pool: all_down %v fallback %q", ps.AllDown, ps.Fallback)
+	}
+
+	for _, b := range be.Backends {
+		b.Stop()
+	}
+	d := pollUntil(t, fallBound()+5*time.Second, "dnslb_pool_all_down 1", func() (bool, string) {
+		v, n := gauge()
+		return v == 1 && n == 1, fmt.Sprintf("%v (%d series)", v, n)
+	})
+	t.Logf("every backend stopped: dnslb_pool_all_down 1 after %v", d.Round(time.Millisecond))
+	if ps := status(); !ps.AllDown || ps.Fallback != "all" || !slices.Equal(ps.AllDownFamilies, []string{"A"}) {
+		t.Errorf("all down: all_down %v fallback %q families %v, want true, all, [A]", ps.AllDown, ps.Fallback, ps.AllDownFamilies)
+	}
+	if got := poolAddrs(t, o.dnsAddr, pool, dns.TypeA); !sameAddrs(got, ip11, ip12) {
+		t.Errorf("all down, fail open: answer %v, want both", got)
+	}
+	const enter, leave = "pool all down: answering by its when_all_down fallback", "pool no longer all down"
+	var lines []logLine
+	pollUntil(t, 5*time.Second, "the all-down warning", func() (bool, string) {
+		lines = o.findLog(enter)
+		return len(lines) == 1, fmt.Sprint(lines)
+	})
+	if l := lines[0]; l.str("level") != "warn" || l.str("pool") != pool || l.str("fallback") != "all" ||
+		l["members"] != 2.0 || l["up"] != 0.0 || l["down"] != 2.0 {
+		t.Errorf("all-down line %v: want warn, pool %s, fallback all, members 2, up 0, down 2", l, pool)
+	}
+
+	be.get(t, ip12).Start(t)
+	d = pollUntil(t, riseBound()+5*time.Second, "dnslb_pool_all_down 0", func() (bool, string) {
+		v, n := gauge()
+		return v == 0 && n == 1, fmt.Sprintf("%v (%d series)", v, n)
+	})
+	t.Logf("one backend back: dnslb_pool_all_down 0 after %v", d.Round(time.Millisecond))
+	pollUntil(t, 5*time.Second, "the leaving line", func() (bool, string) {
+		lines = o.findLog(leave)
+		return len(lines) == 1, fmt.Sprint(lines)
+	})
+	if l := lines[0]; l.str("level") != "info" || l.str("pool") != pool || l["up"] != 1.0 {
+		t.Errorf("leaving line %v: want info, pool %s, up 1", l, pool)
+	}
+	if n := len(o.findLog(enter)); n != 1 {
+		t.Errorf("%d all-down lines for one outage, want 1", n)
+	}
+	if ps := status(); ps.AllDown || ps.Fallback != "" {
+		t.Errorf("recovered: all_down %v fallback %q", ps.AllDown, ps.Fallback)
+	}
+	waitAnswerSet(t, o.dnsAddr, pool, dns.TypeA, 5*time.Second, ip12)
 }

@@ -51,6 +51,16 @@ type PoolStatus struct {
 	WhenAllDown string         `json:"when_all_down"`
 	Check       string         `json:"check"` // e.g. "http :8080 /healthz every 2s", "none"
 	Members     []MemberStatus `json:"members"`
+	// AllDown is set while the pool answers by its when_all_down fallback:
+	// no primary (non-backup) member of a family is up and undrained.
+	AllDown bool `json:"all_down"`
+	// Fallback is what the pool answers then: "all" (every member, fail
+	// open), "backup" (the backups) or "empty" (NODATA); "" while not
+	// AllDown.
+	Fallback string `json:"fallback,omitempty"`
+	// AllDownFamilies lists the families in fallback ("A", "AAAA"): a
+	// dual-stack pool may have one family all down and the other answering.
+	AllDownFamilies []string `json:"all_down_families,omitempty"`
 }
 
 // MemberStatus describes one member of a pool.

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -34,6 +35,9 @@ type pagePool struct {
 	PoolStatus
 	Up    int
 	Total int
+	// FamilyNote qualifies the all-down badge of a dual-stack pool with
+	// one family down: "A only", "AAAA only"; "" otherwise.
+	FamilyNote string
 }
 
 func newPageTemplate() *template.Template {
@@ -45,6 +49,7 @@ func newPageTemplate() *template.Template {
 		"stamp":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"lines":     func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
 		"modeLabel": modeLabel,
+		"fallback":  fallbackText,
 	}).Parse(pageHTML))
 }
 
@@ -56,7 +61,7 @@ func (s *Server) handlePage(w http.ResponseWriter, _ *http.Request) {
 		d.ReloadError = err.Error()
 	}
 	for _, p := range s.backend.Pools() {
-		pp := pagePool{PoolStatus: p, Total: len(p.Members)}
+		pp := pagePool{PoolStatus: p, Total: len(p.Members), FamilyNote: familyNote(p)}
 		for _, m := range p.Members {
 			switch m.State {
 			case "up":
@@ -165,4 +170,37 @@ func modeLabel(m OverrideMode) string {
 	default:
 		return string(m)
 	}
+}
+
+// fallbackText says what a pool in its when_all_down fallback answers.
+func fallbackText(f string) string {
+	switch f {
+	case "all":
+		return "answering all (fail-open)"
+	case "backup":
+		return "answering backups"
+	case "empty":
+		return "answering NODATA (empty)"
+	default:
+		return "answering " + f
+	}
+}
+
+// familyNote is "A only" or "AAAA only" when a pool with members of both
+// families is all down in one of them.
+func familyNote(p PoolStatus) string {
+	if len(p.AllDownFamilies) != 1 {
+		return ""
+	}
+	var v4, v6 bool
+	for _, m := range p.Members {
+		if a, err := netip.ParseAddr(m.Address); err == nil {
+			v4 = v4 || a.Is4()
+			v6 = v6 || !a.Is4()
+		}
+	}
+	if v4 && v6 {
+		return p.AllDownFamilies[0] + " only"
+	}
+	return ""
 }

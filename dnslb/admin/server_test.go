@@ -178,7 +178,7 @@ func TestJSONFieldNames(t *testing.T) {
 	if err := json.Unmarshal(r.body, &raw); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"name", "zone", "policy", "ttl", "max_answers", "when_all_down", "check", "members"} {
+	for _, k := range []string{"name", "zone", "policy", "ttl", "max_answers", "when_all_down", "check", "members", "all_down"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("pool lacks %q: %s", k, r.body)
 		}
@@ -517,6 +517,63 @@ func TestPage(t *testing.T) {
 	for _, ext := range []string{`src="http`, `href="http`, `@import`, `url(`} {
 		if strings.Contains(page, ext) {
 			t.Errorf("page references an external asset: %q", ext)
+		}
+	}
+}
+
+// TestAllDown: a pool answering by its when_all_down fallback says so in
+// the API (all_down, fallback, all_down_families) and with a badge on its
+// heading; the others say all_down false and carry no badge.
+func TestAllDown(t *testing.T) {
+	fb := newFakeBackend()
+	fb.pools[1].AllDown, fb.pools[1].Fallback, fb.pools[1].AllDownFamilies = true, "empty", []string{"A"}
+	fb.pools = append(fb.pools, PoolStatus{Name: "dual.example.test.", WhenAllDown: "all",
+		AllDown: true, Fallback: "all", AllDownFamilies: []string{"AAAA"},
+		Members: []MemberStatus{{Address: "192.0.2.7", State: "up"}, {Address: "2001:db8::7", State: "down"}}})
+	s := startServer(t, fb, nil, Options{})
+	base := "http://" + s.Addr()
+
+	for _, tc := range []struct {
+		pool     string
+		allDown  bool
+		fallback any // nil: no key
+		families any
+	}{
+		{"www.example.test.", false, nil, nil},
+		{"api.example.test.", true, "empty", []any{"A"}},
+		{"dual.example.test.", true, "all", []any{"AAAA"}},
+	} {
+		r := do(t, "GET", base+"/api/v1/pools/"+tc.pool, "", "")
+		var raw map[string]any
+		if err := json.Unmarshal(r.body, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if raw["all_down"] != tc.allDown || !reflect.DeepEqual(raw["fallback"], tc.fallback) ||
+			!reflect.DeepEqual(raw["all_down_families"], tc.families) {
+			t.Errorf("%s: all_down %v fallback %v families %v; want %v %v %v", tc.pool,
+				raw["all_down"], raw["fallback"], raw["all_down_families"], tc.allDown, tc.fallback, tc.families)
+		}
+	}
+
+	page := string(do(t, "GET", base+"/", "", "").body)
+	for _, want := range []string{
+		`<section class="card pool alldown" data-pool="api.example.test." data-fallback="empty">`,
+		`ALL DOWN – answering NODATA (empty)</span>`,
+		`<section class="card pool alldown" data-pool="dual.example.test." data-fallback="all">`,
+		`ALL DOWN – answering all (fail-open) · AAAA only</span>`,
+		`<section class="card pool" data-pool="www.example.test.">`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if n := strings.Count(page, `<span class="badge alldown"`); n != 2 {
+		t.Errorf("%d all-down badges, want 2", n)
+	}
+	for f, want := range map[string]string{"all": "answering all (fail-open)", "backup": "answering backups",
+		"empty": "answering NODATA (empty)"} {
+		if got := fallbackText(f); got != want {
+			t.Errorf("fallbackText(%q) = %q, want %q", f, got, want)
 		}
 	}
 }

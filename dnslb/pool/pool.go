@@ -241,36 +241,10 @@ func (p *Pool) buildPlan(members []Member, h Health, gen uint64) *Plan {
 		pl.nslots = 1
 		return pl
 	}
-	var idx []int
-	for i := range members {
-		m := &members[i]
-		if !m.Backup && h.Eligible(m) {
-			idx = append(idx, i)
-		}
-	}
-	if len(idx) == 0 {
-		switch p.WhenAllDown {
-		case Empty:
-			pl.empty, pl.nslots = true, 1
-			return pl
-		case Backups:
-			for i := range members {
-				m := &members[i]
-				if m.Backup && h.Eligible(m) {
-					idx = append(idx, i)
-				}
-			}
-		}
-		// Fail open: a possibly dead address beats no address. What an
-		// operator drained stays out while anything else is left.
-		for pass := 0; len(idx) == 0 && pass < 3; pass++ {
-			for i := range members {
-				m := &members[i]
-				if pass == 2 || (!m.Backup && (pass == 1 || !h.Drained(m))) {
-					idx = append(idx, i)
-				}
-			}
-		}
+	idx, answers, fallback := p.eligible(members, h)
+	if fallback && answers == Empty {
+		pl.empty, pl.nslots = true, 1
+		return pl
 	}
 	pl.idx = idx
 	switch p.Policy {
@@ -288,6 +262,62 @@ func (p *Pool) buildPlan(members []Member, h Health, gen uint64) *Plan {
 		}
 	}
 	return pl
+}
+
+// eligible returns the members of one family to answer under h (indices,
+// in base order), and whether they are the when_all_down fallback: the
+// family has members and none of its primaries is eligible. In fallback,
+// answers says what is answered: Backups (the eligible backups), FailOpen
+// (also when_all_down: backup with no backup eligible), or Empty (none:
+// NODATA). This is the one statement of who is answered: plans are built
+// from it, and Fallback reports it to operators.
+func (p *Pool) eligible(members []Member, h Health) (idx []int, answers AllDown, fallback bool) {
+	for i := range members {
+		m := &members[i]
+		if !m.Backup && h.Eligible(m) {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) > 0 || len(members) == 0 {
+		return idx, 0, false
+	}
+	switch p.WhenAllDown {
+	case Empty:
+		return nil, Empty, true
+	case Backups:
+		for i := range members {
+			m := &members[i]
+			if m.Backup && h.Eligible(m) {
+				idx = append(idx, i)
+			}
+		}
+		if len(idx) > 0 {
+			return idx, Backups, true
+		}
+	}
+	// Fail open: a possibly dead address beats no address. What an
+	// operator drained stays out while anything else is left.
+	for pass := 0; len(idx) == 0 && pass < 3; pass++ {
+		for i := range members {
+			m := &members[i]
+			if pass == 2 || (!m.Backup && (pass == 1 || !h.Drained(m))) {
+				idx = append(idx, i)
+			}
+		}
+	}
+	return idx, FailOpen, true
+}
+
+// Fallback reports whether the pool answers qtype's family (A or AAAA) by
+// its when_all_down fallback under h (the family has members and none of
+// its primary members is eligible), and what it answers then: Backups,
+// FailOpen (when_all_down: all, or backup with no backup eligible either)
+// or Empty. Answers are chosen by the same rule (see eligible), so this is
+// what queries get while h holds.
+func (p *Pool) Fallback(qtype uint16, h Health) (answers AllDown, ok bool) {
+	members, _ := p.family(qtype)
+	_, answers, ok = p.eligible(members, h)
+	return answers, ok
 }
 
 // Empty reports whether the pool answers NODATA (when_all_down: empty).

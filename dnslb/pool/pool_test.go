@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/dnslb/dnslb/healthcheck"
@@ -87,6 +88,111 @@ func TestFilterAndFallback(t *testing.T) {
 				t.Errorf("got %v, want %v", addrs(got), tc.want)
 			}
 		})
+	}
+}
+
+// TestFallback: a pool reports its when_all_down fallback exactly when no
+// primary member of the family is eligible, whatever the policy and mode,
+// and its answers then are the fallback's (the backups, all members, or
+// NODATA); otherwise only eligible primaries are answered.
+func TestFallback(t *testing.T) {
+	members := []Member{member("192.0.2.1", 1, false), member("192.0.2.2", 2, false), member("192.0.2.9", 1, true),
+		member("2001:db8::1", 1, false)}
+	primaries := []string{"192.0.2.1", "192.0.2.2"}
+	tests := []struct {
+		name     string
+		down     downSet
+		fallback bool
+	}{
+		{name: "all healthy", down: downSet{}},
+		{name: "one primary down", down: downSet{"192.0.2.1": true}},
+		{name: "backup down, primaries up", down: downSet{"192.0.2.9": true}},
+		{name: "every primary down", down: downSet{"192.0.2.1": true, "192.0.2.2": true}, fallback: true},
+		{name: "everything down", down: downSet{"192.0.2.1": true, "192.0.2.2": true, "192.0.2.9": true}, fallback: true},
+		// Not eligible because drained: the same rule as down.
+		{name: "every primary drained", down: downSet{"192.0.2.1": true, "192.0.2.2": true,
+			"192.0.2.1 drained": true, "192.0.2.2 drained": true}, fallback: true},
+	}
+	for _, policy := range []Policy{RoundRobin, Weighted, Sticky, FirstHealthy} {
+		for _, mode := range []AllDown{FailOpen, Backups, Empty} {
+			for _, tc := range tests {
+				t.Run(fmt.Sprintf("%s/%s/%s", policy, mode, tc.name), func(t *testing.T) {
+					p := newPool(policy, members...)
+					p.WhenAllDown = mode
+					answers, fallback := p.Fallback(dns.TypeA, tc.down)
+					if fallback != tc.fallback {
+						t.Errorf("Fallback(A) = %v, want %v", fallback, tc.fallback)
+					}
+					// What it answers: the mode, except that backup with
+					// no backup up fails open.
+					wantAnswers := mode
+					if mode == Backups && tc.down["192.0.2.9"] {
+						wantAnswers = FailOpen
+					}
+					if fallback && answers != wantAnswers {
+						t.Errorf("Fallback(A) answers %s, want %s", answers, wantAnswers)
+					}
+					// The IPv6 member is up: that family answers normally.
+					if _, fb := p.Fallback(dns.TypeAAAA, tc.down); fb {
+						t.Error("Fallback(AAAA) with its only member up")
+					}
+					got, empty := p.Select(nil, dns.TypeA, tc.down, 1, client)
+					answered := addrs(got)
+					switch {
+					case !tc.fallback:
+						for _, a := range answered {
+							if tc.down[a] || !slices.Contains(primaries, a) {
+								t.Errorf("not in fallback, but answered %v (down: %v)", answered, tc.down)
+							}
+						}
+						if empty || len(answered) == 0 {
+							t.Errorf("not in fallback, but answered nothing")
+						}
+					case mode == Empty:
+						if !empty {
+							t.Errorf("fallback empty answered %v, want NODATA", answered)
+						}
+					case answers == Backups:
+						if fmt.Sprint(answered) != "[192.0.2.9]" {
+							t.Errorf("fallback backup answered %v, want the backup", answered)
+						}
+					default:
+						if empty || len(answered) == 0 {
+							t.Errorf("fallback %s answered nothing", mode)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestFallbackPerFamily: each family is judged on its own members; a
+// family without members is never in fallback.
+func TestFallbackPerFamily(t *testing.T) {
+	in := func(p *Pool, qtype uint16, h Health) bool {
+		_, ok := p.Fallback(qtype, h)
+		return ok
+	}
+	p := newPool(RoundRobin, member("192.0.2.1", 1, false), member("2001:db8::1", 1, false))
+	down := downSet{"2001:db8::1": true}
+	if in(p, dns.TypeA, down) || !in(p, dns.TypeAAAA, down) {
+		t.Errorf("AAAA member down: Fallback(A) = %v, Fallback(AAAA) = %v; want false, true",
+			in(p, dns.TypeA, down), in(p, dns.TypeAAAA, down))
+	}
+	v4 := newPool(RoundRobin, member("192.0.2.1", 1, false))
+	if in(v4, dns.TypeAAAA, downSet{"192.0.2.1": true}) {
+		t.Error("Fallback(AAAA) of a pool without AAAA members")
+	}
+	if !in(v4, dns.TypeA, downSet{"192.0.2.1": true}) {
+		t.Error("Fallback(A) with the only member down")
+	}
+	// Unchecked members are always up: never in fallback by health.
+	m := member("192.0.2.5", 1, false)
+	m.Checked = false
+	static := newPool(RoundRobin, m)
+	if in(static, dns.TypeA, Checks{Snapshot: nil}) {
+		t.Error("a static pool reports fallback")
 	}
 }
 
