@@ -251,6 +251,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 		if err != nil {
 			r.log.Warn().Err(err).Msg("zone files are not watched; reload with SIGHUP or the API")
 		} else {
+			w.sync()
 			r.run(func() { w.run(ctx) })
 		}
 	}

@@ -2,6 +2,7 @@ package dnslb
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -60,9 +61,10 @@ func newWatcher(r *Runtime) (*watcher, error) {
 	return &watcher{r: r, fs: fw, targets: map[string]string{}, paths: map[string]bool{}, dirs: map[string]bool{}, way: map[string]bool{}}, nil
 }
 
+// run watches until ctx ends; the caller has run sync once, so that a
+// change made right after Start is seen.
 func (w *watcher) run(ctx context.Context) {
 	defer w.fs.Close()
-	w.sync()
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
 	defer settle.Stop()
@@ -98,6 +100,11 @@ func (w *watcher) run(ctx context.Context) {
 				return
 			}
 			w.r.log.Warn().Err(err).Msg("watching zone files")
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				// Events were lost, perhaps the one that mattered:
+				// reload (an unchanged set is skipped by digest).
+				settle.Reset(watchSettle)
+			}
 		case <-settle.C:
 			w.r.log.Info().Msg("zone or config file changed; reloading")
 			_ = w.r.Reload()

@@ -228,6 +228,30 @@ func printPools(w io.Writer, pools []admin.PoolStatus, now time.Time) {
 		}
 	}
 	tw.Flush()
+	for _, p := range pools {
+		if p.AllDown {
+			fmt.Fprintf(w, "ALL DOWN: %s answers by its when_all_down fallback: %s%s\n", p.Name, fallbackText(p.Fallback), familiesText(p.AllDownFamilies))
+		}
+	}
+}
+
+func fallbackText(f string) string {
+	switch f {
+	case "all":
+		return "every member (fail-open)"
+	case "backup":
+		return "the backups"
+	case "empty":
+		return "NODATA (empty)"
+	}
+	return f
+}
+
+func familiesText(fams []string) string {
+	if len(fams) != 1 {
+		return ""
+	}
+	return " (" + fams[0] + " only)"
 }
 
 func memberNotes(m admin.MemberStatus, now time.Time) string {

@@ -106,6 +106,9 @@ func TestStatusCommand(t *testing.T) {
 	if !strings.HasPrefix(lines[0], "POOL") || !strings.Contains(lines[0], "LAST ERROR") {
 		t.Errorf("header %q", lines[0])
 	}
+	if strings.Contains(out, "ALL DOWN") {
+		t.Errorf("a pool with a member up shown as all down:\n%s", out)
+	}
 	for _, want := range []string{
 		"www.example.test.  192.0.2.1", "up", "3m0s ago", "1.2ms", "75.0%",
 		"192.0.2.2", "down", "connection refused",
@@ -230,5 +233,20 @@ func TestAdminUnreachable(t *testing.T) {
 	_, _, err = runCmd(t, newStatusCommand(), "--admin", "ftp://x")
 	if err == nil || !strings.Contains(err.Error(), "--admin") {
 		t.Errorf("bad --admin: %v", err)
+	}
+}
+
+// A pool answering by its when_all_down fallback says so below the table.
+func TestStatusCommandAllDown(t *testing.T) {
+	b := newCLIBackend()
+	b.pools[0].AllDown, b.pools[0].Fallback, b.pools[0].AllDownFamilies = true, "all", []string{"A"}
+	addr := startAdmin(t, b, "")
+	out, _, err := runCmd(t, newStatusCommand(), "--admin", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ALL DOWN: www.example.test. answers by its when_all_down fallback: every member (fail-open) (A only)"
+	if !strings.Contains(out, want) {
+		t.Errorf("status output lacks %q:\n%s", want, out)
 	}
 }
