@@ -195,8 +195,10 @@ func (r *Runtime) buildAside(build func() (*Generation, error)) (*Generation, er
 	}
 	done := make(chan result, 1)
 	go func() {
-		defer r.building.Store(false)
 		g, err := build()
+		// Cleared before the result is handed over: a caller that
+		// got it may build again at once.
+		r.building.Store(false)
 		done <- result{g, err}
 	}()
 	timer := time.NewTimer(r.opts.ReloadTimeout)
