@@ -223,7 +223,7 @@ func (c *Config) Validate() error {
 			if p.Check.Type == "" {
 				bad(key+".check.type", "missing (tcp, http, https, dns, exec or none)")
 			} else if err := p.Check.Spec().Validate(); err != nil {
-				for _, e := range flatten(err) {
+				for _, e := range leaves(err) {
 					field, msg := splitField(e.Error())
 					bad(key+".check"+field, "%s", msg)
 				}
@@ -261,18 +261,6 @@ func splitField(s string) (field, msg string) {
 		head = "." + head
 	}
 	return head, rest
-}
-
-// flatten lists the errors inside an errors.Join.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

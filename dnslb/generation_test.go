@@ -47,23 +47,31 @@ func (b *blockingFS) Open(name string) (fs.File, error) {
 	return b.FS.Open(name)
 }
 
-// A zone read that blocks holds no lock the API, metrics or shutdown need:
-// they answer while it hangs, the reload fails after its timeout with the
-// old data still served, further reloads are refused until the read
-// returns, and Shutdown returns at once.
-func TestBlockedReloadDoesNotWedge(t *testing.T) {
+// newBlockedRuntime starts a Runtime whose zone reads can be made to
+// block (bfs.arm), with a short reload timeout. The caller stops it.
+func newBlockedRuntime(t *testing.T, timeout time.Duration) (*Runtime, *blockingFS, string) {
+	t.Helper()
 	dir := t.TempDir()
 	writeZone(t, dir, "1", "")
 	fc := baseConfig(dir)
 	bfs := newBlockingFS(dir)
 	fc.fsys = bfs
-	rt, err := NewRuntime(RuntimeOptions{Load: fc.load, Log: zerolog.Nop(), ReloadTimeout: 300 * time.Millisecond})
+	rt, err := NewRuntime(RuntimeOptions{Load: fc.load, Log: zerolog.Nop(), ReloadTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := rt.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return rt, bfs, dir
+}
+
+// A zone read that blocks holds no lock the API, metrics or shutdown need:
+// they answer while it hangs, the reload fails after its timeout with the
+// old data still served, further reloads are refused until the read
+// returns, and Shutdown returns at once.
+func TestBlockedReloadDoesNotWedge(t *testing.T) {
+	rt, bfs, dir := newBlockedRuntime(t, 300*time.Millisecond)
 	stopped := false
 	defer func() {
 		close(bfs.release)
@@ -92,7 +100,7 @@ func TestBlockedReloadDoesNotWedge(t *testing.T) {
 		t.Fatalf("not answering while a reload hangs: %v", resp)
 	}
 
-	err = <-reloaded
+	err := <-reloaded
 	if err == nil || !strings.Contains(err.Error(), "took longer than 300ms") {
 		t.Fatalf("blocked reload returned %v", err)
 	}
@@ -127,18 +135,7 @@ func TestBlockedReloadDoesNotWedge(t *testing.T) {
 
 // Once the read returns, reloads work again.
 func TestReloadAfterStuckReadReturns(t *testing.T) {
-	dir := t.TempDir()
-	writeZone(t, dir, "1", "")
-	fc := baseConfig(dir)
-	bfs := newBlockingFS(dir)
-	fc.fsys = bfs
-	rt, err := NewRuntime(RuntimeOptions{Load: fc.load, Log: zerolog.Nop(), ReloadTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	rt, bfs, dir := newBlockedRuntime(t, 200*time.Millisecond)
 	defer rt.Shutdown(context.Background())
 	writeZone(t, dir, "2", "new A 192.0.2.99\n")
 	bfs.arm()
