@@ -201,6 +201,12 @@ func (in *instance) receive(p Packet, notes chan<- Action) {
 	if err == nil && a.VRID != in.spec.vrid {
 		err = drop(DropVRID, "VRID %d from %s", a.VRID, p.Src)
 	}
+	if err == nil && !SameAddrs(a.Addrs, in.spec.advertised) {
+		// Another router with our VRID but other addresses is a
+		// misconfiguration (or a forgery); obeying it would give up our
+		// addresses to a router that does not serve them.
+		err = drop(DropAddrList, "addresses %v from %s, ours are %v", a.Addrs, p.Src, in.spec.advertised)
+	}
 	if err != nil {
 		r := ReasonOf(err)
 		in.drops[r].Add(1)

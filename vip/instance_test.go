@@ -415,3 +415,61 @@ func TestNotifyHook(t *testing.T) {
 		t.Fatalf("after stop %q", b)
 	}
 }
+
+// An advert for our VRID whose address list is not ours (another cluster
+// misconfigured with our VRID, or a forged packet) is dropped and counted
+// as keepalived does, instead of making the master step down; the same
+// addresses in another order are ours.
+func TestInstanceForeignAddressList(t *testing.T) {
+	ours := []netip.Addr{vip4, netip.MustParseAddr("192.0.2.101")}
+	other := netip.MustParseAddr("192.0.2.200")
+	cases := []struct {
+		name  string
+		prio  uint8
+		addrs []netip.Addr
+		want  string // state after the advert
+		drops uint64
+	}{
+		{"other address", 200, []netip.Addr{other}, "MASTER", 1},
+		{"one of ours missing", 200, ours[:1], "MASTER", 1},
+		{"one more than ours", 200, []netip.Addr{ours[0], ours[1], other}, "MASTER", 1},
+		{"one of ours twice", 200, []netip.Addr{ours[0], ours[0]}, "MASTER", 1},
+		{"one of ours replaced", 200, []netip.Addr{ours[0], other}, "MASTER", 1},
+		{"priority 0 with other addresses", 0, []netip.Addr{other}, "MASTER", 1},
+		{"ours reordered", 200, []netip.Addr{ours[1], ours[0]}, "BACKUP", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sw := &fakeSwitch{}
+				n1 := sw.attach("192.0.2.11")
+				spec := testSpec(150)
+				spec.vips = []netip.Prefix{netip.MustParsePrefix("192.0.2.100/24"), netip.MustParsePrefix("192.0.2.101/24")}
+				spec.advertised = ours
+				r := start(t, spec, n1)
+				time.Sleep(2 * time.Second)
+				synctest.Wait()
+				if r.state() != "MASTER" {
+					t.Fatalf("alone: %s", r.state())
+				}
+				b, err := Advert{VRID: 51, Priority: c.prio, Interval: 20, Addrs: c.addrs}.Marshal(hiAddr, GroupIPv4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n1.in <- Packet{Src: hiAddr, Dst: GroupIPv4, TTL: 255, Data: b}
+				time.Sleep(10 * time.Millisecond)
+				synctest.Wait()
+				st := r.in.Status()
+				if st.State != c.want || n1.holding() != (c.want == "MASTER") {
+					t.Fatalf("state %s, holding %v; want %s", st.State, n1.holding(), c.want)
+				}
+				if got := st.Drops["address_mismatch"]; got != c.drops {
+					t.Fatalf("drops[address_mismatch] = %d, want %d (all %v)", got, c.drops, st.Drops)
+				}
+				if wantRx := 1 - c.drops; st.RxAdverts != wantRx {
+					t.Fatalf("rx_adverts %d, want %d", st.RxAdverts, wantRx)
+				}
+			})
+		})
+	}
+}

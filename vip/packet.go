@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -126,6 +127,9 @@ const (
 	DropFamily
 	DropVRID
 	DropOwn
+	// DropAddrList: the advert's address list is not ours (RFC 5798 7.1
+	// lets a receiver check it; keepalived does and ignores the advert).
+	DropAddrList
 	numDropReasons
 )
 
@@ -142,6 +146,7 @@ var dropNames = [numDropReasons]string{
 	DropFamily:    "bad_family",
 	DropVRID:      "other_vrid",
 	DropOwn:       "own",
+	DropAddrList:  "address_mismatch",
 }
 
 func (r DropReason) String() string {
@@ -230,4 +235,22 @@ func Parse(b []byte, src, dst netip.Addr, ttl int) (Advert, error) {
 		a.Addrs = append(a.Addrs, ad)
 	}
 	return a, nil
+}
+
+// SameAddrs reports whether an advert's addresses are exactly ours, in any
+// order (keepalived lists them in its configured order, which need not be
+// ours). ours must hold no duplicates, as the config guarantees. It
+// allocates nothing and is quadratic in at most 255 addresses.
+func SameAddrs(got, ours []netip.Addr) bool {
+	if len(got) != len(ours) {
+		return false
+	}
+	// Equal lengths, every address of ours present and no duplicate in got
+	// means the same set.
+	for i, a := range got {
+		if !slices.Contains(ours, a) || slices.Contains(got[:i], a) {
+			return false
+		}
+	}
+	return true
 }
