@@ -1,6 +1,7 @@
 package dnslb
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -89,9 +90,37 @@ type CheckConfig = healthcheck.Config
 type AdminConfig struct {
 	// Listen is host:port; "" disables the admin server.
 	Listen string `mapstructure:"listen"`
-	// Token, when set, is required (as a bearer token) by mutating
-	// endpoints; without it they accept loopback clients only.
+	// Token, when set, is required by every endpoint but /healthz and
+	// /readyz (a bearer token; reads also take it as the basic-auth
+	// password, for browsers); without it reads are open and mutating
+	// endpoints accept loopback clients only.
 	Token string `mapstructure:"token"`
+	// AllowedHosts are the host names (no port; "*.example.com" for every
+	// name under it) that requests may name in their Host header besides
+	// IP addresses, localhost and the listen host: a guard against DNS
+	// rebinding.
+	AllowedHosts []string `mapstructure:"allowed_hosts"`
+}
+
+var errNotHostName = errors.New("is not a host name (want e.g. lb1.example.com or *.example.com, without port)")
+
+// checkAllowedHost accepts a host name, "*." and a name, or an IP address
+// (always allowed anyway): what a Host header names, without its port.
+func checkAllowedHost(h string) error {
+	if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+		return nil
+	}
+	name, _ := strings.CutPrefix(h, "*.")
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return errNotHostName
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 || strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+			return errNotHostName
+		}
+	}
+	return nil
 }
 
 // UnmarshalText accepts the short form, admin: "host:port".
@@ -160,6 +189,11 @@ func (c *Config) Validate() error {
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 			bad("admin.listen", "%q is not host:port", c.Admin.Listen)
+		}
+	}
+	for i, h := range c.Admin.AllowedHosts {
+		if err := checkAllowedHost(h); err != nil {
+			bad(fmt.Sprintf("admin.allowed_hosts[%d]", i), "%q %v", h, err)
 		}
 	}
 	switch c.Log.Level {

@@ -92,7 +92,13 @@ func (b *statusBackend) LastReload() (time.Time, error) { return time.Now().Add(
 
 func startStatusServer(t *testing.T, b *statusBackend) string {
 	t.Helper()
-	opts := admin.Options{Refresh: 500 * time.Millisecond, Now: func() time.Time { return b.now }}
+	return startStatusServerToken(t, b, "")
+}
+
+// startStatusServerToken is startStatusServer with an admin token.
+func startStatusServerToken(t *testing.T, b *statusBackend, token string) string {
+	t.Helper()
+	opts := admin.Options{Refresh: 500 * time.Millisecond, Now: func() time.Time { return b.now }, Token: token}
 	s := admin.NewServer("127.0.0.1:0", b, nil, opts, zerolog.Nop())
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
@@ -280,6 +286,28 @@ func TestStatusPageRefreshes(t *testing.T) {
 		b.mu.Unlock()
 		t.Errorf("after refreshing, 192.0.2.1 shows state %q (%q), want down with its error; %d renders",
 			r.state, r.text, n)
+	}
+}
+
+// TestStatusPageToken: with a token, the status page is a 401 that asks
+// for basic auth; a browser that gives the token as the password (here in
+// the URL, as headless Chromium has no prompt) gets the page, and its
+// refreshes carry the credentials too.
+func TestStatusPageToken(t *testing.T) {
+	b := newStatusBackend()
+	b.after = func(b *statusBackend) {
+		m := &b.pools[0].Members[0]
+		m.State, m.Healthy, m.LastError = "down", false, "HTTP 503 from /healthz"
+	}
+	url := startStatusServerToken(t, b, "s3cret")
+	if dom := chromium(t, "--dump-dom", url); strings.Contains(dom, "data-pool") {
+		t.Errorf("without credentials the page rendered:\n%s", dom)
+	}
+	withAuth := strings.Replace(url, "http://", "http://admin:s3cret@", 1)
+	dom := chromium(t, "--virtual-time-budget=5000", "--dump-dom", withAuth)
+	r := memberRows(t, dom)["192.0.2.1"]
+	if r.state != "down" || !strings.Contains(r.text, "HTTP 503 from /healthz") {
+		t.Errorf("after refreshing with basic auth, 192.0.2.1 shows state %q (%q), want down with its error\n%s", r.state, r.text, dom)
 	}
 }
 

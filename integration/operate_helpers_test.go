@@ -60,6 +60,7 @@ type opServer struct {
 	logs      []*proc   // every process started, for failure output
 	http      *http.Client
 	env       []string   // added to the server's environment; ADMIN_ADDR is replaced
+	token     string     // admin.token, sent by getJSON and metrics (reads need it when set)
 	cm        *configMap // set by asConfigMap: config and zone are published as a ConfigMap volume
 }
 
@@ -327,7 +328,7 @@ func (o *opServer) do(method, path, token string, body []byte) (int, []byte) {
 // fields v does not know (the schema check).
 func (o *opServer) getJSON(path string, v any) {
 	o.t.Helper()
-	code, data := o.do("GET", path, "", nil)
+	code, data := o.do("GET", path, o.token, nil)
 	if code != http.StatusOK {
 		o.t.Fatalf("GET %s: HTTP %d: %s", path, code, data)
 	}
@@ -341,7 +342,7 @@ func (o *opServer) getJSON(path string, v any) {
 // metrics scrapes /metrics and parses it with the Prometheus text parser.
 func (o *opServer) metrics() map[string]*dto.MetricFamily {
 	o.t.Helper()
-	code, data := o.do("GET", "/metrics", "", nil)
+	code, data := o.do("GET", "/metrics", o.token, nil)
 	if code != http.StatusOK {
 		o.t.Fatalf("GET /metrics: HTTP %d: %s", code, data)
 	}

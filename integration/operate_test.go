@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	dto "github.com/prometheus/client_model/go"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -766,14 +767,18 @@ func TestOperateDrain(t *testing.T) {
 	})
 }
 
-// TestOperateAdminToken: with admin: {listen, token}, every mutating
-// endpoint needs the bearer token (401 without it or with a wrong one),
-// reads do not, and the CLI passes it with --token.
+// TestOperateAdminToken: with admin: {listen, token}, every endpoint but
+// /healthz and /readyz needs the token (401 without it or with a wrong
+// one): mutations as a bearer token, reads (the API, /metrics, the status
+// page) also as the basic-auth password a browser sends; the CLI passes
+// it with --token, status included. Every request names this server in
+// its Host header (DNS rebinding): a foreign name gets 421, even with the
+// token.
 func TestOperateAdminToken(t *testing.T) {
 	be := startBackends(t, ip11, ip12)
 	const token = "s3cret-Token"
 	zone := opZone(1, "www     IN A    127.0.0.11\nwww     IN A    127.0.0.12\n")
-	o := newOpServer(t, zone, opConfig(`{listen: "ADMIN_ADDR", token: "`+token+`"}`, "", fmt.Sprintf(`  www.example.test.:
+	o := newOpServer(t, zone, opConfig(`{listen: "ADMIN_ADDR", token: "`+token+`", allowed_hosts: [dnslb.localtest]}`, "", fmt.Sprintf(`  www.example.test.:
     check: %s
 `, httpCheck(be.Port))))
 
@@ -787,11 +792,67 @@ func TestOperateAdminToken(t *testing.T) {
 			}
 		}
 	}
-	for _, path := range []string{"/api/v1/pools", "/api/v1/zones", "/metrics", "/healthz"} {
-		if code, body := o.do("GET", path, "", nil); code != http.StatusOK {
-			t.Errorf("GET %s without token: HTTP %d %s, want 200", path, code, body)
+	for _, path := range []string{"/api/v1/pools", "/api/v1/pools/www.example.test.", "/api/v1/zones", "/metrics", "/"} {
+		for _, tok := range []string{"", "wrong"} {
+			if code, body := o.do("GET", path, tok, nil); code != http.StatusUnauthorized {
+				t.Errorf("GET %s with token %q: HTTP %d %s, want 401", path, tok, code, body)
+			}
+		}
+		if code, body := o.do("GET", path, token, nil); code != http.StatusOK {
+			t.Errorf("GET %s with the token: HTTP %d %s, want 200", path, code, body)
 		}
 	}
+	if code, body := o.do("GET", "/healthz", "", nil); code != http.StatusOK {
+		t.Errorf("GET /healthz without token: HTTP %d %s, want 200", code, body)
+	}
+	if code, body := o.do("GET", "/readyz", "", nil); code != http.StatusOK && code != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz without token: HTTP %d %s, want 200 or 503 (not ready yet)", code, body)
+	}
+	// A browser: the page asks for basic auth; the token is the password.
+	get := func(host string, set func(*http.Request)) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest("GET", "http://"+o.adminAddr+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		set(req)
+		resp, err := o.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, _ := get(o.adminAddr, func(*http.Request) {})
+	if resp.StatusCode != http.StatusUnauthorized || !slices.ContainsFunc(resp.Header.Values("WWW-Authenticate"), func(v string) bool {
+		return strings.HasPrefix(v, "Basic ")
+	}) {
+		t.Errorf("status page without credentials: HTTP %d, WWW-Authenticate %q; want 401 and a Basic challenge", resp.StatusCode, resp.Header.Values("WWW-Authenticate"))
+	}
+	if resp, body := get(o.adminAddr, func(r *http.Request) { r.SetBasicAuth("", token) }); resp.StatusCode != http.StatusOK || !strings.Contains(body, "www.example.test.") {
+		t.Errorf("status page with basic auth: HTTP %d %.200s", resp.StatusCode, body)
+	}
+	// Host names: foreign ones are refused, with the token too.
+	_, port, _ := net.SplitHostPort(o.adminAddr)
+	for _, c := range []struct {
+		host string
+		code int
+	}{
+		{"evil.example:" + port, http.StatusMisdirectedRequest},
+		{"localhost:" + port, http.StatusOK},
+		{"dnslb.localtest:" + port, http.StatusOK}, // admin.allowed_hosts
+	} {
+		resp, body := get(c.host, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) })
+		if resp.StatusCode != c.code {
+			t.Errorf("Host %s: HTTP %d %.200s, want %d", c.host, resp.StatusCode, body, c.code)
+		}
+		if c.code == http.StatusMisdirectedRequest && !strings.Contains(body, "allowed_hosts") {
+			t.Errorf("Host %s: refused without saying how to allow it: %s", c.host, body)
+		}
+	}
+	o.token = token
 	if m := o.poolMember("www.example.test.", ip11); m.Override != nil {
 		t.Fatalf("refused requests changed the member: %+v", m)
 	}
@@ -817,8 +878,11 @@ func TestOperateAdminToken(t *testing.T) {
 	if res := o.cli("reload", "--token", token); res.code != 0 {
 		t.Errorf("dnslb reload --token: %v", res)
 	}
-	if res := o.cli("status"); res.code != 0 || !strings.Contains(res.stdout, ip11) {
-		t.Errorf("dnslb status needs no token: %v", res)
+	if res := o.cli("status"); res.code != 1 || !strings.Contains(res.stderr, "401") || !strings.Contains(res.stderr, "--token") {
+		t.Errorf("dnslb status without --token: want exit 1, HTTP 401 and a hint about --token; %v", res)
+	}
+	if res := o.cli("status", "--token", token); res.code != 0 || !strings.Contains(res.stdout, ip11) {
+		t.Errorf("dnslb status --token: %v", res)
 	}
 }
 
@@ -841,6 +905,7 @@ func TestOperateClientEnvIgnored(t *testing.T) {
 			t.Fatalf("a refused drain changed the member: %+v", m)
 		}
 	}
+	o.token = token
 	refused("without a token, DNSLB_ADMIN in the server's environment")
 
 	// The client's token in the server's environment is not the server's.

@@ -32,7 +32,7 @@ type adminFlags struct {
 
 func (f *adminFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.addr, "admin", "", "admin API address, host:port or URL (env DNSLB_ADMIN; default "+defaultAdminAddr+")")
-	cmd.Flags().StringVar(&f.token, "token", "", "bearer token for changes, as in the server's admin token (env DNSLB_ADMIN_TOKEN)")
+	cmd.Flags().StringVar(&f.token, "token", "", "the server's admin.token, for reads and changes when it sets one (env DNSLB_ADMIN_TOKEN)")
 }
 
 // client resolves flags, then environment, then defaults.
@@ -137,6 +137,8 @@ func (c *adminClient) do(ctx context.Context, method, path string, body, out any
 			}
 		case http.StatusForbidden:
 			e.hint = "run this on the server itself, or set a token in the server's admin config"
+		case http.StatusMisdirectedRequest:
+			e.hint = "give --admin as an IP address, or list the name in the server's admin.allowed_hosts"
 		}
 		return e
 	}

@@ -162,6 +162,14 @@ func TestAdminEnvironment(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "missing or wrong bearer token") || !strings.Contains(err.Error(), "DNSLB_ADMIN_TOKEN") {
 		t.Errorf("no token: %v", err)
 	}
+	// With a token set, reads need it too.
+	_, _, err = runCmd(t, newStatusCommand())
+	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "--token") {
+		t.Errorf("status without a token: %v", err)
+	}
+	if _, _, err := runCmd(t, newStatusCommand(), "--token", "tok"); err != nil {
+		t.Errorf("status --token: %v", err)
+	}
 }
 
 func TestDrainCommands(t *testing.T) {

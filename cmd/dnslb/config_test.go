@@ -70,6 +70,13 @@ func TestStrictValues(t *testing.T) {
 			[]problemAt{{line: 11, msg: "vip[0].track[0].check.timeout: 1" + noUnit}}},
 		{"vip durations with units", vipYAML("    advert_interval: 1s\n    preempt_delay: 0\n    garp_master_delay: 0s\n"), nil},
 
+		{"admin allowed_hosts", zonesYAML + "admin:\n  listen: 127.0.0.1:8053\n  allowed_hosts: [lb1.example.com, \"*.dc1.example.com\", 192.0.2.53, \"[2001:db8::53]\", dnslb.localhost.]\n", nil},
+		{"admin allowed_hosts bad", zonesYAML + "admin:\n  listen: 127.0.0.1:8053\n  allowed_hosts:\n    - lb1.example.com:8053\n    - \"*\"\n    - http://lb1\n", []problemAt{
+			{line: 6, msg: `admin.allowed_hosts[0]: "lb1.example.com:8053" is not a host name (want e.g. lb1.example.com or *.example.com, without port)`},
+			{line: 7, msg: `admin.allowed_hosts[1]: "*" is not a host name (want e.g. lb1.example.com or *.example.com, without port)`},
+			{line: 8, msg: `admin.allowed_hosts[2]: "http://lb1" is not a host name (want e.g. lb1.example.com or *.example.com, without port)`},
+		}},
+
 		{"weight 0", pool("    members:\n      192.0.2.10: {weight: 0}\n"), []problemAt{{line: 6,
 			msg: "pools[www.example.test.].members[192.0.2.10].weight: 0 is not allowed (1-10000); to answer a member only when every other member is down use backup: true (and when_all_down: backup)"}}},
 		{"weight above range", pool("    members:\n      192.0.2.10: {weight: 10001}\n"),
@@ -267,8 +274,8 @@ func TestEnvironment(t *testing.T) {
 }
 
 func wantAdmin(got, want dnslb.AdminConfig) string {
-	if got != want {
-		return fmt.Sprintf("admin {listen %q, token %q}, want {listen %q, token %q}", got.Listen, got.Token, want.Listen, want.Token)
+	if !reflect.DeepEqual(got, want) {
+		return fmt.Sprintf("admin %+v, want %+v", got, want)
 	}
 	return ""
 }
@@ -304,7 +311,8 @@ func TestEnvLeaves(t *testing.T) {
 		return out
 	}
 	server := []string{
-		"DNSLB_LISTEN=listen", "DNSLB_ADMIN_LISTEN=admin.listen", "DNSLB_STATE_FILE=state_file",
+		"DNSLB_LISTEN=listen", "DNSLB_ADMIN_LISTEN=admin.listen", "DNSLB_ADMIN_ALLOWED_HOSTS=admin.allowed_hosts",
+		"DNSLB_STATE_FILE=state_file",
 		"DNSLB_LOG_LEVEL=log.level", "DNSLB_LOG_FORMAT=log.format", "DNSLB_UDP_SIZE=udp_size",
 		"DNSLB_TCP_IDLE_TIMEOUT=tcp.idle_timeout", "DNSLB_TCP_MAX_CONNECTIONS=tcp.max_connections",
 		"DNSLB_CACHE_SIZE=cache_size",

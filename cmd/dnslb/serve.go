@@ -114,7 +114,7 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignore
 	}
 	var adminSrv *admin.Server
 	if cfg.Admin.Listen != "" {
-		adminSrv = admin.NewServer(cfg.Admin.Listen, rt, rt.Metrics().Registry, admin.Options{Token: cfg.Admin.Token}, log)
+		adminSrv = admin.NewServer(cfg.Admin.Listen, rt, rt.Metrics().Registry, admin.Options{Token: cfg.Admin.Token, AllowedHosts: cfg.Admin.AllowedHosts}, log)
 		if err := adminSrv.Start(); err != nil {
 			log.Error().Err(err).Str("admin", cfg.Admin.Listen).Msg("admin server not started")
 			adminSrv = nil

@@ -136,14 +136,27 @@ func (s *Server) mutating(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// tokenOK compares the bearer token in constant time (hashes first, so
-// not even the length leaks).
+// tokenOK reports whether r carries the bearer token.
 func (s *Server) tokenOK(r *http.Request) bool {
 	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	a := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return s.isToken(strings.TrimSpace(got))
+}
+
+// basicOK reports whether r carries the token as the password of HTTP
+// basic auth (any user name): what a browser can send to the status page
+// without the token in a URL. It is accepted for reads only.
+func (s *Server) basicOK(r *http.Request) bool {
+	_, pass, ok := r.BasicAuth()
+	return ok && s.isToken(pass)
+}
+
+// isToken compares in constant time (hashes first, so not even the length
+// leaks).
+func (s *Server) isToken(got string) bool {
+	a := sha256.Sum256([]byte(got))
 	b := sha256.Sum256([]byte(s.opts.Token))
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -18,10 +19,18 @@ import (
 
 // Options tune a Server. The zero value is a working configuration.
 type Options struct {
-	// Token, when set, is the bearer token that mutating requests (POST)
-	// must carry. When empty, mutating requests are accepted only from
-	// loopback clients.
+	// Token, when set, guards every endpoint but /healthz and /readyz:
+	// mutating requests (POST) must carry it as a bearer token, reads as a
+	// bearer token or as the password of HTTP basic auth (what a browser
+	// can send to the status page). When empty, reads are open and
+	// mutating requests are accepted only from loopback clients.
 	Token string
+	// AllowedHosts are host names (no port) that requests may carry in
+	// their Host header besides IP literals, localhost (and *.localhost)
+	// and the listen address's host; "*.example.com" allows every name
+	// under example.com. Other names are refused: a browser fooled by DNS
+	// rebinding sends the attacker's name.
+	AllowedHosts []string
 	// Now is the clock used for relative times on the status page and for
 	// "for" expiries; nil means time.Now.
 	Now func() time.Time
@@ -40,6 +49,10 @@ type Server struct {
 	page    *template.Template
 	mux     *http.ServeMux
 	handler http.Handler
+	// hosts and hostSuffixes are the names the Host header may carry
+	// (normalized), besides IP literals and localhost.
+	hosts        map[string]bool
+	hostSuffixes []string
 
 	mu      sync.Mutex
 	srv     *http.Server
@@ -70,6 +83,17 @@ func NewServer(addr string, b Backend, reg prometheus.Gatherer, opts Options, lo
 		page:    newPageTemplate(),
 		mux:     http.NewServeMux(),
 	}
+	s.hosts = map[string]bool{}
+	if h := hostOnly(addr); h != "" {
+		s.hosts[h] = true
+	}
+	for _, h := range opts.AllowedHosts {
+		if rest, ok := strings.CutPrefix(hostOnly(h), "*."); ok {
+			s.hostSuffixes = append(s.hostSuffixes, "."+rest)
+		} else if h := hostOnly(h); h != "" {
+			s.hosts[h] = true
+		}
+	}
 	s.routes()
 	// Browsers must not be able to make a drain or reload happen from
 	// another site's page (CSRF against a loopback admin without token).
@@ -93,9 +117,33 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{$}", s.handlePage)
 }
 
-// serveHTTP dispatches to the mux, turning its plain-text 404 and 405
-// replies under /api/ into the API's JSON error shape.
+// serveHTTP checks the Host header and, when a token is set, the
+// credentials of every request, then dispatches to the mux, turning its
+// plain-text 404 and 405 replies under /api/ into the API's JSON error
+// shape.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r.Host) {
+		refuse(w, r, http.StatusMisdirectedRequest, fmt.Sprintf(
+			"host %q is not allowed (DNS rebinding protection): use an IP address or localhost, or list the name in admin.allowed_hosts",
+			hostOnly(r.Host)))
+		return
+	}
+	if s.opts.Token != "" && !openPath(r.URL.Path) {
+		// Reads take the token as a bearer token or as the basic-auth
+		// password (a browser asks its user for it); anything else only
+		// as a bearer token, as the mutating handlers check again.
+		read := r.Method == http.MethodGet || r.Method == http.MethodHead
+		if !s.tokenOK(r) && !(read && s.basicOK(r)) {
+			w.Header().Add("WWW-Authenticate", `Bearer realm="dnslb admin"`)
+			msg := "missing or wrong bearer token"
+			if read {
+				w.Header().Add("WWW-Authenticate", `Basic realm="dnslb admin", charset="UTF-8"`)
+				msg += " (from a browser: any user name, the token as password)"
+			}
+			refuse(w, r, http.StatusUnauthorized, msg)
+			return
+		}
+	}
 	if strings.HasPrefix(r.URL.Path, "/api/") {
 		if h, pattern := s.mux.Handler(r); pattern == "" {
 			c := &statusCapture{header: http.Header{}}
@@ -226,4 +274,54 @@ func (c *statusCapture) WriteHeader(code int) {
 	if c.code == 0 {
 		c.code = code
 	}
+}
+
+// openPath reports whether path is readable without the token: the probes
+// a load balancer or an orchestrator sends, which say nothing about pools.
+func openPath(path string) bool { return path == "/healthz" || path == "/readyz" }
+
+// refuse replies with an error in the API's JSON shape under /api/ and as
+// plain text elsewhere (the status page, /metrics).
+func refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		writeError(w, code, msg)
+		return
+	}
+	writeText(w, code, msg+"\n")
+}
+
+// hostAllowed reports whether a request's Host header names this server.
+// DNS rebinding makes a browser send requests for the attacker's name to
+// our address, so names are checked; an IP literal cannot be rebound and
+// is always allowed (so are clients behind NAT or port forwarding), as
+// are the loopback names (RFC 6761: they never leave the host) and the
+// name the admin server listens on.
+func (s *Server) hostAllowed(hostport string) bool {
+	h := hostOnly(hostport)
+	if h == "" {
+		return true // HTTP/1.0 without Host: not a browser
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") || s.hosts[h] {
+		return true
+	}
+	for _, suf := range s.hostSuffixes {
+		if strings.HasSuffix(h, suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostOnly returns the host of a Host header or host:port, lower-cased,
+// without brackets, port or trailing dot.
+func hostOnly(hostport string) string {
+	h := hostport
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimPrefix(strings.TrimSuffix(h, "]"), "[")
+	return strings.ToLower(strings.TrimSuffix(h, "."))
 }

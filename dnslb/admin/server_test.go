@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -363,16 +364,21 @@ func TestReload(t *testing.T) {
 // TestAuth calls the handler with crafted requests so the client address
 // can be anything.
 func TestAuth(t *testing.T) {
+	basic := func(user, pass string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+	}
 	tests := []struct {
-		name   string
-		token  string // server's
-		method string
-		path   string
-		remote string
-		host   string
-		auth   string
-		header map[string]string
-		code   int
+		name    string
+		token   string   // server's
+		listen  string   // server's; default 127.0.0.1:0
+		allowed []string // server's AllowedHosts
+		method  string
+		path    string
+		remote  string
+		host    string
+		auth    string
+		header  map[string]string
+		code    int
 	}{
 		{name: "no token, loopback v4", remote: "127.0.0.1:5555", code: 200},
 		{name: "no token, loopback v6", remote: "[::1]:5555", code: 200},
@@ -381,23 +387,65 @@ func TestAuth(t *testing.T) {
 		{name: "no token, remote", remote: "192.0.2.50:5555", code: 403},
 		{name: "no token, remote v6", remote: "[2001:db8::5]:5555", code: 403},
 		{name: "no token, garbage remote", remote: "pipe", code: 403},
-		{name: "no token, rebinding", remote: "127.0.0.1:5555", host: "evil.example:8053", code: 403},
+		{name: "no token, rebinding", remote: "127.0.0.1:5555", host: "evil.example:8053", code: 421},
 		{name: "no token, cross-site browser", remote: "127.0.0.1:5555", header: map[string]string{"Sec-Fetch-Site": "cross-site"}, code: 403},
 		{name: "no token, GET from remote", method: "GET", path: "/api/v1/pools", remote: "192.0.2.50:5555", code: 200},
 		{name: "token, none given", token: "s3cret", remote: "127.0.0.1:5555", code: 401},
 		{name: "token, wrong", token: "s3cret", remote: "127.0.0.1:5555", auth: "Bearer s3cre", code: 401},
-		{name: "token, wrong scheme", token: "s3cret", remote: "127.0.0.1:5555", auth: "Basic s3cret", code: 401},
+		{name: "token, wrong scheme", token: "s3cret", remote: "127.0.0.1:5555", auth: "Token s3cret", code: 401},
 		{name: "token, right from remote", token: "s3cret", remote: "192.0.2.50:5555", auth: "Bearer s3cret", code: 200},
 		{name: "token, lower-case scheme", token: "s3cret", remote: "192.0.2.50:5555", auth: "bearer s3cret", code: 200},
-		{name: "token, remote rebinding host is fine", token: "s3cret", remote: "192.0.2.50:5555", host: "lb.example:8053", auth: "Bearer s3cret", code: 200},
+		{name: "token, basic auth does not change", token: "s3cret", remote: "127.0.0.1:5555", auth: basic("", "s3cret"), code: 401},
 		{name: "token, reload needs it", token: "s3cret", path: "/api/v1/reload", remote: "127.0.0.1:5555", code: 401},
-		{name: "token, GET open", token: "s3cret", method: "GET", path: "/api/v1/zones", remote: "192.0.2.50:5555", code: 200},
-		{name: "token, metrics open", token: "s3cret", method: "GET", path: "/metrics", remote: "192.0.2.50:5555", code: 200},
+
+		// Reads need the token when one is set, all but the probes.
+		{name: "token, GET API without", token: "s3cret", method: "GET", path: "/api/v1/zones", remote: "127.0.0.1:5555", code: 401},
+		{name: "token, GET pool without", token: "s3cret", method: "GET", path: "/api/v1/pools/www.example.test.", remote: "192.0.2.50:5555", code: 401},
+		{name: "token, metrics without", token: "s3cret", method: "GET", path: "/metrics", remote: "192.0.2.50:5555", code: 401},
+		{name: "token, page without", token: "s3cret", method: "GET", path: "/", remote: "192.0.2.50:5555", code: 401},
+		{name: "token, unknown path without", token: "s3cret", method: "GET", path: "/api/v1/nope", remote: "192.0.2.50:5555", code: 401},
+		{name: "token, HEAD page without", token: "s3cret", method: "HEAD", path: "/", remote: "192.0.2.50:5555", code: 401},
+		{name: "token, GET wrong bearer", token: "s3cret", method: "GET", path: "/api/v1/pools", remote: "192.0.2.50:5555", auth: "Bearer nope", code: 401},
+		{name: "token, GET bearer", token: "s3cret", method: "GET", path: "/api/v1/pools", remote: "192.0.2.50:5555", auth: "Bearer s3cret", code: 200},
+		{name: "token, metrics bearer", token: "s3cret", method: "GET", path: "/metrics", remote: "192.0.2.50:5555", auth: "Bearer s3cret", code: 200},
+		{name: "token, page basic", token: "s3cret", method: "GET", path: "/", remote: "192.0.2.50:5555", auth: basic("", "s3cret"), code: 200},
+		{name: "token, page basic any user", token: "s3cret", method: "GET", path: "/", remote: "192.0.2.50:5555", auth: basic("admin", "s3cret"), code: 200},
+		{name: "token, page basic wrong", token: "s3cret", method: "GET", path: "/", remote: "192.0.2.50:5555", auth: basic("s3cret", "x"), code: 401},
+		{name: "token, metrics basic", token: "s3cret", method: "GET", path: "/metrics", remote: "192.0.2.50:5555", auth: basic("prometheus", "s3cret"), code: 200},
+		{name: "token, healthz open", token: "s3cret", method: "GET", path: "/healthz", remote: "192.0.2.50:5555", code: 200},
+		{name: "token, readyz open", token: "s3cret", method: "GET", path: "/readyz", remote: "192.0.2.50:5555", code: 200},
+
+		// The Host header, on every request (DNS rebinding).
+		{name: "host, rebinding with token", token: "s3cret", remote: "192.0.2.50:5555", host: "lb.example:8053", auth: "Bearer s3cret", code: 421},
+		{name: "host, rebinding GET", method: "GET", path: "/api/v1/pools", remote: "127.0.0.1:5555", host: "evil.example:8053", code: 421},
+		{name: "host, rebinding page", method: "GET", path: "/", remote: "127.0.0.1:5555", host: "evil.example", code: 421},
+		{name: "host, rebinding metrics", method: "GET", path: "/metrics", remote: "127.0.0.1:5555", host: "evil.example", code: 421},
+		{name: "host, rebinding healthz", method: "GET", path: "/healthz", remote: "127.0.0.1:5555", host: "evil.example", code: 421},
+		{name: "host, localhost name", method: "GET", path: "/", remote: "127.0.0.1:5555", host: "LocalHost.:8053", code: 200},
+		{name: "host, under localhost", method: "GET", path: "/", remote: "127.0.0.1:5555", host: "dnslb.localhost:8053", code: 200},
+		{name: "host, notlocalhost", method: "GET", path: "/", remote: "127.0.0.1:5555", host: "notlocalhost:8053", code: 421},
+		{name: "host, IPv4 literal", method: "GET", path: "/", remote: "192.0.2.50:5555", host: "198.51.100.7:8053", code: 200},
+		{name: "host, IPv6 literal", method: "GET", path: "/", remote: "[2001:db8::5]:5555", host: "[2001:db8::53]:8053", code: 200},
+		{name: "host, IPv6 literal no port", method: "GET", path: "/", remote: "[2001:db8::5]:5555", host: "[2001:db8::53]", code: 200},
+		{name: "host, no port", method: "GET", path: "/", remote: "127.0.0.1:5555", host: "127.0.0.1", code: 200},
+		{name: "host, listen name", listen: "lb1.internal:8053", method: "GET", path: "/", remote: "192.0.2.50:5555", host: "LB1.internal:8053", code: 200},
+		{name: "host, other than listen name", listen: "lb1.internal:8053", method: "GET", path: "/", remote: "192.0.2.50:5555", host: "lb2.internal:8053", code: 421},
+		{name: "host, allowed", allowed: []string{"dnslb.example.net"}, method: "GET", path: "/", remote: "192.0.2.50:5555", host: "dnslb.example.net:8053", code: 200},
+		{name: "host, allowed with dot", allowed: []string{"Dnslb.Example.Net."}, method: "GET", path: "/", remote: "192.0.2.50:5555", host: "dnslb.example.net", code: 200},
+		{name: "host, allowed wildcard", allowed: []string{"*.example.net"}, method: "GET", path: "/", remote: "192.0.2.50:5555", host: "lb1.dc1.example.net", code: 200},
+		{name: "host, wildcard not apex", allowed: []string{"*.example.net"}, method: "GET", path: "/", remote: "192.0.2.50:5555", host: "example.net", code: 421},
+		{name: "host, wildcard not lookalike", allowed: []string{"*.example.net"}, method: "GET", path: "/", remote: "192.0.2.50:5555", host: "evilexample.net", code: 421},
+		{name: "host, allowed with token", token: "s3cret", allowed: []string{"lb.example"}, remote: "192.0.2.50:5555", host: "lb.example:8053", auth: "Bearer s3cret", code: 200},
+		{name: "host, allowed but no token: loopback names only", allowed: []string{"lb.example"}, remote: "127.0.0.1:5555", host: "lb.example:8053", code: 403},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			fb := newFakeBackend()
-			s := NewServer("127.0.0.1:0", fb, nil, Options{Token: tc.token, Now: func() time.Time { return t0 }}, zerolog.Nop())
+			listen := tc.listen
+			if listen == "" {
+				listen = "127.0.0.1:0"
+			}
+			s := NewServer(listen, fb, nil, Options{Token: tc.token, AllowedHosts: tc.allowed, Now: func() time.Time { return t0 }}, zerolog.Nop())
 			method, path, host := tc.method, tc.path, tc.host
 			if method == "" {
 				method = "POST"
@@ -421,12 +469,22 @@ func TestAuth(t *testing.T) {
 			if rec.Code != tc.code {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.code, rec.Body)
 			}
-			if tc.code == 401 && rec.Header().Get("WWW-Authenticate") == "" {
-				t.Error("401 without WWW-Authenticate")
+			if tc.code == 401 {
+				ch := rec.Header().Values("WWW-Authenticate")
+				if len(ch) == 0 || !strings.HasPrefix(ch[0], "Bearer ") {
+					t.Errorf("401 without a Bearer challenge: %q", ch)
+				}
+				if method != "POST" && (len(ch) != 2 || !strings.HasPrefix(ch[1], "Basic ")) {
+					t.Errorf("401 on a read without a Basic challenge (browsers ask for it): %q", ch)
+				}
 			}
-			if tc.code >= 400 && method == "POST" && tc.header == nil {
-				var e ErrorResponse
-				decodeStrict(t, rec.Body.Bytes(), &e)
+			if tc.code >= 400 && method != "HEAD" && tc.header == nil {
+				if strings.HasPrefix(path, "/api/") {
+					var e ErrorResponse
+					decodeStrict(t, rec.Body.Bytes(), &e)
+				} else if !strings.Contains(rec.Body.String(), map[int]string{401: "token", 421: "admin.allowed_hosts"}[tc.code]) {
+					t.Errorf("body %q does not say why", rec.Body)
+				}
 			}
 			called := len(fb.calls) > 0 || fb.reloads > 0
 			if called != (tc.code == 200 && method == "POST") {
