@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,9 +104,9 @@ func (r *Runtime) loadState() (map[healthcheck.TargetKey]healthcheck.Status, err
 	for a, ov := range sf.Overrides {
 		addr, err := netip.ParseAddr(a)
 		if err != nil || (!ov.Until.IsZero() && !now.Before(ov.Until)) {
-			continue
+			continue // bad addresses are refused by readState
 		}
-		r.overrides[addr.Unmap()] = ov
+		r.overrides[addr] = ov
 		r.log.Info().Str("member", a).Str("mode", string(ov.Mode)).Str("reason", ov.Reason).Msg("override restored from state file")
 	}
 	for origin, s := range sf.Serials {
@@ -114,7 +116,7 @@ func (r *Runtime) loadState() (map[healthcheck.TargetKey]healthcheck.Status, err
 	for _, h := range sf.Health {
 		ap, err := netip.ParseAddrPort(h.Address)
 		if err != nil {
-			continue
+			continue // refused by readState
 		}
 		seed[healthcheck.TargetKey{Check: h.Check, Addr: ap}] = healthcheck.Status{Up: h.Up, Since: h.Since}
 	}
@@ -137,7 +139,39 @@ func (r *Runtime) readState() (*stateFile, *StateFileError) {
 	if sf.Version != stateVersion {
 		return nil, &StateFileError{Path: r.statePath, Err: fmt.Errorf("has version %d; this dnslb understands version %d", sf.Version, stateVersion)}
 	}
+	if err := sf.check(); err != nil {
+		return nil, &StateFileError{Path: r.statePath, Err: fmt.Errorf("is invalid (edited by hand?): %w", err)}
+	}
 	return &sf, nil
+}
+
+// check finds entries dnslb never writes. Each would otherwise be
+// restored as something the API cannot make (a drain in an unknown mode
+// half applies) or be dropped without a word, and the next save would
+// overwrite the file that held it.
+func (sf *stateFile) check() error {
+	seen := map[netip.Addr]string{}
+	for _, a := range slices.Sorted(maps.Keys(sf.Overrides)) {
+		addr, err := netip.ParseAddr(a)
+		switch {
+		case err != nil || addr.Zone() != "":
+			return fmt.Errorf("overrides[%q]: not an IP address", a)
+		case addr.Is4In6():
+			return fmt.Errorf("overrides[%q]: an IPv4-mapped address; write it as %s", a, addr.Unmap())
+		case seen[addr] != "":
+			return fmt.Errorf("overrides[%q]: the same address as overrides[%q]", a, seen[addr])
+		}
+		seen[addr] = a
+		if m := sf.Overrides[a].Mode; m != admin.OverrideDrain && m != admin.OverrideForceDown {
+			return fmt.Errorf("overrides[%q]: mode %q is not %q or %q", a, m, admin.OverrideDrain, admin.OverrideForceDown)
+		}
+	}
+	for i, h := range sf.Health {
+		if _, err := netip.ParseAddrPort(h.Address); err != nil {
+			return fmt.Errorf("health[%d]: address %q is not address:port", i, h.Address)
+		}
+	}
+	return nil
 }
 
 // withoutStatePath drops the state file's own path from an error about it,
