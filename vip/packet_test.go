@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/dnslb/dnslb/internal/fuzzguard"
 )
 
 // keepalivedFrame is frame 1 of the reference capture (keepalived 2.2.7,
@@ -217,7 +219,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(seed[34:])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := Parse(b, src4, GroupIPv4, 255)
+		var a Advert
+		var err error
+		fuzzguard.Run(t, "Parse", fuzzguard.Limit, func() { a, err = Parse(b, src4, GroupIPv4, 255) })
 		if err != nil {
 			return
 		}
