@@ -443,6 +443,12 @@ func (l *lab) startVIP(host string, prio int, extra string) *labProc {
 // startKeepalived runs keepalived (VRRP only, VRRPv3, foreground) in host.
 func (l *lab) startKeepalived(host string, prio int, advert string) *labProc {
 	l.t.Helper()
+	return l.startKeepalivedVIP(host, prio, advert, labVIP)
+}
+
+// startKeepalivedVIP is startKeepalived with another virtual address.
+func (l *lab) startKeepalivedVIP(host string, prio int, advert, vip string) *labProc {
+	l.t.Helper()
 	bin := requireTool(l.t, "keepalived")
 	conf := fmt.Sprintf(`global_defs {
     router_id %s
@@ -461,7 +467,7 @@ vrrp_instance VI_1 {
         %s/24 dev %s
     }
 }
-`, host, labIface, prio, advert, labVIP, labIface)
+`, host, labIface, prio, advert, vip, labIface)
 	base := filepath.Join(l.dir, host+"-keepalived")
 	if err := os.WriteFile(base+".conf", []byte(conf), 0o644); err != nil {
 		l.t.Fatal(err)

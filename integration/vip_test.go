@@ -201,6 +201,28 @@ func TestVIPKeepalivedInterop(t *testing.T) {
 	}
 }
 
+// A keepalived of another cluster, misconfigured with our VRID but its
+// own address and a higher priority: dnslb ignores its adverts and keeps
+// the VIP, and says why; keepalived, ignoring ours likewise, holds its own.
+// Before, dnslb gave up the VIP to a router that does not serve it.
+func TestVIPForeignAdvertsIgnored(t *testing.T) {
+	const otherVIP = "192.0.2.200"
+	l := newLab(t)
+	dnslb := l.startVIP("lb1", 100, "")
+	l.waitHolders(t, settle, "lb1")
+	ka := l.startKeepalivedVIP("lb2", 200, "0.2", otherVIP)
+	waitFor(t, settle, "keepalived holding its own address", func() bool {
+		return slices.Equal(l.holdersOf(otherVIP), []string{"lb2"})
+	})
+	l.holdersStay(t, 2*time.Second, "lb1") // ten of keepalived's adverts
+	waitFor(t, settle, "dnslb logging the foreign adverts", func() bool {
+		return strings.Contains(dnslb.logText(), "address_mismatch")
+	})
+	if log := ka.logText(); !strings.Contains(log, "Entering MASTER STATE") {
+		t.Errorf("keepalived never became master of its own address:\n%s", log)
+	}
+}
+
 // An IPv6 instance: adverts from the link-local address to ff02::12, the VIP
 // moves on graceful stop and the client's neighbour entry follows the
 // unsolicited neighbour advertisements.
