@@ -1,10 +1,12 @@
 package dnslb
 
 import (
+	"encoding/binary"
 	"os"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -230,6 +232,18 @@ func TestMalformed(t *testing.T) {
 		{name: "opcode UPDATE", wire: with(func(b []byte) []byte { b[2] |= 5 << 3; return b }), rcode: dns.RcodeNotImplemented, rd: true},
 		{name: "garbage additional", wire: with(func(b []byte) []byte { b[11] = 1; return append(b, 0xff, 0xff) }), rcode: dns.RcodeFormatError, rd: true},
 		{name: "trailing bytes ignored", wire: with(func(b []byte) []byte { return append(b, 1, 2, 3) }), rcode: dns.RcodeSuccess, rd: true},
+		// Counts the message does not hold are FORMERR, as NSD answers;
+		// each record must start before the message ends.
+		{name: "ARCOUNT 65535, no records", wire: with(func(b []byte) []byte { return arcount(b, 65535) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "ARCOUNT 65535, one OPT", wire: with(func(b []byte) []byte { return arcount(append(b, testOPT...), 65535) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "ARCOUNT 2, one OPT", wire: with(func(b []byte) []byte { return arcount(append(b, testOPT...), 2) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "OPT cut short", wire: with(func(b []byte) []byte { return arcount(append(b, testOPT[:7]...), 1) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "OPT of one byte", wire: with(func(b []byte) []byte { return arcount(append(b, 0), 1) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "two OPTs", wire: with(func(b []byte) []byte { return arcount(append(append(b, testOPT...), testOPT...), 2) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "OPT then trailing bytes", wire: with(func(b []byte) []byte { return arcount(append(append(b, testOPT...), 0xde, 0xad), 1) }), rcode: dns.RcodeSuccess, rd: true},
+		// NSD takes only OPT and TSIG in a query's additional section.
+		{name: "A record in additional", wire: with(func(b []byte) []byte { return arcount(append(b, testA...), 1) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "empty record in additional", wire: with(func(b []byte) []byte { return arcount(append(b, make([]byte, 11)...), 1) }), rcode: dns.RcodeFormatError, rd: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,7 +268,26 @@ func TestMalformed(t *testing.T) {
 	}
 }
 
-// FuzzServeDNS: no input may panic or produce an unparsable reply.
+// testOPT is a root OPT record for 1232 bytes without options; testA an
+// A record owned by the question's name.
+var (
+	testOPT = []byte{0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0}
+	testA   = []byte{0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1}
+)
+
+// arcount sets a query's ARCOUNT.
+func arcount(b []byte, n uint16) []byte {
+	binary.BigEndian.PutUint16(b[10:], n)
+	return b
+}
+
+// fuzzInputLimit is how long one call may take in a fuzz target before the
+// input counts as a finding: an answer takes microseconds, so only work
+// that grows with what a packet claims (a count, a chain) comes near it.
+const fuzzInputLimit = 50 * time.Millisecond
+
+// FuzzServeDNS: no input may panic, produce an unparsable reply, or take
+// more than fuzzInputLimit.
 func FuzzServeDNS(f *testing.F) {
 	auth := NewAuthority(testView(f), 0, nil)
 	m := new(dns.Msg)
@@ -264,8 +297,14 @@ func FuzzServeDNS(f *testing.F) {
 	f.Add(b, false)
 	f.Add(b[:12], true)
 	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0xc0, 0x0c}, false)
+	f.Add(arcount(append([]byte(nil), b...), 65535), false)
+	f.Add(arcount(append([]byte(nil), b[:len(b)-len(testOPT)]...), 65535), true)
 	f.Fuzz(func(t *testing.T, wire []byte, tcp bool) {
+		start := time.Now()
 		out := auth.ServeDNS(&Request{Wire: wire, TCP: tcp}, nil)
+		if d := time.Since(start); d > fuzzInputLimit {
+			t.Fatalf("one query took %v (limit %v)", d, fuzzInputLimit)
+		}
 		if out == nil {
 			return
 		}

@@ -79,25 +79,37 @@ func parseQuestion(msg []byte, q *query) (int, error) {
 }
 
 // parseAdditional reads arcount records after off, keeping what EDNS says.
-// More than one OPT, or an OPT not owned by the root, is malformed.
+// The count is judged by what the message holds: every record must start
+// before the message ends (miekg/dns unpacks an empty record at its end
+// without an error, so a count of 65,535 would otherwise cost as many
+// rounds). As NSD, a query's additional section may hold an OPT and a
+// TSIG and nothing else; more than one OPT, or an OPT not owned by the
+// root, is malformed. So the loop ends after at most a few records,
+// whatever the count says.
 func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
 	for range arcount {
+		if off >= len(msg) {
+			return errFormat
+		}
 		rr, next, err := dns.UnpackRR(msg, off)
 		if err != nil || rr == nil {
 			return errFormat
 		}
 		off = next
-		opt, ok := rr.(*dns.OPT)
-		if !ok {
-			continue // TSIG and friends: not supported, ignored
-		}
-		if q.edns || opt.Hdr.Name != "." {
+		switch rr := rr.(type) {
+		case *dns.OPT:
+			if q.edns || rr.Hdr.Name != "." {
+				return errFormat
+			}
+			q.edns = true
+			q.udpSize = max(rr.UDPSize(), dns.MinMsgSize)
+			q.do = rr.Do()
+			q.version = rr.Version()
+		case *dns.TSIG:
+			// not supported yet: ignored
+		default:
 			return errFormat
 		}
-		q.edns = true
-		q.udpSize = max(opt.UDPSize(), dns.MinMsgSize)
-		q.do = opt.Do()
-		q.version = opt.Version()
 	}
 	return nil
 }

@@ -714,6 +714,22 @@ func rawCases() []rawCase {
 		{name: "qtype IXFR over UDP", wire: cat(h(rd, 1, 0, 0, 0), q("example.test.", dns.TypeIXFR, dns.ClassINET)), want: refusedQ},
 		{name: "EDNS version 1 (BADVERS)", wire: cat(h(rd, 1, 0, 0, 1), qWWW, opt[:5], []byte{0, 1, 0, 0, 0, 0}),
 			want: outcome{rcode: dns.RcodeSuccess, qd: 1}}, // header rcode 0; OPT ext-rcode 1 checked in TestDiffNSD
+		// Counts the message does not hold (issue 12: ARCOUNT=65535 cost
+		// dnslb 65,535 rounds and got NOERROR).
+		{name: "ARCOUNT=65535 no records", wire: cat(h(rd, 1, 0, 0, 65535), qWWW), want: formErr},
+		{name: "ARCOUNT=65535 one OPT", wire: cat(h(rd, 1, 0, 0, 65535), qWWW, opt), want: formErr},
+		{name: "ARCOUNT=2 one OPT", wire: cat(h(rd, 1, 0, 0, 2), qWWW, opt), want: formErr},
+		{name: "ANCOUNT=65535", wire: cat(h(rd, 1, 65535, 0, 0), qWWW), want: formErr},
+		{name: "OPT cut short", wire: cat(h(rd, 1, 0, 0, 1), qWWW, opt[:5]), want: formErr},
+		{name: "OPT of one byte", wire: cat(h(rd, 1, 0, 0, 1), qWWW, opt[:1]), want: formErr},
+		{name: "OPT then trailing garbage", wire: cat(h(rd, 1, 0, 0, 1), qWWW, opt, []byte{0xde, 0xad, 0xbe, 0xef}), want: answered},
+		{name: "OPT beyond ARCOUNT=0", wire: cat(h(rd, 1, 0, 0, 0), qWWW, opt), want: answered},
+		// NSD takes only OPT and TSIG in a query's additional section.
+		{name: "A record in additional", wire: cat(h(rd, 1, 0, 0, 1), qWWW,
+			[]byte{0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4}), want: formErr},
+		{name: "A record and OPT in additional", wire: cat(h(rd, 1, 0, 0, 2), qWWW,
+			[]byte{0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4}, opt), want: formErr},
+		{name: "empty record in additional", wire: cat(h(rd, 1, 0, 0, 1), qWWW, make([]byte, 11)), want: formErr},
 	}
 }
 
