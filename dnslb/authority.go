@@ -317,9 +317,8 @@ func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *f
 		return a.pack(r, q, req, out)
 	}
 
-	set := view.Zones
 	qname := zones.CanonicalName(q.name)
-	zone := set.Find(qname)
+	zone := zoneFor(view.Zones, qname, q.qtype)
 	r := a.newReply(q, true)
 	r.counter = view.noZone
 	r.fast, r.fill, r.view = fq, fill, view
@@ -345,6 +344,12 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 	cur := qname
 	for hop := 0; ; hop++ {
 		res := zone.Lookup(cur, q.qtype)
+		if q.qtype == dns.TypeDS && zone.Origin != cur && (res.Kind == zones.NXDomain || res.Wildcard) && set.Zone(cur) != nil {
+			// The parent answers for the apex of a child served here that
+			// it does not delegate: the name exists, as the child's apex,
+			// so NODATA, as NSD answers (and no wildcard stands in for it).
+			res = zones.Result{Kind: zones.NoData, Owner: cur}
+		}
 		switch res.Kind {
 		case zones.Success:
 			if p := view.Pools[res.Owner]; p != nil && !res.Wildcard && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
@@ -373,7 +378,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 				return
 			}
 			r.m.Answer = append(r.m.Answer, res.Answer...)
-			if q.qtype != dns.TypeANY && !classAny {
+			if withAuthority(q.qtype) && !classAny {
 				a.addAuthority(r, zone, res.Answer)
 			}
 			return
@@ -382,7 +387,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 			if q.qtype == dns.TypeANY {
 				return
 			}
-			next := set.Find(res.Target)
+			next := zoneFor(set, res.Target, q.qtype)
 			if next == nil || hop+1 >= maxChase || contains(visited, res.Target) {
 				return // out of our zones, or a loop: the chain ends here
 			}
@@ -405,6 +410,26 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 			return
 		}
 	}
+}
+
+// withAuthority says whether a positive answer for qtype carries the
+// zone's NS RRset and its addresses. As NSD, not for ANY, DS and DNSKEY:
+// their answers are large already.
+func withAuthority(qtype uint16) bool {
+	return qtype != dns.TypeANY && qtype != dns.TypeDS && qtype != dns.TypeDNSKEY
+}
+
+// zoneFor returns the zone that answers qname: the closest enclosing one,
+// except that DS at a zone's apex is the data of the parent zone when it is
+// served too (RFC 4035 3.1.4.1), as NSD answers it, CNAME targets included.
+func zoneFor(set *zones.Set, qname string, qtype uint16) *zones.Zone {
+	z := set.Find(qname)
+	if qtype == dns.TypeDS && z != nil && z.Origin == qname {
+		if p := set.Parent(z); p != nil {
+			return p
+		}
+	}
+	return z
 }
 
 // addAuthority adds, as NSD does by default, the zone's apex NS RRset to the

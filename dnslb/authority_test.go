@@ -115,6 +115,13 @@ func TestAuthorityAnswers(t *testing.T) {
 		{name: "AXFR over UDP", qname: "example.test.", qtype: dns.TypeAXFR, rcode: dns.RcodeNotImplemented},
 		{name: "IXFR", qname: "example.test.", qtype: dns.TypeIXFR, rcode: dns.RcodeRefused},
 	}
+	checkAnswers(t, auth, cases)
+}
+
+// checkAnswers runs each case's query (RD set, over UDP) and compares the
+// reply's rcode, AA, question and sections.
+func checkAnswers(t *testing.T, auth Handler, cases []answerCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := new(dns.Msg)
@@ -152,6 +159,45 @@ func TestAuthorityAnswers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDSAtChildApex: when the parent zone is served too, DS at a child's
+// apex is the parent's data (RFC 4035 3.1.4.1), as NSD answers it; the
+// child answers every other type at its apex, and DS below it.
+func TestDSAtChildApex(t *testing.T) {
+	cfg := &Config{Zones: []ZoneConfig{
+		{Origin: "parent.test.", File: "parent.test.zone"},
+		{Origin: "kid.parent.test.", File: "kid.parent.test.zone"},
+		{Origin: "nods.parent.test.", File: "nods.parent.test.zone"},
+		{Origin: "loose.parent.test.", File: "loose.parent.test.zone"},
+	}}
+	set, err := LoadZones(cfg, ZoneRoot{FS: os.DirFS("testdata/ds"), Display: "testdata/ds"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := NewAuthority(ZonesOnly(set), 0, nil)
+	parentSOA := []string{"parent.test. 300 in soa ns1.parent.test. hostmaster.parent.test. 1 7200 900 1209600 300"}
+	kidSOA := []string{"kid.parent.test. 600 in soa ns1.kid.parent.test. hostmaster.kid.parent.test. 1 7200 900 1209600 600"}
+	ds := "kid.parent.test. 3600 in ds 12345 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	// As NSD, positive DS and DNSKEY answers carry no NS RRset in the
+	// authority section (nor its addresses): those RRsets are large.
+	checkAnswers(t, auth, []answerCase{
+		{name: "DS from the parent", qname: "kid.parent.test.", qtype: dns.TypeDS, aa: true, answer: []string{ds}},
+		{name: "DS in letter case of the query", qname: "KID.Parent.test.", qtype: dns.TypeDS, aa: true, answer: []string{ds}},
+		{name: "no DS in the parent: its NODATA", qname: "nods.parent.test.", qtype: dns.TypeDS, aa: true, ns: parentSOA},
+		{name: "not delegated by the parent: its NODATA, not its wildcard", qname: "loose.parent.test.", qtype: dns.TypeDS, aa: true, ns: parentSOA},
+		{name: "CNAME to a child apex", qname: "toapex.parent.test.", qtype: dns.TypeDS, aa: true,
+			answer: []string{"toapex.parent.test. 3600 in cname kid.parent.test.", ds}},
+		{name: "DS at a cut to a child served elsewhere", qname: "far.parent.test.", qtype: dns.TypeDS, aa: true,
+			answer: []string{"far.parent.test. 3600 in ds 54321 13 2 fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"}},
+		{name: "other types at the apex from the child", qname: "kid.parent.test.", qtype: dns.TypeSOA, aa: true,
+			answer: []string{"kid.parent.test. 3600 in soa ns1.kid.parent.test. hostmaster.kid.parent.test. 1 7200 900 1209600 600"},
+			ns:     []string{"kid.parent.test. 3600 in ns ns1.kid.parent.test."}, extra: []string{"ns1.kid.parent.test. 3600 in a 192.0.2.2"}},
+		{name: "DNSKEY from the child", qname: "kid.parent.test.", qtype: dns.TypeDNSKEY, aa: true,
+			answer: []string{"kid.parent.test. 3600 in dnskey 257 3 13 mdsswuyr3dpw132moi8v9xeswe8jto0dxcjjnopkl+gqjxpvxckhaef+kkxlbxilfdlut0rak9iuzy1l53ekgq=="}},
+		{name: "DS below the apex from the child", qname: "www.kid.parent.test.", qtype: dns.TypeDS, aa: true, ns: kidSOA},
+		{name: "DS at the parent's own apex: no grandparent", qname: "parent.test.", qtype: dns.TypeDS, aa: true, ns: parentSOA},
+	})
 }
 
 func TestEDNS(t *testing.T) {

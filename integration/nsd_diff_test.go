@@ -338,7 +338,50 @@ func buildQuery(c diffCase, tr transport) *dns.Msg {
 
 func TestDiffNSD(t *testing.T) {
 	nsdAddr, lbAddr := startPair(t)
-	for _, c := range diffCases {
+	runDiffCases(t, nsdAddr, lbAddr, diffCases)
+}
+
+// dsZones: a parent with a signed and an unsigned delegation to children
+// served beside it, and a child it does not delegate.
+var dsZones = []zoneFile{
+	{Origin: "parent.test.", Path: "testdata/diff-ds/parent.test.zone"},
+	{Origin: "kid.parent.test.", Path: "testdata/diff-ds/kid.parent.test.zone"},
+	{Origin: "nods.parent.test.", Path: "testdata/diff-ds/nods.parent.test.zone"},
+	{Origin: "loose.parent.test.", Path: "testdata/diff-ds/loose.parent.test.zone"},
+}
+
+// TestDiffNSDChildApex: DS at the apex of a child zone is answered from
+// the parent when both are served (RFC 4035 3.1.4.1); everything else at
+// the apex from the child.
+func TestDiffNSDChildApex(t *testing.T) {
+	requireTool(t, "nsd")
+	nsdAddr := startNSD(t, dsZones)
+	lbAddr := startDNSLB(t, dnslbConfig(t, dsZones))
+	runDiffCases(t, nsdAddr, lbAddr, []diffCase{
+		{name: "kid.parent.test.", qtype: dns.TypeDS},
+		{name: "nods.parent.test.", qtype: dns.TypeDS},
+		{name: "loose.parent.test.", qtype: dns.TypeDS},
+		{name: "toapex.parent.test.", qtype: dns.TypeDS},
+		{name: "parent.test.", qtype: dns.TypeDS},
+		{name: "www.kid.parent.test.", qtype: dns.TypeDS},
+		{name: "kid.parent.test.", qtype: dns.TypeSOA},
+		{name: "kid.parent.test.", qtype: dns.TypeNS},
+		{name: "nods.parent.test.", qtype: dns.TypeDNSKEY},
+		{name: "kid.parent.test.", qtype: dns.TypeDS, qclass: dns.ClassANY},
+		{name: "kid.parent.test.", qtype: dns.TypeDNSKEY},
+		{name: "far.parent.test.", qtype: dns.TypeDS},
+		{name: "far.parent.test.", qtype: dns.TypeA},
+		{name: "nope.parent.test.", qtype: dns.TypeDS},
+		{name: "nope.parent.test.", qtype: dns.TypeA},
+		{name: "www.loose.parent.test.", qtype: dns.TypeDS},
+	})
+}
+
+// runDiffCases sends each case over each of its transports to NSD and to
+// dnslb and compares the replies.
+func runDiffCases(t *testing.T, nsdAddr, lbAddr string, cases []diffCase) {
+	t.Helper()
+	for _, c := range cases {
 		trs := transports
 		if c.only != nil {
 			trs = c.only
