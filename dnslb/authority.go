@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/healthcheck"
@@ -58,6 +59,7 @@ type Authority struct {
 	cache     *respCache
 	viewGen   atomic.Uint64
 	udpSize   uint16
+	now       func() time.Time // the clock of TSIG
 }
 
 // NewAuthority returns a handler answering from view. udpSize is the EDNS
@@ -70,7 +72,7 @@ func NewAuthority(view *View, udpSize uint16, health HealthSource) *Authority {
 	if health == nil {
 		health = noHealth{}
 	}
-	a := &Authority{health: health, udpSize: max(udpSize, dns.MinMsgSize), cache: newRespCache(DefaultCacheSize)}
+	a := &Authority{health: health, udpSize: max(udpSize, dns.MinMsgSize), cache: newRespCache(DefaultCacheSize), now: time.Now}
 	a.SetView(view)
 	return a
 }
@@ -226,7 +228,37 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
+	if q.tsig != nil {
+		// Signed replies are never cached: each has its own time and MAC.
+		fq, fill = nil, nil
+		signer, code, outcome := verifyTSIG(view.tsig, msg, &q, a.now())
+		switch outcome {
+		case tsigFormErr:
+			a.dropped("malformed")
+			return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+		case tsigUnsigned:
+			a.dropped(tsigReason(code))
+			return a.tsigError(out, &q, nil, code)
+		case tsigSigned:
+			a.dropped(tsigReason(code))
+			return a.tsigError(out, &q, signer, code)
+		}
+		q.signer = signer
+	}
 	return a.answer(&q, req, out, view, fq, fill)
+}
+
+// tsigReason is the dropped-queries reason of a TSIG error.
+func tsigReason(code uint16) string {
+	switch code {
+	case dns.RcodeBadKey:
+		return "tsig_badkey"
+	case dns.RcodeBadSig:
+		return "tsig_badsig"
+	case dns.RcodeBadTime:
+		return "tsig_badtime"
+	}
+	return "tsig_badtrunc"
 }
 
 func (a *Authority) dropped(reason string) {
@@ -495,6 +527,9 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			limit = int(min(q.udpSize, a.udpSize))
 		}
 	}
+	if q.signer != nil {
+		limit -= q.signer.size() // room for the TSIG record
+	}
 	attempts := []func(){
 		func() {},
 		func() { r.m.Extra = nil },
@@ -517,6 +552,9 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			r.counter.Count(stripeOf(q.id), q.qtype, r.m.Rcode)
 			if len(r.m.Question) == 1 && len(b) >= headerLen+len(q.question) {
 				copy(b[headerLen:], q.question[:len(q.question)-4])
+			}
+			if q.signer != nil {
+				return q.signer.sign(b)
 			}
 			if r.fast != nil && a.cache != nil {
 				a.store(r.fast, r.view, r, b, r.fill)

@@ -34,6 +34,10 @@ type query struct {
 	udpSize uint16 // client's advertised size, at least 512
 	do      bool
 	version uint8
+
+	tsig    *dns.TSIG   // the query's TSIG record, nil if unsigned
+	tsigOff int         // where the TSIG record starts in the message
+	signer  *tsigSigner // set once the TSIG verified: signs the reply
 }
 
 func (q *query) rd() bool { return q.flags&flagRD != 0 }
@@ -87,7 +91,7 @@ func parseQuestion(msg []byte, q *query) (int, error) {
 // root, is malformed. So the loop ends after at most a few records,
 // whatever the count says.
 func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
-	for range arcount {
+	for i := range arcount {
 		if off >= len(msg) {
 			return errFormat
 		}
@@ -95,6 +99,7 @@ func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
 		if err != nil || rr == nil {
 			return errFormat
 		}
+		start := off
 		off = next
 		switch rr := rr.(type) {
 		case *dns.OPT:
@@ -106,7 +111,10 @@ func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
 			q.do = rr.Do()
 			q.version = rr.Version()
 		case *dns.TSIG:
-			// not supported yet: ignored
+			if i != arcount-1 {
+				return errFormat // RFC 8945 5.1: the TSIG is the last record
+			}
+			q.tsig, q.tsigOff = rr, start
 		default:
 			return errFormat
 		}
