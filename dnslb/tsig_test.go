@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
 )
 
 // The test keys. Their secrets must never show up in an error.
@@ -394,5 +396,130 @@ func TestTSIGConfig(t *testing.T) {
 				t.Errorf("printing the config shows the secret: %s", s)
 			}
 		})
+	}
+}
+
+// TestTSIGFudge: a query's time may be off by its fudge either way, not a
+// second more; BADTIME carries the server's clock.
+func TestTSIGFudge(t *testing.T) {
+	auth := NewAuthority(tsigView(t), 0, nil)
+	clock := time.Unix(1_800_000_000, 0)
+	auth.now = func() time.Time { return clock }
+	for _, tc := range []struct {
+		skew    time.Duration
+		badTime bool
+	}{{0, false}, {-300 * time.Second, false}, {300 * time.Second, false}, {-301 * time.Second, true}, {301 * time.Second, true}} {
+		t.Run(tc.skew.String(), func(t *testing.T) {
+			q := signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, clock.Add(tc.skew), nil)
+			var got dns.Msg
+			if err := got.Unpack(auth.ServeDNS(&Request{Wire: q.wire}, nil)); err != nil {
+				t.Fatal(err)
+			}
+			ts := replyTSIG(t, &got)
+			if !tc.badTime {
+				if got.Rcode != dns.RcodeSuccess || ts.Error != 0 || ts.TimeSigned != uint64(clock.Unix()) {
+					t.Fatalf("want an answer signed at the server's time %d:\n%v", clock.Unix(), &got)
+				}
+				return
+			}
+			if got.Rcode != dns.RcodeNotAuth || ts.Error != dns.RcodeBadTime || ts.OtherData != fmt.Sprintf("%012x", clock.Unix()) ||
+				ts.TimeSigned != uint64(clock.Add(tc.skew).Unix()) {
+				t.Fatalf("want BADTIME with the client's time and the server's %d in Other Data:\n%v", clock.Unix(), &got)
+			}
+		})
+	}
+}
+
+// TestTSIGKeysReload: the keys come with the config on start and on every
+// reload; a reload with a broken key keeps the keys being served, and
+// failures are counted by reason.
+func TestTSIGKeysReload(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "1", "")
+	fc := baseConfig(dir)
+	rt := newTestRuntime(t, dir, fc, zerolog.Nop())
+	ask := func(key, secret string) *dns.Msg {
+		t.Helper()
+		q := signQuery(t, "www.example.test.", dns.TypeA, false, key, dns.HmacSHA256, secret, time.Now(), nil)
+		c, err := net.Dial("udp", rt.Addrs()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(q.wire); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1500)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m dns.Msg
+		if err := m.Unpack(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		if m.Rcode == dns.RcodeSuccess {
+			if err := dns.TsigVerify(buf[:n], secret, q.mac, false); err != nil {
+				t.Fatalf("reply does not verify: %v", err)
+			}
+		}
+		return &m
+	}
+	tsigErr := func(m *dns.Msg) string {
+		if ts := m.IsTsig(); ts != nil && m.Rcode == dns.RcodeNotAuth {
+			return dns.RcodeToString[int(ts.Error)]
+		}
+		return dns.RcodeToString[m.Rcode]
+	}
+	key := func(name, secret string) func(*Config) {
+		return func(c *Config) {
+			c.TSIG.Keys = []TSIGKeyConfig{{Name: name, Algorithm: "hmac-sha256", Secret: Secret(secret)}}
+		}
+	}
+
+	if got := tsigErr(ask("xfr-key.", testSecret)); got != "BADKEY" {
+		t.Fatalf("no keys configured: %s, want BADKEY", got)
+	}
+	fc.set(key("xfr-key.", testSecret))
+	if err := rt.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tsigErr(ask("xfr-key.", testSecret)); got != "NOERROR" {
+		t.Fatalf("after the key was added: %s, want NOERROR", got)
+	}
+	fc.set(key("xfr-key.", "not base64!"))
+	if err := rt.Reload(); err == nil || !strings.Contains(err.Error(), "tsig.keys[0].secret: not base64") {
+		t.Fatalf("reload with a broken secret: %v", err)
+	}
+	if got := tsigErr(ask("xfr-key.", testSecret)); got != "NOERROR" {
+		t.Fatalf("after a failed reload: %s, want the old key to serve", got)
+	}
+	fc.set(key("new-key.", wrongSecret))
+	if err := rt.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tsigErr(ask("xfr-key.", testSecret)); got != "BADKEY" {
+		t.Fatalf("after the key was replaced: %s, want BADKEY", got)
+	}
+	if got := tsigErr(ask("new-key.", testSecret)); got != "BADSIG" {
+		t.Fatalf("the new key with the old secret: %s, want BADSIG", got)
+	}
+	mfs, err := rt.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "dnslb_dropped_queries_total" {
+			for _, m := range mf.GetMetric() {
+				counts[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if counts["tsig_badkey"] != 2 || counts["tsig_badsig"] != 1 {
+		t.Errorf("dropped queries %v; want tsig_badkey 2, tsig_badsig 1", counts)
 	}
 }
