@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/healthcheck"
@@ -58,6 +59,7 @@ type Authority struct {
 	cache     *respCache
 	viewGen   atomic.Uint64
 	udpSize   uint16
+	now       func() time.Time // the clock of TSIG
 }
 
 // NewAuthority returns a handler answering from view. udpSize is the EDNS
@@ -70,7 +72,7 @@ func NewAuthority(view *View, udpSize uint16, health HealthSource) *Authority {
 	if health == nil {
 		health = noHealth{}
 	}
-	a := &Authority{health: health, udpSize: max(udpSize, dns.MinMsgSize), cache: newRespCache(DefaultCacheSize)}
+	a := &Authority{health: health, udpSize: max(udpSize, dns.MinMsgSize), cache: newRespCache(DefaultCacheSize), now: time.Now}
 	a.SetView(view)
 	return a
 }
@@ -226,7 +228,37 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
+	if q.tsig != nil {
+		// Signed replies are never cached: each has its own time and MAC.
+		fq, fill = nil, nil
+		signer, code, outcome := verifyTSIG(view.tsig, msg, &q, a.now())
+		switch outcome {
+		case tsigFormErr:
+			a.dropped("malformed")
+			return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+		case tsigUnsigned:
+			a.dropped(tsigReason(code))
+			return a.tsigError(out, &q, nil, code)
+		case tsigSigned:
+			a.dropped(tsigReason(code))
+			return a.tsigError(out, &q, signer, code)
+		}
+		q.signer = signer
+	}
 	return a.answer(&q, req, out, view, fq, fill)
+}
+
+// tsigReason is the dropped-queries reason of a TSIG error.
+func tsigReason(code uint16) string {
+	switch code {
+	case dns.RcodeBadKey:
+		return "tsig_badkey"
+	case dns.RcodeBadSig:
+		return "tsig_badsig"
+	case dns.RcodeBadTime:
+		return "tsig_badtime"
+	}
+	return "tsig_badtrunc"
 }
 
 func (a *Authority) dropped(reason string) {
@@ -317,9 +349,8 @@ func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *f
 		return a.pack(r, q, req, out)
 	}
 
-	set := view.Zones
 	qname := zones.CanonicalName(q.name)
-	zone := set.Find(qname)
+	zone := zoneFor(view.Zones, qname, q.qtype)
 	r := a.newReply(q, true)
 	r.counter = view.noZone
 	r.fast, r.fill, r.view = fq, fill, view
@@ -345,6 +376,12 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 	cur := qname
 	for hop := 0; ; hop++ {
 		res := zone.Lookup(cur, q.qtype)
+		if q.qtype == dns.TypeDS && zone.Origin != cur && (res.Kind == zones.NXDomain || res.Wildcard) && set.Zone(cur) != nil {
+			// The parent answers for the apex of a child served here that
+			// it does not delegate: the name exists, as the child's apex,
+			// so NODATA, as NSD answers (and no wildcard stands in for it).
+			res = zones.Result{Kind: zones.NoData, Owner: cur}
+		}
 		switch res.Kind {
 		case zones.Success:
 			if p := view.Pools[res.Owner]; p != nil && !res.Wildcard && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
@@ -373,7 +410,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 				return
 			}
 			r.m.Answer = append(r.m.Answer, res.Answer...)
-			if q.qtype != dns.TypeANY && !classAny {
+			if withAuthority(q.qtype) && !classAny {
 				a.addAuthority(r, zone, res.Answer)
 			}
 			return
@@ -382,7 +419,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 			if q.qtype == dns.TypeANY {
 				return
 			}
-			next := set.Find(res.Target)
+			next := zoneFor(set, res.Target, q.qtype)
 			if next == nil || hop+1 >= maxChase || contains(visited, res.Target) {
 				return // out of our zones, or a loop: the chain ends here
 			}
@@ -405,6 +442,26 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 			return
 		}
 	}
+}
+
+// withAuthority says whether a positive answer for qtype carries the
+// zone's NS RRset and its addresses. As NSD, not for ANY, DS and DNSKEY:
+// their answers are large already.
+func withAuthority(qtype uint16) bool {
+	return qtype != dns.TypeANY && qtype != dns.TypeDS && qtype != dns.TypeDNSKEY
+}
+
+// zoneFor returns the zone that answers qname: the closest enclosing one,
+// except that DS at a zone's apex is the data of the parent zone when it is
+// served too (RFC 4035 3.1.4.1), as NSD answers it, CNAME targets included.
+func zoneFor(set *zones.Set, qname string, qtype uint16) *zones.Zone {
+	z := set.Find(qname)
+	if qtype == dns.TypeDS && z != nil && z.Origin == qname {
+		if p := set.Parent(z); p != nil {
+			return p
+		}
+	}
+	return z
 }
 
 // addAuthority adds, as NSD does by default, the zone's apex NS RRset to the
@@ -470,6 +527,9 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			limit = int(min(q.udpSize, a.udpSize))
 		}
 	}
+	if q.signer != nil {
+		limit -= q.signer.size() // room for the TSIG record
+	}
 	attempts := []func(){
 		func() {},
 		func() { r.m.Extra = nil },
@@ -492,6 +552,9 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			r.counter.Count(stripeOf(q.id), q.qtype, r.m.Rcode)
 			if len(r.m.Question) == 1 && len(b) >= headerLen+len(q.question) {
 				copy(b[headerLen:], q.question[:len(q.question)-4])
+			}
+			if q.signer != nil {
+				return q.signer.sign(b)
 			}
 			if r.fast != nil && a.cache != nil {
 				a.store(r.fast, r.view, r, b, r.fill)

@@ -1,10 +1,12 @@
 package dnslb
 
 import (
+	"encoding/binary"
 	"os"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -113,6 +115,13 @@ func TestAuthorityAnswers(t *testing.T) {
 		{name: "AXFR over UDP", qname: "example.test.", qtype: dns.TypeAXFR, rcode: dns.RcodeNotImplemented},
 		{name: "IXFR", qname: "example.test.", qtype: dns.TypeIXFR, rcode: dns.RcodeRefused},
 	}
+	checkAnswers(t, auth, cases)
+}
+
+// checkAnswers runs each case's query (RD set, over UDP) and compares the
+// reply's rcode, AA, question and sections.
+func checkAnswers(t *testing.T, auth Handler, cases []answerCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := new(dns.Msg)
@@ -150,6 +159,45 @@ func TestAuthorityAnswers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDSAtChildApex: when the parent zone is served too, DS at a child's
+// apex is the parent's data (RFC 4035 3.1.4.1), as NSD answers it; the
+// child answers every other type at its apex, and DS below it.
+func TestDSAtChildApex(t *testing.T) {
+	cfg := &Config{Zones: []ZoneConfig{
+		{Origin: "parent.test.", File: "parent.test.zone"},
+		{Origin: "kid.parent.test.", File: "kid.parent.test.zone"},
+		{Origin: "nods.parent.test.", File: "nods.parent.test.zone"},
+		{Origin: "loose.parent.test.", File: "loose.parent.test.zone"},
+	}}
+	set, err := LoadZones(cfg, ZoneRoot{FS: os.DirFS("testdata/ds"), Display: "testdata/ds"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := NewAuthority(ZonesOnly(set), 0, nil)
+	parentSOA := []string{"parent.test. 300 in soa ns1.parent.test. hostmaster.parent.test. 1 7200 900 1209600 300"}
+	kidSOA := []string{"kid.parent.test. 600 in soa ns1.kid.parent.test. hostmaster.kid.parent.test. 1 7200 900 1209600 600"}
+	ds := "kid.parent.test. 3600 in ds 12345 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	// As NSD, positive DS and DNSKEY answers carry no NS RRset in the
+	// authority section (nor its addresses): those RRsets are large.
+	checkAnswers(t, auth, []answerCase{
+		{name: "DS from the parent", qname: "kid.parent.test.", qtype: dns.TypeDS, aa: true, answer: []string{ds}},
+		{name: "DS in letter case of the query", qname: "KID.Parent.test.", qtype: dns.TypeDS, aa: true, answer: []string{ds}},
+		{name: "no DS in the parent: its NODATA", qname: "nods.parent.test.", qtype: dns.TypeDS, aa: true, ns: parentSOA},
+		{name: "not delegated by the parent: its NODATA, not its wildcard", qname: "loose.parent.test.", qtype: dns.TypeDS, aa: true, ns: parentSOA},
+		{name: "CNAME to a child apex", qname: "toapex.parent.test.", qtype: dns.TypeDS, aa: true,
+			answer: []string{"toapex.parent.test. 3600 in cname kid.parent.test.", ds}},
+		{name: "DS at a cut to a child served elsewhere", qname: "far.parent.test.", qtype: dns.TypeDS, aa: true,
+			answer: []string{"far.parent.test. 3600 in ds 54321 13 2 fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"}},
+		{name: "other types at the apex from the child", qname: "kid.parent.test.", qtype: dns.TypeSOA, aa: true,
+			answer: []string{"kid.parent.test. 3600 in soa ns1.kid.parent.test. hostmaster.kid.parent.test. 1 7200 900 1209600 600"},
+			ns:     []string{"kid.parent.test. 3600 in ns ns1.kid.parent.test."}, extra: []string{"ns1.kid.parent.test. 3600 in a 192.0.2.2"}},
+		{name: "DNSKEY from the child", qname: "kid.parent.test.", qtype: dns.TypeDNSKEY, aa: true,
+			answer: []string{"kid.parent.test. 3600 in dnskey 257 3 13 mdsswuyr3dpw132moi8v9xeswe8jto0dxcjjnopkl+gqjxpvxckhaef+kkxlbxilfdlut0rak9iuzy1l53ekgq=="}},
+		{name: "DS below the apex from the child", qname: "www.kid.parent.test.", qtype: dns.TypeDS, aa: true, ns: kidSOA},
+		{name: "DS at the parent's own apex: no grandparent", qname: "parent.test.", qtype: dns.TypeDS, aa: true, ns: parentSOA},
+	})
 }
 
 func TestEDNS(t *testing.T) {
@@ -230,6 +278,18 @@ func TestMalformed(t *testing.T) {
 		{name: "opcode UPDATE", wire: with(func(b []byte) []byte { b[2] |= 5 << 3; return b }), rcode: dns.RcodeNotImplemented, rd: true},
 		{name: "garbage additional", wire: with(func(b []byte) []byte { b[11] = 1; return append(b, 0xff, 0xff) }), rcode: dns.RcodeFormatError, rd: true},
 		{name: "trailing bytes ignored", wire: with(func(b []byte) []byte { return append(b, 1, 2, 3) }), rcode: dns.RcodeSuccess, rd: true},
+		// Counts the message does not hold are FORMERR, as NSD answers;
+		// each record must start before the message ends.
+		{name: "ARCOUNT 65535, no records", wire: with(func(b []byte) []byte { return arcount(b, 65535) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "ARCOUNT 65535, one OPT", wire: with(func(b []byte) []byte { return arcount(append(b, testOPT...), 65535) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "ARCOUNT 2, one OPT", wire: with(func(b []byte) []byte { return arcount(append(b, testOPT...), 2) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "OPT cut short", wire: with(func(b []byte) []byte { return arcount(append(b, testOPT[:7]...), 1) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "OPT of one byte", wire: with(func(b []byte) []byte { return arcount(append(b, 0), 1) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "two OPTs", wire: with(func(b []byte) []byte { return arcount(append(append(b, testOPT...), testOPT...), 2) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "OPT then trailing bytes", wire: with(func(b []byte) []byte { return arcount(append(append(b, testOPT...), 0xde, 0xad), 1) }), rcode: dns.RcodeSuccess, rd: true},
+		// NSD takes only OPT and TSIG in a query's additional section.
+		{name: "A record in additional", wire: with(func(b []byte) []byte { return arcount(append(b, testA...), 1) }), rcode: dns.RcodeFormatError, rd: true},
+		{name: "empty record in additional", wire: with(func(b []byte) []byte { return arcount(append(b, make([]byte, 11)...), 1) }), rcode: dns.RcodeFormatError, rd: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,9 +314,45 @@ func TestMalformed(t *testing.T) {
 	}
 }
 
-// FuzzServeDNS: no input may panic or produce an unparsable reply.
+// testOPT is a root OPT record for 1232 bytes without options; testA an
+// A record owned by the question's name.
+var (
+	testOPT = []byte{0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0}
+	testA   = []byte{0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1}
+)
+
+// arcount sets a query's ARCOUNT.
+func arcount(b []byte, n uint16) []byte {
+	binary.BigEndian.PutUint16(b[10:], n)
+	return b
+}
+
+// fuzzInputLimit is how long one call may take in a fuzz target before the
+// input counts as a finding: an answer takes microseconds, so only work
+// that grows with what a packet claims (a count, a chain) comes near it.
+const fuzzInputLimit = 50 * time.Millisecond
+
+// slowEverywhere says whether req takes longer than fuzzInputLimit on two
+// fresh authorities too. One slow call may be the machine (a preempted
+// worker on a busy runner); the same input slow again, with the cache as
+// empty as for a first call, is the input's.
+func slowEverywhere(view *View, req *Request) bool {
+	for range 2 {
+		fresh := NewAuthority(view, 0, nil)
+		start := time.Now()
+		fresh.ServeDNS(req, nil)
+		if time.Since(start) <= fuzzInputLimit {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzServeDNS: no input may panic, produce an unparsable reply, or take
+// more than fuzzInputLimit.
 func FuzzServeDNS(f *testing.F) {
-	auth := NewAuthority(testView(f), 0, nil)
+	view := tsigView(f)
+	auth := NewAuthority(view, 0, nil)
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.test.", dns.TypeA)
 	m.SetEdns0(1232, true)
@@ -264,8 +360,18 @@ func FuzzServeDNS(f *testing.F) {
 	f.Add(b, false)
 	f.Add(b[:12], true)
 	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0xc0, 0x0c}, false)
+	f.Add(arcount(append([]byte(nil), b...), 65535), false)
+	f.Add(arcount(append([]byte(nil), b[:len(b)-len(testOPT)]...), 65535), true)
+	f.Add(signQuery(f, "www.example.test.", dns.TypeA, true, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil).wire, false)
+	f.Add(signQuery(f, "big.example.test.", dns.TypeTXT, false, "other-key.", dns.HmacSHA512, testSecret512, time.Now(), nil).wire, false)
+	f.Add(signQuery(f, "www.example.test.", dns.TypeA, false, "nokey.", dns.HmacSHA256, testSecret, time.Now(), nil).wire, true)
 	f.Fuzz(func(t *testing.T, wire []byte, tcp bool) {
-		out := auth.ServeDNS(&Request{Wire: wire, TCP: tcp}, nil)
+		req := &Request{Wire: wire, TCP: tcp}
+		start := time.Now()
+		out := auth.ServeDNS(req, nil)
+		if d := time.Since(start); d > fuzzInputLimit && slowEverywhere(view, req) {
+			t.Fatalf("one query took %v, and as long twice more (limit %v)", d, fuzzInputLimit)
+		}
 		if out == nil {
 			return
 		}

@@ -106,3 +106,32 @@ func BenchmarkTCPConnPerQuery(b *testing.B) {
 		c.Close()
 	}
 }
+
+// BenchmarkServeDNSMalformed measures what hostile packets cost: a query
+// claiming 65,535 additional records must be judged by what the message
+// holds, not by the count (issue 12: it cost 8 ms).
+func BenchmarkServeDNSMalformed(b *testing.B) {
+	view := benchView(b)
+	plain := benchWire(b, "www.example.test.", dns.TypeA, false)
+	withOPT := benchWire(b, "www.example.test.", dns.TypeA, true)
+	cases := []struct {
+		name string
+		wire []byte
+	}{
+		{"arcount-65535", arcount(plain, 65535)},
+		{"arcount-65535-opt", arcount(withOPT, 65535)},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			auth := NewAuthority(view, 0, nil)
+			out := make([]byte, 0, 4096)
+			req := &Request{Wire: tc.wire, Remote: netip.MustParseAddrPort("192.0.2.1:5353")}
+			b.ReportAllocs()
+			for b.Loop() {
+				if resp := auth.ServeDNS(req, out); len(resp) == 0 {
+					b.Fatal("no reply")
+				}
+			}
+		})
+	}
+}

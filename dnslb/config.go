@@ -3,6 +3,7 @@ package dnslb
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -44,7 +45,35 @@ type Config struct {
 	// Pools turns A/AAAA RRsets into load-balanced pools, keyed by owner
 	// name.
 	Pools map[string]PoolConfig `mapstructure:"pools"`
+	// TSIG holds the keys that signed queries (RFC 8945) may use.
+	TSIG TSIGConfig `mapstructure:"tsig"`
 }
+
+// TSIGConfig is the tsig: block.
+type TSIGConfig struct {
+	Keys []TSIGKeyConfig `mapstructure:"keys"`
+}
+
+// TSIGKeyConfig is one TSIG key: its name (a domain name, as the peers
+// name it), algorithm (TSIGAlgorithms) and base64 secret.
+type TSIGKeyConfig struct {
+	Name      string `mapstructure:"name"`
+	Algorithm string `mapstructure:"algorithm"`
+	Secret    Secret `mapstructure:"secret"`
+}
+
+// Secret is a key's secret. It prints as "[redacted]" with every verb of
+// fmt and in JSON or YAML, so that no log line, error or dump can carry
+// it; only string(s) reads it.
+type Secret string
+
+const redacted = "[redacted]"
+
+func (Secret) String() string               { return redacted }
+func (Secret) GoString() string             { return redacted }
+func (Secret) Format(f fmt.State, _ rune)   { _, _ = io.WriteString(f, redacted) }
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
 
 // PoolConfig is what the config adds to an RRset that the zone file cannot
 // say: health check, policy, TTL, caps, weights and backups.
@@ -277,6 +306,8 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	_, tsigProblems := newKeyring(c.TSIG.Keys)
+	errs = append(errs, tsigProblems...)
 	if len(errs) == 0 {
 		return nil
 	}

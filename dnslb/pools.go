@@ -26,6 +26,8 @@ type View struct {
 	// counters are the query counters of each zone (nil: not counted).
 	counters map[*zones.Zone]*ZoneCounters
 	noZone   *ZoneCounters
+	// tsig holds the TSIG keys signed queries may use (nil: none).
+	tsig *keyring
 	// gen is stamped by Authority.SetView; cached replies carry it.
 	gen uint64
 }
@@ -81,6 +83,9 @@ func BuildView(cfg *Config, set *zones.Set) (*View, error) {
 			}
 		}
 	}
+	ring, problems := newKeyring(cfg.TSIG.Keys)
+	errs = append(errs, problems...)
+	v.tsig = ring
 	if len(errs) > 0 {
 		return nil, errs
 	}

@@ -34,6 +34,10 @@ type query struct {
 	udpSize uint16 // client's advertised size, at least 512
 	do      bool
 	version uint8
+
+	tsig    *dns.TSIG   // the query's TSIG record, nil if unsigned
+	tsigOff int         // where the TSIG record starts in the message
+	signer  *tsigSigner // set once the TSIG verified: signs the reply
 }
 
 func (q *query) rd() bool { return q.flags&flagRD != 0 }
@@ -79,25 +83,41 @@ func parseQuestion(msg []byte, q *query) (int, error) {
 }
 
 // parseAdditional reads arcount records after off, keeping what EDNS says.
-// More than one OPT, or an OPT not owned by the root, is malformed.
+// The count is judged by what the message holds: every record must start
+// before the message ends (miekg/dns unpacks an empty record at its end
+// without an error, so a count of 65,535 would otherwise cost as many
+// rounds). As NSD, a query's additional section may hold an OPT and a
+// TSIG and nothing else; more than one OPT, or an OPT not owned by the
+// root, is malformed. So the loop ends after at most a few records,
+// whatever the count says.
 func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
-	for range arcount {
+	for i := range arcount {
+		if off >= len(msg) {
+			return errFormat
+		}
 		rr, next, err := dns.UnpackRR(msg, off)
 		if err != nil || rr == nil {
 			return errFormat
 		}
+		start := off
 		off = next
-		opt, ok := rr.(*dns.OPT)
-		if !ok {
-			continue // TSIG and friends: not supported, ignored
-		}
-		if q.edns || opt.Hdr.Name != "." {
+		switch rr := rr.(type) {
+		case *dns.OPT:
+			if q.edns || rr.Hdr.Name != "." {
+				return errFormat
+			}
+			q.edns = true
+			q.udpSize = max(rr.UDPSize(), dns.MinMsgSize)
+			q.do = rr.Do()
+			q.version = rr.Version()
+		case *dns.TSIG:
+			if i != arcount-1 {
+				return errFormat // RFC 8945 5.1: the TSIG is the last record
+			}
+			q.tsig, q.tsigOff = rr, start
+		default:
 			return errFormat
 		}
-		q.edns = true
-		q.udpSize = max(opt.UDPSize(), dns.MinMsgSize)
-		q.do = opt.Do()
-		q.version = opt.Version()
 	}
 	return nil
 }

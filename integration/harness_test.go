@@ -183,6 +183,13 @@ func addrInUse(out string) bool {
 // and returns "127.0.0.1:port". It is stopped in t.Cleanup.
 func startNSD(t testing.TB, zones []zoneFile) string {
 	t.Helper()
+	return startNSDWith(t, zones, "")
+}
+
+// startNSDWith is startNSD with more of nsd.conf after the server: block
+// (key: blocks, say).
+func startNSDWith(t testing.TB, zones []zoneFile, extra string) string {
+	t.Helper()
 	nsd := requireTool(t, "nsd")
 	if len(zones) == 0 {
 		t.Fatal("startNSD: no zones")
@@ -213,6 +220,7 @@ remote-control:
     control-enable: no
 `, port, port, dir, filepath.Join(dir, "nsd.pid"), filepath.Join(dir, "xfrd.state"),
 			dir, filepath.Join(dir, "zone.list"))
+		conf.WriteString(extra)
 		for _, z := range zones {
 			abs, err := filepath.Abs(z.Path)
 			if err != nil {

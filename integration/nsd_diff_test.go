@@ -338,7 +338,50 @@ func buildQuery(c diffCase, tr transport) *dns.Msg {
 
 func TestDiffNSD(t *testing.T) {
 	nsdAddr, lbAddr := startPair(t)
-	for _, c := range diffCases {
+	runDiffCases(t, nsdAddr, lbAddr, diffCases)
+}
+
+// dsZones: a parent with a signed and an unsigned delegation to children
+// served beside it, and a child it does not delegate.
+var dsZones = []zoneFile{
+	{Origin: "parent.test.", Path: "testdata/diff-ds/parent.test.zone"},
+	{Origin: "kid.parent.test.", Path: "testdata/diff-ds/kid.parent.test.zone"},
+	{Origin: "nods.parent.test.", Path: "testdata/diff-ds/nods.parent.test.zone"},
+	{Origin: "loose.parent.test.", Path: "testdata/diff-ds/loose.parent.test.zone"},
+}
+
+// TestDiffNSDChildApex: DS at the apex of a child zone is answered from
+// the parent when both are served (RFC 4035 3.1.4.1); everything else at
+// the apex from the child.
+func TestDiffNSDChildApex(t *testing.T) {
+	requireTool(t, "nsd")
+	nsdAddr := startNSD(t, dsZones)
+	lbAddr := startDNSLB(t, dnslbConfig(t, dsZones))
+	runDiffCases(t, nsdAddr, lbAddr, []diffCase{
+		{name: "kid.parent.test.", qtype: dns.TypeDS},
+		{name: "nods.parent.test.", qtype: dns.TypeDS},
+		{name: "loose.parent.test.", qtype: dns.TypeDS},
+		{name: "toapex.parent.test.", qtype: dns.TypeDS},
+		{name: "parent.test.", qtype: dns.TypeDS},
+		{name: "www.kid.parent.test.", qtype: dns.TypeDS},
+		{name: "kid.parent.test.", qtype: dns.TypeSOA},
+		{name: "kid.parent.test.", qtype: dns.TypeNS},
+		{name: "nods.parent.test.", qtype: dns.TypeDNSKEY},
+		{name: "kid.parent.test.", qtype: dns.TypeDS, qclass: dns.ClassANY},
+		{name: "kid.parent.test.", qtype: dns.TypeDNSKEY},
+		{name: "far.parent.test.", qtype: dns.TypeDS},
+		{name: "far.parent.test.", qtype: dns.TypeA},
+		{name: "nope.parent.test.", qtype: dns.TypeDS},
+		{name: "nope.parent.test.", qtype: dns.TypeA},
+		{name: "www.loose.parent.test.", qtype: dns.TypeDS},
+	})
+}
+
+// runDiffCases sends each case over each of its transports to NSD and to
+// dnslb and compares the replies.
+func runDiffCases(t *testing.T, nsdAddr, lbAddr string, cases []diffCase) {
+	t.Helper()
+	for _, c := range cases {
 		trs := transports
 		if c.only != nil {
 			trs = c.only
@@ -714,6 +757,22 @@ func rawCases() []rawCase {
 		{name: "qtype IXFR over UDP", wire: cat(h(rd, 1, 0, 0, 0), q("example.test.", dns.TypeIXFR, dns.ClassINET)), want: refusedQ},
 		{name: "EDNS version 1 (BADVERS)", wire: cat(h(rd, 1, 0, 0, 1), qWWW, opt[:5], []byte{0, 1, 0, 0, 0, 0}),
 			want: outcome{rcode: dns.RcodeSuccess, qd: 1}}, // header rcode 0; OPT ext-rcode 1 checked in TestDiffNSD
+		// Counts the message does not hold (issue 12: ARCOUNT=65535 cost
+		// dnslb 65,535 rounds and got NOERROR).
+		{name: "ARCOUNT=65535 no records", wire: cat(h(rd, 1, 0, 0, 65535), qWWW), want: formErr},
+		{name: "ARCOUNT=65535 one OPT", wire: cat(h(rd, 1, 0, 0, 65535), qWWW, opt), want: formErr},
+		{name: "ARCOUNT=2 one OPT", wire: cat(h(rd, 1, 0, 0, 2), qWWW, opt), want: formErr},
+		{name: "ANCOUNT=65535", wire: cat(h(rd, 1, 65535, 0, 0), qWWW), want: formErr},
+		{name: "OPT cut short", wire: cat(h(rd, 1, 0, 0, 1), qWWW, opt[:5]), want: formErr},
+		{name: "OPT of one byte", wire: cat(h(rd, 1, 0, 0, 1), qWWW, opt[:1]), want: formErr},
+		{name: "OPT then trailing garbage", wire: cat(h(rd, 1, 0, 0, 1), qWWW, opt, []byte{0xde, 0xad, 0xbe, 0xef}), want: answered},
+		{name: "OPT beyond ARCOUNT=0", wire: cat(h(rd, 1, 0, 0, 0), qWWW, opt), want: answered},
+		// NSD takes only OPT and TSIG in a query's additional section.
+		{name: "A record in additional", wire: cat(h(rd, 1, 0, 0, 1), qWWW,
+			[]byte{0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4}), want: formErr},
+		{name: "A record and OPT in additional", wire: cat(h(rd, 1, 0, 0, 2), qWWW,
+			[]byte{0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4}, opt), want: formErr},
+		{name: "empty record in additional", wire: cat(h(rd, 1, 0, 0, 1), qWWW, make([]byte, 11)), want: formErr},
 	}
 }
 

@@ -46,6 +46,20 @@ func (s *Set) Find(qname string) *Zone {
 	return nil
 }
 
+// Parent returns the zone of the set closest enclosing the name above z's
+// apex: the zone that delegates z when the set holds both, and so the one
+// that answers DS at z's apex (RFC 4035 3.1.4.1). Nil when none does.
+func (s *Set) Parent(z *Zone) *Zone {
+	if z == nil || z.Origin == "." {
+		return nil
+	}
+	parent := "."
+	if off, end := dns.NextLabel(z.Origin, 0); !end {
+		parent = z.Origin[off:]
+	}
+	return s.Find(parent)
+}
+
 // Zone returns the zone with exactly this origin, or nil.
 func (s *Set) Zone(origin string) *Zone {
 	if s == nil {

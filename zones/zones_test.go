@@ -258,6 +258,44 @@ func TestStoreFind(t *testing.T) {
 	}
 }
 
+func TestSetParent(t *testing.T) {
+	zone := func(origin string) *Zone {
+		t.Helper()
+		z, err := Parse(origin, origin, "@ 300 SOA ns1 host 1 2 3 4 5\n@ 300 NS ns1\nns1 300 A 192.0.2.1\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	root, tld, parent, child, grandchild := zone("."), zone("test."), zone("example.test."), zone("child.example.test."), zone("a.b.child.example.test.")
+	for _, tc := range []struct {
+		set  []*Zone
+		of   *Zone
+		want string
+	}{
+		{[]*Zone{parent, child}, child, "example.test."},
+		{[]*Zone{parent, child, grandchild}, grandchild, "child.example.test."}, // over an empty non-terminal
+		{[]*Zone{parent, grandchild}, grandchild, "example.test."},              // the closest served ancestor
+		{[]*Zone{parent, child}, parent, ""},
+		{[]*Zone{child}, child, ""},
+		{[]*Zone{tld, parent}, parent, "test."},
+		{[]*Zone{root, tld}, tld, "."},
+		{[]*Zone{root, tld}, root, ""},
+	} {
+		set, err := NewSet(tc.set...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if z := set.Parent(tc.of); z != nil {
+			got = z.Origin
+		}
+		if got != tc.want {
+			t.Errorf("Parent(%s) = %q, want %q", tc.of.Origin, got, tc.want)
+		}
+	}
+}
+
 func TestSplitEntries(t *testing.T) {
 	text := "; c\n$TTL 1\n@ SOA a b (\n 1 ; x\n 2 3 4 5 )\n  A 1.2.3.4\nx TXT \"a;b(\" \\;\n\n"
 	var got []entry

@@ -346,3 +346,54 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// TestTSIGKeyProblems: the tsig: block's problems have their lines and
+// key paths, and no output of `dnslb check` shows a secret.
+func TestTSIGKeyProblems(t *testing.T) {
+	const secret = "c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1iZS1wcmludGVk"
+	yaml := "zones:\n  - {origin: example.test., file: z.zone}\ntsig:\n  keys:\n" +
+		"    - name: xfr-key.\n      algorithm: hmac-sha256\n      secret: \"" + secret + "!\"\n" + // lines 5-7
+		"    - {name: \"bad..name\", algorithm: hmac-sha3, secret: \"\"}\n" + // line 8
+		"    - {name: XFR-Key, algorithm: hmac-md5, secret: \"" + secret + "\"}\n" + // line 9
+		"    - {name: ok., algorithm: hmac-sha512, secret: {nested: \"" + secret + "\"}}\n" // line 10
+	dir := writeFiles(t, map[string]string{"dnslb.yaml": yaml, "z.zone": goodZone})
+	file := filepath.Join(dir, "dnslb.yaml")
+	var out, errw bytes.Buffer
+	runCheck(file, &out, &errw)
+	if strings.Contains(out.String()+errw.String(), secret[:16]) {
+		t.Fatalf("check shows a secret:\n%s%s", out.String(), errw.String())
+	}
+	// Decoding fails first, on the secret that is not a string.
+	want := []problemAt{{line: 10, msg: "tsig.keys[3].secret: expected type 'dnslb.Secret', got unconvertible type 'map[string]interface {}'"}}
+	checkProblems(t, file, errw.String(), want)
+
+	yaml = strings.Replace(yaml, "{nested: \""+secret+"\"}", "\""+secret+"\"", 1)
+	dir = writeFiles(t, map[string]string{"dnslb.yaml": yaml, "z.zone": goodZone})
+	file = filepath.Join(dir, "dnslb.yaml")
+	out.Reset()
+	errw.Reset()
+	runCheck(file, &out, &errw)
+	if strings.Contains(out.String()+errw.String(), secret[:16]) {
+		t.Fatalf("check shows a secret:\n%s%s", out.String(), errw.String())
+	}
+	checkProblems(t, file, errw.String(), []problemAt{
+		{line: 7, msg: "tsig.keys[0].secret: not base64"},
+		{line: 8, msg: `tsig.keys[1].name: "bad..name" is not a domain name`},
+		{line: 8, msg: `tsig.keys[1].algorithm: "hmac-sha3" is not one of ` + strings.Join(dnslb.TSIGAlgorithms, ", ")},
+		{line: 8, msg: "tsig.keys[1].secret: missing"},
+		{line: 9, msg: "tsig.keys[2].name: XFR-Key is already tsig.keys[0]"},
+	})
+}
+
+func checkProblems(t *testing.T, file, stderr string, want []problemAt) {
+	t.Helper()
+	got := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("got %d problems:\n%s\nwant %d: %+v", len(got), stderr, len(want), want)
+	}
+	for i, w := range want {
+		if re := w.re(file); !re.MatchString(got[i]) {
+			t.Errorf("problem %d:\n got %s\nwant %s", i, got[i], re)
+		}
+	}
+}
