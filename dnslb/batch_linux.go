@@ -283,8 +283,9 @@ func (m *mmsgIO) queue(i int, resp []byte) {
 // the local address the kernel matched) or IPV6_PKTINFO (ipi6_addr; an
 // IPv4-mapped one on a dual-stack socket makes an IPv4 reply from that
 // address). The interface index is left 0 (but for a link-local address)
-// so that the routing table, not the query's way in, picks the way out. Without packet info (none came,
-// or it was cut) the kernel picks the source, as on any socket.
+// so that the routing table, not the query's way in, picks the way out.
+// Without packet info (none came, or it was cut) the kernel picks the
+// source, as on any socket.
 func (m *mmsgIO) setSource(k, i int) {
 	in, out, hdr := &m.inCtl[i], &m.outCtl[k], &m.out[k].Hdr
 	n := int(m.in[i].Hdr.Controllen)

@@ -178,7 +178,7 @@ func listenBoth(addr string, n int, o sockOpts) ([]net.PacketConn, net.Listener,
 	family := ""
 	if ip, err := netip.ParseAddr(host); err == nil {
 		family = "6"
-		if ip.Is4() {
+		if ip.Unmap().Is4() {
 			family = "4"
 		}
 	}
