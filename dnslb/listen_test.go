@@ -1,11 +1,8 @@
 package dnslb
 
 import (
-	"net"
 	"testing"
-	"time"
 
-	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
 
@@ -19,50 +16,4 @@ func startServerOn(t testing.TB, opts ServerOptions, listen ...string) *Server {
 	}
 	t.Cleanup(func() { srv.Close() })
 	return srv
-}
-
-// udpBurst is how many queries the UDP benchmark's client has outstanding:
-// enough that the server reads them in batches, as under load.
-const udpBurst = 16
-
-// BenchmarkUDPServe measures the UDP path through the server (read batch,
-// answer, send batch) with a client on loopback that sends bursts of
-// queries and reads the replies: on a specific address and on a wildcard
-// one (where every reply carries its source address). ns/query is the
-// figure to compare; the client's system calls are in it too.
-func BenchmarkUDPServe(b *testing.B) {
-	for _, tc := range []struct{ name, listen string }{
-		{"specific", "127.0.0.1:0"},
-		{"wildcard", "0.0.0.0:0"},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			srv := startServerOn(b, ServerOptions{UDPSockets: 1}, tc.listen)
-			_, port, _ := net.SplitHostPort(srv.Addrs()[0])
-			c, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", port))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			wire := benchWire(b, "www.example.test.", dns.TypeA, false)
-			buf := make([]byte, 4096)
-			b.ReportAllocs()
-			start := time.Now()
-			queries := 0
-			for b.Loop() {
-				for range udpBurst {
-					if _, err := c.Write(wire); err != nil {
-						b.Fatal(err)
-					}
-				}
-				c.SetReadDeadline(time.Now().Add(2 * time.Second))
-				for range udpBurst {
-					if _, err := c.Read(buf); err != nil {
-						b.Fatal(err)
-					}
-				}
-				queries += udpBurst
-			}
-			b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(queries), "ns/query")
-		})
-	}
 }
