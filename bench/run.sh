@@ -11,9 +11,12 @@
 # rate for latency percentiles instead of closed-loop throughput), THREADS
 # (dnsperf threads, default 1). Multi-core: SERVER_CPU=0,1 CLIENT_CPU=0,1
 # THREADS=2 lets both use both cores (dnslb then runs two UDP sockets).
+# LISTEN (default 127.0.0.1) is the address dnslb listens on; 0.0.0.0
+# measures a wildcard listen, where every reply carries its source address.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; port=${2:-5310}
+listen=${LISTEN:-127.0.0.1}
 server_cpu=${SERVER_CPU:-1}; client_cpu=${CLIENT_CPU:-0}; threads=${THREADS:-1}
 work=$(mktemp -d /tmp/dnslb-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -43,7 +46,7 @@ Z
 } > "$work/bench.test.zone"
 
 cat > "$work/dnslb.yaml" <<C
-listen: ["127.0.0.1:$port"]
+listen: ["$listen:$port"]
 log: {level: warn, format: json}
 zones:
   - {origin: bench.test., file: bench.test.zone}

@@ -20,17 +20,23 @@ import (
 // thread wake-up) per batch when a sendmmsg of many datagrams takes longer
 // than the scheduler's 20 µs syscall threshold. Replies reuse the client's
 // raw socket address: no address conversion on the way out.
+//
+// On a wildcard socket (one that asks for packet info, see listenUDP) each
+// datagram comes with the address it was sent to, and its reply goes out
+// from that address; other sockets carry no control messages.
 type mmsgIO struct {
 	rc syscall.RawConn
 
 	in     []unix.Mmsghdr
 	inIov  []unix.Iovec
 	inName []unix.RawSockaddrInet6
+	inCtl  []pktinfoMsg // nil: no packet info
 	bufs   [][]byte
 
 	out     []unix.Mmsghdr
 	outIov  []unix.Iovec
 	outName []unix.RawSockaddrInet6
+	outCtl  []pktinfoMsg
 	nOut    int
 
 	// The callbacks given to the netpoller, as method values made once (a
@@ -69,8 +75,60 @@ func newBatchIO(c *net.UDPConn, batch, bufSize int) (batchIO, error) {
 		m.out[i].Hdr.SetIovlen(1)
 		m.out[i].Hdr.Name = (*byte)(unsafe.Pointer(&m.outName[i]))
 	}
+	pktinfo, err := wantsPktinfo(rc)
+	if err != nil {
+		return nil, err
+	}
+	if pktinfo {
+		m.inCtl = make([]pktinfoMsg, batch)
+		m.outCtl = make([]pktinfoMsg, batch)
+		for i := range m.in {
+			m.in[i].Hdr.Control = (*byte)(unsafe.Pointer(&m.inCtl[i]))
+		}
+	}
 	m.cycleFn, m.sendFn = m.cycle, m.send
 	return m, nil
+}
+
+// pktinfoMsg is one datagram's control message: room for an IPV6_PKTINFO
+// (the larger of the two packet infos) with its header, aligned as the
+// kernel lays it out.
+type pktinfoMsg struct {
+	hdr  unix.Cmsghdr
+	data [24]byte // unix.Inet6Pktinfo or unix.Inet4Pktinfo, padded
+}
+
+// Control message sizes (CMSG_LEN, CMSG_SPACE) of the packet infos.
+var (
+	pktinfo4Len   = unix.CmsgLen(unix.SizeofInet4Pktinfo)
+	pktinfo6Len   = unix.CmsgLen(unix.SizeofInet6Pktinfo)
+	pktinfo4Space = unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+	pktinfo6Space = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+)
+
+// wantsPktinfo reports whether the socket asks for each datagram's
+// destination address (IP_PKTINFO or IPV6_RECVPKTINFO, by its family).
+func wantsPktinfo(rc syscall.RawConn) (bool, error) {
+	var on bool
+	var gerr error
+	err := rc.Control(func(fd uintptr) {
+		domain, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+		if err != nil {
+			gerr = err
+			return
+		}
+		v := 0
+		if domain == unix.AF_INET6 {
+			v, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO)
+		} else {
+			v, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO)
+		}
+		on = v != 0
+	})
+	if err == nil {
+		err = gerr
+	}
+	return on, err
 }
 
 // serve runs the read-answer-send cycle inside the netpoller's read call,
@@ -110,6 +168,11 @@ func (m *mmsgIO) cycle(fd uintptr) bool {
 			m.in[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 			m.in[i].Hdr.Flags = 0
 			m.in[i].Len = 0
+		}
+		if m.inCtl != nil {
+			for i := range m.in {
+				m.in[i].Hdr.SetControllen(int(unsafe.Sizeof(pktinfoMsg{})))
+			}
 		}
 		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.in[0])), uintptr(len(m.in)), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
@@ -187,6 +250,8 @@ func (m *mmsgIO) packet(i int) ([]byte, netip.AddrPort) {
 	return data, rawToAddrPort(&m.inName[i])
 }
 
+// rawToAddrPort is the client's address; an IPv4 client of a dual-stack
+// socket is an IPv4 client (unmapped), as it would be on an IPv4 socket.
 func rawToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 	switch sa.Family {
 	case unix.AF_INET:
@@ -195,7 +260,7 @@ func rawToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port)
 	case unix.AF_INET6:
 		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port)
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port)
 	}
 	return netip.AddrPort{}
 }
@@ -207,7 +272,49 @@ func (m *mmsgIO) queue(i int, resp []byte) {
 	m.outIov[k].Base = &resp[0]
 	m.outIov[k].SetLen(len(resp))
 	m.out[k].Len = 0
+	if m.inCtl != nil {
+		m.setSource(k, i)
+	}
 	m.nOut++
+}
+
+// setSource has reply k leave from the address datagram i came to: the
+// packet info that came with it, as the reply's IP_PKTINFO (ipi_spec_dst,
+// the local address the kernel matched) or IPV6_PKTINFO (ipi6_addr; an
+// IPv4-mapped one on a dual-stack socket makes an IPv4 reply from that
+// address). The interface index is left 0 (but for a link-local address)
+// so that the routing table, not the query's way in, picks the way out.
+// Without packet info (none came, or it was cut) the kernel picks the
+// source, as on any socket.
+func (m *mmsgIO) setSource(k, i int) {
+	in, out, hdr := &m.inCtl[i], &m.outCtl[k], &m.out[k].Hdr
+	n := int(m.in[i].Hdr.Controllen)
+	ok := m.in[i].Hdr.Flags&unix.MSG_CTRUNC == 0
+	switch {
+	case ok && n >= pktinfo4Len && in.hdr.Level == unix.IPPROTO_IP && in.hdr.Type == unix.IP_PKTINFO:
+		got := (*unix.Inet4Pktinfo)(unsafe.Pointer(&in.data))
+		*(*unix.Inet4Pktinfo)(unsafe.Pointer(&out.data)) = unix.Inet4Pktinfo{Spec_dst: got.Spec_dst}
+		out.hdr.Level, out.hdr.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+		out.hdr.SetLen(pktinfo4Len)
+		hdr.Control = (*byte)(unsafe.Pointer(out))
+		hdr.SetControllen(pktinfo4Space)
+	case ok && n >= pktinfo6Len && in.hdr.Level == unix.IPPROTO_IPV6 && in.hdr.Type == unix.IPV6_PKTINFO:
+		got := (*unix.Inet6Pktinfo)(unsafe.Pointer(&in.data))
+		pi := unix.Inet6Pktinfo{Addr: got.Addr}
+		if got.Addr[0] == 0xfe && got.Addr[1]&0xc0 == 0x80 {
+			// A link-local source needs its interface (unless the
+			// client's scope names it): the kernel refuses it without.
+			pi.Ifindex = got.Ifindex
+		}
+		*(*unix.Inet6Pktinfo)(unsafe.Pointer(&out.data)) = pi
+		out.hdr.Level, out.hdr.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+		out.hdr.SetLen(pktinfo6Len)
+		hdr.Control = (*byte)(unsafe.Pointer(out))
+		hdr.SetControllen(pktinfo6Space)
+	default:
+		hdr.Control = nil
+		hdr.SetControllen(0)
+	}
 }
 
 // flush sends the replies from m.off on, waiting for room in the socket

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -23,7 +24,11 @@ import (
 // environment variables) by the CLI.
 type Config struct {
 	// Listen holds host:port addresses; each is served over UDP and TCP.
+	// 0.0.0.0 is every IPv4 address, [::] every IPv6 one.
 	Listen []string `mapstructure:"listen"`
+	// Freebind lets dnslb listen on addresses the host does not hold yet,
+	// such as a VIP on a backup (IP_FREEBIND; Linux).
+	Freebind bool `mapstructure:"freebind"`
 	// Admin configures the admin HTTP server. In YAML either a string
 	// ("127.0.0.1:8053") or {listen, token}.
 	Admin AdminConfig `mapstructure:"admin"`
@@ -214,6 +219,9 @@ func (c *Config) Validate() error {
 		if _, port, err := net.SplitHostPort(l); err != nil || port == "" {
 			bad(fmt.Sprintf("listen[%d]", i), "%q is not host:port", l)
 		}
+	}
+	if c.Freebind && runtime.GOOS != "linux" {
+		bad("freebind", "needs Linux (IP_FREEBIND); this is %s", runtime.GOOS)
 	}
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {

@@ -2,8 +2,22 @@
 
 package dnslb
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
 
-// udpSocketOptions is a no-op where SO_REUSEPORT and IP_MTU_DISCOVER are not
-// wired up: one socket, the system's fragmentation defaults.
-func udpSocketOptions(syscall.RawConn, bool, bool) error { return nil }
+// sockOpts are the options listenBoth sets on a socket before it binds;
+// see the Linux version. Elsewhere SO_REUSEPORT and IP_MTU_DISCOVER are
+// not wired up (one socket, the system's fragmentation defaults), and the
+// batch reader asks for packet info itself.
+type sockOpts struct {
+	reuse, dontFragment, freebind, pktinfo bool
+}
+
+func setSockOpts(_ string, _ syscall.RawConn, o sockOpts) error {
+	if o.freebind {
+		return errors.New("freebind: not supported on this system (Linux only)")
+	}
+	return nil
+}

@@ -165,6 +165,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
 		MaxTCPConns:    cfg.TCP.MaxConnections,
 		MaxUDPReply:    cfg.UDPSize,
+		Freebind:       cfg.Freebind,
 		Observer:       r.metrics,
 	}, r.auth, r.log)
 	r.commit(g)
@@ -374,8 +375,8 @@ func (r *Runtime) reloadLocked() error {
 		return err
 	}
 	old := base.prev.Loaded.Config
-	if cfg := g.Loaded.Config; !reflect.DeepEqual(cfg.Listen, old.Listen) || cfg.UDPSize != old.UDPSize || cfg.TCP != old.TCP {
-		r.log.Warn().Msg("reload: listen, udp_size and tcp changes take effect after a restart")
+	if cfg := g.Loaded.Config; !reflect.DeepEqual(cfg.Listen, old.Listen) || cfg.Freebind != old.Freebind || cfg.UDPSize != old.UDPSize || cfg.TCP != old.TCP {
+		r.log.Warn().Msg("reload: listen, freebind, udp_size and tcp changes take effect after a restart")
 	}
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)

@@ -35,6 +35,9 @@ type ServerOptions struct {
 	// Don't Fragment set: they never need fragments, and the kernel then
 	// skips choosing an IP ID for each datagram.
 	MaxUDPReply int
+	// Freebind lets every listen socket bind an address the host does not
+	// hold (yet), such as a VIP on a backup (IP_FREEBIND, Linux).
+	Freebind bool
 	// Observer, if set, is told about responses and TCP connections.
 	Observer ServerObserver
 }
@@ -135,7 +138,10 @@ func NewServer(opts ServerOptions, h Handler, log zerolog.Logger) *Server {
 // left open.
 func (s *Server) Start() error {
 	for _, addr := range s.opts.Listen {
-		pcs, ln, err := listenBoth(addr, s.opts.UDPSockets, s.opts.MaxUDPReply > 0 && s.opts.MaxUDPReply <= maxUnfragmentedIPv4)
+		pcs, ln, err := listenBoth(addr, s.opts.UDPSockets, sockOpts{
+			dontFragment: s.opts.MaxUDPReply > 0 && s.opts.MaxUDPReply <= maxUnfragmentedIPv4,
+			freebind:     s.opts.Freebind,
+		})
 		if err != nil {
 			s.Close()
 			return fmt.Errorf("listen %s: %w", addr, err)
@@ -159,18 +165,33 @@ func (s *Server) Start() error {
 // With port 0 the kernel picks the TCP port and UDP takes the same one,
 // retrying if it is taken. TCP is bound first and without SO_REUSEPORT, so
 // a port some other server holds is refused rather than silently shared.
-func listenBoth(addr string, n int, dontFragment bool) ([]net.PacketConn, net.Listener, error) {
+//
+// An IP address is served in its own family only: 0.0.0.0 is IPv4, [::]
+// IPv6 (IPV6_V6ONLY), so that both can be listed on one port. (Go would
+// make either a dual-stack IPv6 socket, and the second would find the
+// port taken.) An empty host keeps Go's dual-stack socket.
+func listenBoth(addr string, n int, o sockOpts) ([]net.PacketConn, net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, err
 	}
+	family := ""
+	if ip, err := netip.ParseAddr(host); err == nil {
+		family = "6"
+		if ip.Unmap().Is4() {
+			family = "4"
+		}
+	}
 	// Plain TCP, not Go's default of Multipath TCP: DNS clients do not
 	// speak it, and a fallen-back MPTCP socket puts a layer of its own
 	// under every read and write.
-	var lc net.ListenConfig
+	tcpOpts := sockOpts{freebind: o.freebind}
+	lc := net.ListenConfig{Control: func(network, _ string, c syscall.RawConn) error {
+		return setSockOpts(network, c, tcpOpts)
+	}}
 	lc.SetMultipathTCP(false)
 	for attempt := 0; ; attempt++ {
-		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		ln, err := lc.Listen(context.Background(), "tcp"+family, addr)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -178,7 +199,7 @@ func listenBoth(addr string, n int, dontFragment bool) ([]net.PacketConn, net.Li
 		if p == "0" {
 			_, p, _ = net.SplitHostPort(ln.Addr().String())
 		}
-		pcs, err := listenUDP(net.JoinHostPort(host, p), n, dontFragment)
+		pcs, err := listenUDP("udp"+family, net.JoinHostPort(host, p), n, o)
 		if err == nil {
 			return pcs, ln, nil
 		}
@@ -193,16 +214,25 @@ func listenBoth(addr string, n int, dontFragment bool) ([]net.PacketConn, net.Li
 // Ethernet frame over IPv4.
 const maxUnfragmentedIPv4 = 1500 - 20 - 8
 
-func listenUDP(addr string, n int, dontFragment bool) ([]net.PacketConn, error) {
+// listenUDP opens n UDP sockets on addr. A wildcard socket asks for each
+// datagram's destination address, for the reply's source: without it the
+// kernel picks the source by route, and a query to the host's second
+// address (a VIP) would be answered from its first, which resolvers drop.
+func listenUDP(network, addr string, n int, o sockOpts) ([]net.PacketConn, error) {
 	if runtime.GOOS != "linux" {
 		n = 1
 	}
-	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-		return udpSocketOptions(c, n > 1, dontFragment)
+	o.reuse = n > 1
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		ip, err := netip.ParseAddr(host)
+		o.pktinfo = host == "" || err == nil && ip.IsUnspecified()
+	}
+	lc := net.ListenConfig{Control: func(network, _ string, c syscall.RawConn) error {
+		return setSockOpts(network, c, o)
 	}}
 	var pcs []net.PacketConn
 	for range max(n, 1) {
-		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+		pc, err := lc.ListenPacket(context.Background(), network, addr)
 		if err != nil {
 			for _, c := range pcs {
 				c.Close()
@@ -359,7 +389,9 @@ func (s *Server) serveConn(c net.Conn) {
 	}()
 	var remote netip.AddrPort
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		remote = ta.AddrPort()
+		// An IPv4 client of a dual-stack socket is an IPv4 client.
+		ap := ta.AddrPort()
+		remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	bufs := s.getTCPBuffers()
 	in, out, answer := bufs.in, bufs.out, bufs.answer

@@ -233,6 +233,25 @@ func TestEnvironment(t *testing.T) {
 			},
 		},
 		{
+			name: "freebind from the file", yaml: "freebind: true\n",
+			check: func(c *dnslb.Config) string {
+				if !c.Freebind {
+					return "freebind false, want true"
+				}
+				return ""
+			},
+		},
+		{
+			name: "DNSLB_FREEBIND",
+			env:  map[string]string{"DNSLB_FREEBIND": "true"},
+			check: func(c *dnslb.Config) string {
+				if !c.Freebind {
+					return "freebind false, want true from DNSLB_FREEBIND"
+				}
+				return ""
+			},
+		},
+		{
 			name: "other DNSLB_ variables are ignored",
 			env:  map[string]string{"DNSLB_CHECK_ADDRESS": "192.0.2.1", "DNSLB_CHECK_PORT": "80", "DNSLB_NO_SUCH_KEY": "1"},
 			check: func(c *dnslb.Config) string {
@@ -311,7 +330,7 @@ func TestEnvLeaves(t *testing.T) {
 		return out
 	}
 	server := []string{
-		"DNSLB_LISTEN=listen", "DNSLB_ADMIN_LISTEN=admin.listen", "DNSLB_ADMIN_ALLOWED_HOSTS=admin.allowed_hosts",
+		"DNSLB_LISTEN=listen", "DNSLB_FREEBIND=freebind", "DNSLB_ADMIN_LISTEN=admin.listen", "DNSLB_ADMIN_ALLOWED_HOSTS=admin.allowed_hosts",
 		"DNSLB_STATE_FILE=state_file",
 		"DNSLB_LOG_LEVEL=log.level", "DNSLB_LOG_FORMAT=log.format", "DNSLB_UDP_SIZE=udp_size",
 		"DNSLB_TCP_IDLE_TIMEOUT=tcp.idle_timeout", "DNSLB_TCP_MAX_CONNECTIONS=tcp.max_connections",

@@ -1,0 +1,19 @@
+package dnslb
+
+import (
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// startServerOn is startServer on the given listen addresses.
+func startServerOn(t testing.TB, opts ServerOptions, listen ...string) *Server {
+	t.Helper()
+	opts.Listen = listen
+	srv := NewServer(opts, NewAuthority(testView(t), 0, nil), zerolog.Nop())
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
