@@ -1,0 +1,245 @@
+package dnslb
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func cookiesAt(t testing.TB, secret string, at uint32) *Cookies {
+	t.Helper()
+	k, err := ParseCookieSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewCookies(k, func() time.Time { return time.Unix(int64(at), 0) })
+}
+
+// The SipHash paper's own vectors (key 00..0f, message 00..len-1): the
+// empty message (its output as bytes, as the reference code writes it)
+// and the paper's worked 15-byte example (as a 64-bit value).
+func TestSipHash24(t *testing.T) {
+	var key, msg [16]byte
+	for i := range key {
+		key[i], msg[i] = byte(i), byte(i)
+	}
+	k0, k1 := binary.LittleEndian.Uint64(key[:]), binary.LittleEndian.Uint64(key[8:])
+	var out [8]byte
+	binary.LittleEndian.PutUint64(out[:], sipHash24(k0, k1, nil))
+	if got := hex.EncodeToString(out[:]); got != "310e0edd47db6f72" {
+		t.Errorf("empty message: %s, want 310e0edd47db6f72", got)
+	}
+	if got := sipHash24(k0, k1, msg[:15]); got != 0xa129ca6149be45e5 {
+		t.Errorf("15 bytes: %x, want a129ca6149be45e5", got)
+	}
+}
+
+// TestRFC9018Vectors: the examples of RFC 9018 Appendix A, byte for byte.
+func TestRFC9018Vectors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		secret string
+		client string
+		query  string // the COOKIE option sent
+		now    uint32
+		status CookieStatus
+		reply  string
+	}{
+		{"A.1 learning a new server cookie", "e5e973e5a6b2a43f48e7dc849e37bfcf", "198.51.100.100",
+			"2464c4abcf10c957", 1559731985, CookieClientOnly,
+			"2464c4abcf10c957010000005cf79f111f8130c3eee29480"},
+		{"A.2 the same client 40 minutes later: renewed", "e5e973e5a6b2a43f48e7dc849e37bfcf", "198.51.100.100",
+			"2464c4abcf10c957010000005cf79f111f8130c3eee29480", 1559734385, CookieValid,
+			"2464c4abcf10c957010000005cf7a871d4a564a1442aca77"},
+		{"A.3 another client, an expired cookie with reserved bytes set", "e5e973e5a6b2a43f48e7dc849e37bfcf", "203.0.113.203",
+			"fc93fc62807ddb8601abcdef5cf78f71a314227b6679ebf5", 1559734700, CookieInvalid,
+			"fc93fc62807ddb86010000005cf7a9acf73a7810aca2381e"},
+		{"A.3 that cookie at its issue time", "e5e973e5a6b2a43f48e7dc849e37bfcf", "203.0.113.203",
+			"fc93fc62807ddb8601abcdef5cf78f71a314227b6679ebf5", 1559727985, CookieValid,
+			"fc93fc62807ddb8601abcdef5cf78f71a314227b6679ebf5"},
+		{"A.4 IPv6, made with the previous secret", "dd3bdf9344b678b185a6f5cb60fca715", "2001:db8:220:1:59de:d0f4:8769:82b8",
+			"22681ab97d52c298010000005cf7c57926556bd0934c72f8", 1559741961, CookieValid,
+			"22681ab97d52c298010000005cf7c57926556bd0934c72f8"},
+		{"A.4 after the secret rolled over", "445536bcd2513298075a5d379663c962", "2001:db8:220:1:59de:d0f4:8769:82b8",
+			"22681ab97d52c298010000005cf7c57926556bd0934c72f8", 1559741961, CookieInvalid,
+			"22681ab97d52c298010000005cf7c609a6bb79d16625507a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reply [replyCookieLen]byte
+			got := cookiesAt(t, tc.secret, tc.now).Check(unhex(t, tc.query), netip.MustParseAddr(tc.client), &reply)
+			if got != tc.status || hex.EncodeToString(reply[:]) != tc.reply {
+				t.Errorf("%v, reply %x; want %v, %s", got, reply, tc.status, tc.reply)
+			}
+		})
+	}
+}
+
+// TestCookieLifetime: A.1's cookie, sent back, is valid from five minutes
+// before its timestamp to an hour after, echoed for half an hour, and only
+// for its own client address, client cookie and secret.
+func TestCookieLifetime(t *testing.T) {
+	const secret, issued = "e5e973e5a6b2a43f48e7dc849e37bfcf", 1559731985
+	good := unhex(t, "2464c4abcf10c957010000005cf79f111f8130c3eee29480")
+	flip := func(i int) []byte {
+		b := append([]byte(nil), good...)
+		b[i] ^= 0x10
+		return b
+	}
+	for _, tc := range []struct {
+		name   string
+		opt    []byte
+		addr   string
+		secret string
+		now    uint32
+		status CookieStatus
+		echo   bool
+	}{
+		{"just made", good, "198.51.100.100", secret, issued, CookieValid, true},
+		{"half an hour old", good, "198.51.100.100", secret, issued + 1800, CookieValid, true},
+		{"a second older: renewed", good, "198.51.100.100", secret, issued + 1801, CookieValid, false},
+		{"an hour old", good, "198.51.100.100", secret, issued + 3600, CookieValid, false},
+		{"expired", good, "198.51.100.100", secret, issued + 3601, CookieInvalid, false},
+		{"five minutes ahead", good, "198.51.100.100", secret, issued - 300, CookieValid, true},
+		{"too far ahead", good, "198.51.100.100", secret, issued - 301, CookieInvalid, false},
+		{"another client cookie", flip(0), "198.51.100.100", secret, issued, CookieInvalid, false},
+		{"version 2", flip(8), "198.51.100.100", secret, issued, CookieInvalid, false},
+		{"another timestamp", flip(15), "198.51.100.100", secret, issued, CookieInvalid, false},
+		{"another hash", flip(23), "198.51.100.100", secret, issued, CookieInvalid, false},
+		{"another address", good, "198.51.100.101", secret, issued, CookieInvalid, false},
+		{"the address IPv4-mapped", good, "::ffff:198.51.100.100", secret, issued, CookieValid, true},
+		{"another secret", good, "198.51.100.100", "445536bcd2513298075a5d379663c962", issued, CookieInvalid, false},
+		{"a 32-byte server cookie: not ours", append(append([]byte(nil), good...), good[8:]...), "198.51.100.100", secret, issued, CookieInvalid, false},
+		{"client cookie only", good[:8], "198.51.100.100", secret, issued, CookieClientOnly, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reply [replyCookieLen]byte
+			got := cookiesAt(t, tc.secret, tc.now).Check(tc.opt, netip.MustParseAddr(tc.addr), &reply)
+			echoed := hex.EncodeToString(reply[:]) == hex.EncodeToString(tc.opt)
+			if got != tc.status || echoed != tc.echo {
+				t.Fatalf("%v (echoed %v), want %v (echoed %v)", got, echoed, tc.status, tc.echo)
+			}
+			if !echoed {
+				// What is handed out instead is fresh and valid.
+				var again [replyCookieLen]byte
+				if st := cookiesAt(t, tc.secret, tc.now).Check(reply[:], netip.MustParseAddr(tc.addr), &again); st != CookieValid || again != reply {
+					t.Fatalf("the fresh cookie %x comes back %v as %x", reply, st, again)
+				}
+				if string(reply[:8]) != string(tc.opt[:8]) {
+					t.Fatalf("client cookie not kept: %x", reply)
+				}
+			}
+		})
+	}
+}
+
+// RFC 1982 arithmetic: a cookie made just before the 32-bit timestamp
+// wraps is still valid just after.
+func TestCookieAcrossTheTimestampWrap(t *testing.T) {
+	const secret = "e5e973e5a6b2a43f48e7dc849e37bfcf"
+	addr := netip.MustParseAddr("2001:db8::53")
+	var made, reply [replyCookieLen]byte
+	cookiesAt(t, secret, 0xffffff00).Check(unhex(t, "2464c4abcf10c957"), addr, &made)
+	if st := cookiesAt(t, secret, 0x100).Check(made[:], addr, &reply); st != CookieValid || reply != made {
+		t.Fatalf("512 s later, across the wrap: %v, echoed %v", st, reply == made)
+	}
+}
+
+func TestFindCookie(t *testing.T) {
+	opt := func(code uint16, data []byte) []byte {
+		b := binary.BigEndian.AppendUint16(nil, code)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(data)))
+		return append(b, data...)
+	}
+	cat := func(parts ...[]byte) []byte {
+		var b []byte
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return b
+	}
+	c8, c24 := make([]byte, 8), make([]byte, 24)
+	for _, tc := range []struct {
+		name   string
+		rdata  []byte
+		cookie int // its length, -1: none
+		ok     bool
+	}{
+		{"no options", nil, -1, true},
+		{"client cookie", opt(optCookie, c8), 8, true},
+		{"with a server cookie", opt(optCookie, c24), 24, true},
+		{"40 bytes", opt(optCookie, make([]byte, 40)), 40, true},
+		{"among others", cat(opt(3, nil), opt(12, make([]byte, 30)), opt(optCookie, c24), opt(65001, []byte{1})), 24, true},
+		{"other options only", cat(opt(8, []byte{0, 1, 24, 0, 192, 0, 2}), opt(3, nil)), -1, true},
+		{"7 bytes", opt(optCookie, make([]byte, 7)), -1, false},
+		{"9 bytes", opt(optCookie, make([]byte, 9)), -1, false},
+		{"15 bytes", opt(optCookie, make([]byte, 15)), -1, false},
+		{"41 bytes", opt(optCookie, make([]byte, 41)), -1, false},
+		{"empty", opt(optCookie, nil), -1, false},
+		{"two cookies", cat(opt(optCookie, c8), opt(optCookie, c8)), -1, false},
+		{"option overruns", opt(optCookie, c8)[:10], -1, false},
+		{"three bytes left", cat(opt(3, nil), []byte{0, 10, 0}), -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, ok := findCookie(tc.rdata)
+			n := len(c)
+			if c == nil {
+				n = -1
+			}
+			if ok != tc.ok || (ok && n != tc.cookie) {
+				t.Errorf("cookie of %d bytes, ok %v; want %d, %v", n, ok, tc.cookie, tc.ok)
+			}
+		})
+	}
+}
+
+func TestParseCookieSecret(t *testing.T) {
+	const secret = "e5e973e5a6b2a43f48e7dc849e37bfcz"
+	for _, s := range []string{"", "e5e973e5", secret, secret + "00"} {
+		_, err := ParseCookieSecret(s)
+		if err == nil {
+			t.Fatalf("%q accepted", s)
+		}
+		if len(s) >= 8 && strings.Contains(err.Error(), s[:8]) {
+			t.Fatalf("the error repeats the secret: %v", err)
+		}
+	}
+}
+
+func BenchmarkCookieCheck(b *testing.B) {
+	addr := netip.MustParseAddr("198.51.100.100")
+	c := cookiesAt(b, "e5e973e5a6b2a43f48e7dc849e37bfcf", 1559731985)
+	for _, tc := range []struct{ name, opt string }{
+		{"client-only", "2464c4abcf10c957"},
+		{"valid", "2464c4abcf10c957010000005cf79f111f8130c3eee29480"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			opt := unhex(b, tc.opt)
+			var reply [replyCookieLen]byte
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Check(opt, addr, &reply)
+			}
+		})
+	}
+}
+
+func BenchmarkSipHash20(b *testing.B) {
+	var in [20]byte
+	var s uint64
+	for b.Loop() {
+		s += sipHash24(1, 2, in[:])
+	}
+	_ = s
+}
