@@ -7,6 +7,8 @@ import (
 	"math/bits"
 	"net/netip"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // DNS Cookies (RFC 7873) with server cookies in the interoperable format
@@ -200,28 +202,77 @@ func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
 	return v0, v1, v2, v3
 }
 
-// findCookie returns the data of the COOKIE option among the EDNS options
-// of an OPT record's RDATA (nil when there is none). ok is false when the
-// options overrun the RDATA, the COOKIE is malformed (RFC 7873 section
-// 5.2.2) or there is more than one: FORMERR. Other options never change
-// an answer of ours and are skipped (RFC 6891 section 6.1.2: options not
-// understood are ignored).
-func findCookie(rdata []byte) (cookie []byte, ok bool) {
-	for len(rdata) > 0 {
-		if len(rdata) < 4 {
-			return nil, false
+// findCookie locates the COOKIE option among the EDNS options of an OPT
+// record's RDATA: its data is rdata[at:at+n], and at is -1 when there is
+// none. ok is false when the options overrun the RDATA, the COOKIE is
+// malformed (RFC 7873 section 5.2.2) or there is more than one: FORMERR.
+// Other options never change an answer of ours and are skipped (RFC 6891
+// section 6.1.2: options not understood are ignored; dnslb pads nothing,
+// sends no NSID, and answers alike whatever an ECS option says).
+func findCookie(rdata []byte) (at, n int, ok bool) {
+	at = -1
+	for off := 0; off < len(rdata); {
+		if off+4 > len(rdata) {
+			return -1, 0, false
 		}
-		code, n := binary.BigEndian.Uint16(rdata), int(binary.BigEndian.Uint16(rdata[2:]))
-		if 4+n > len(rdata) {
-			return nil, false
+		code, l := binary.BigEndian.Uint16(rdata[off:]), int(binary.BigEndian.Uint16(rdata[off+2:]))
+		off += 4
+		if off+l > len(rdata) {
+			return -1, 0, false
 		}
 		if code == optCookie {
-			if cookie != nil || !cookieLenOK(n) {
-				return nil, false
+			if at >= 0 || !cookieLenOK(l) {
+				return -1, 0, false
 			}
-			cookie = rdata[4 : 4+n]
+			at, n = off, l
 		}
-		rdata = rdata[4+n:]
+		off += l
 	}
-	return cookie, true
+	return at, n, true
+}
+
+// readCookie finds the query's COOKIE option and checks it, or takes what
+// the cache path found for it (fq). false: the options are malformed
+// (FORMERR). With cookies off the option is ignored.
+func (a *Authority) readCookie(q *query, req *Request, fq *fastQuery) bool {
+	cookies := a.cookies.Load()
+	if cookies == nil || len(q.opts) == 0 {
+		return true
+	}
+	if fq != nil && fq.cookieLen > 0 {
+		q.cookie, q.validCookie, q.replyCookie = fq.cookie, fq.validCookie, fq.replyCookie
+		return true
+	}
+	at, n, ok := findCookie(q.opts)
+	if !ok {
+		return false
+	}
+	if at >= 0 {
+		q.cookie = cookies.Check(q.opts[at:at+n], req.Remote.Addr(), &q.replyCookie)
+		q.validCookie = q.cookie == CookieValid
+	}
+	return true
+}
+
+// serveCookieOnly answers a query with no question that carries a COOKIE
+// (RFC 7873 section 5.4: a client learning a server cookie, or checking
+// one): NOERROR with a valid cookie, or BADCOOKIE, with a fresh one, when
+// the query's server cookie was invalid. ok is false for any other query
+// without a question (FORMERR, as before).
+func (a *Authority) serveCookieOnly(q *query, req *Request, out []byte, view *View, arcount uint16) (resp []byte, ok bool) {
+	if a.cookies.Load() == nil {
+		return nil, false
+	}
+	if err := parseAdditional(req.Wire, headerLen, arcount, q); err != nil || !q.edns || !a.readCookie(q, req, nil) || q.cookie == CookieNone {
+		return nil, false
+	}
+	r := a.newReply(q, false)
+	r.counter = view.noZone
+	switch {
+	case q.version > 0:
+		r.m.Rcode = dns.RcodeBadVers
+	case q.cookie == CookieInvalid:
+		r.m.Rcode = dns.RcodeBadCookie
+	}
+	return a.pack(r, q, req, out), true
 }

@@ -192,10 +192,11 @@ func TestFindCookie(t *testing.T) {
 		{"three bytes left", cat(opt(3, nil), []byte{0, 10, 0}), -1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, ok := findCookie(tc.rdata)
-			n := len(c)
-			if c == nil {
+			at, n, ok := findCookie(tc.rdata)
+			if at < 0 {
 				n = -1
+			} else if at+n > len(tc.rdata) || tc.rdata[at-4] != 0 || tc.rdata[at-3] != optCookie {
+				t.Fatalf("cookie at %d, %d bytes: not the COOKIE's data", at, n)
 			}
 			if ok != tc.ok || (ok && n != tc.cookie) {
 				t.Errorf("cookie of %d bytes, ok %v; want %d, %v", n, ok, tc.cookie, tc.ok)

@@ -84,6 +84,9 @@ type Runtime struct {
 	reloadErr error
 	leads     map[string]map[netip.Addr]*pool.LeadCounter
 	shares    shareRing
+	// cookieSecret is the generated DNS Cookie secret, kept in the state
+	// file; set once in NewRuntime (a configured cookies.secret wins).
+	cookieSecret string
 
 	stateDirty atomic.Bool
 	reloadReq  chan struct{}
@@ -154,7 +157,11 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.metrics.attachCounters(g.View)
 	r.attachLeads(g.View)
 	r.auth = NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
-	r.auth.SetCacheSize(cfg.CacheSize)
+	r.auth.SetCacheBytes(cfg.CacheBytes())
+	if err := r.ensureCookieSecret(); err != nil {
+		return nil, err
+	}
+	r.applyCookies(cfg)
 	r.auth.SetMetrics(r.metrics)
 	r.metrics.watchCache(r.auth)
 	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
@@ -380,6 +387,10 @@ func (r *Runtime) reloadLocked() error {
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)
 	}
+	if g.Loaded.Config.CacheBytes() != old.CacheBytes() {
+		r.log.Warn().Msg("reload: cache.max_bytes changes take effect after a restart")
+	}
+	r.applyCookies(g.Loaded.Config)
 	r.mu.Lock()
 	r.metrics.attachCounters(g.View)
 	r.attachLeads(g.View)
@@ -494,7 +505,11 @@ func (r *Runtime) commit(g *Generation) {
 		}
 	}
 	for _, w := range g.Warnings {
-		w.Log(r.log.Warn()).Msg("zone warning")
+		msg := "zone warning"
+		if w.Key != "" {
+			msg = "config warning"
+		}
+		w.Log(r.log.Warn()).Msg(msg)
 	}
 	for _, n := range g.Notes {
 		ev := r.log.Info()

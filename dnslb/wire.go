@@ -34,6 +34,14 @@ type query struct {
 	udpSize uint16 // client's advertised size, at least 512
 	do      bool
 	version uint8
+	opts    []byte // the OPT record's RDATA: its options
+
+	// cookie is what the COOKIE option proved (see Cookies.Check), and
+	// replyCookie the COOKIE to answer with. validCookie: the client
+	// proved its address (rate limiting exempts it).
+	cookie      CookieStatus
+	validCookie bool
+	replyCookie [replyCookieLen]byte
 }
 
 func (q *query) rd() bool { return q.flags&flagRD != 0 }
@@ -98,6 +106,7 @@ func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
 		q.udpSize = max(opt.UDPSize(), dns.MinMsgSize)
 		q.do = opt.Do()
 		q.version = opt.Version()
+		q.opts = msg[next-int(opt.Hdr.Rdlength) : next]
 	}
 	return nil
 }
