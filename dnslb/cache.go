@@ -93,8 +93,8 @@ type cacheEntry struct {
 
 // entryOverhead is what an entry costs besides its key and replies: the
 // cacheEntry (144 bytes, its size class), the LRU's list element (80) and
-// the map's slot with its share of empty slots (about 48).
-const entryOverhead = 272
+// the map's slot with its share of empty slots (about 32).
+const entryOverhead = 256
 
 // maxFront bounds the lock-free front table (a power of two): 512 KiB of
 // pointers. The table has a slot per 1 KiB of the budget up to that, so

@@ -3,10 +3,13 @@ package dnslb
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 func unhex(t testing.TB, s string) []byte {
@@ -243,4 +246,205 @@ func BenchmarkSipHash20(b *testing.B) {
 		s += sipHash24(1, 2, in[:])
 	}
 	_ = s
+}
+
+// ednsQuery packs a query with EDNS (1232) and the given options.
+func ednsQuery(t testing.TB, name string, qtype uint16, id uint16, opts ...dns.EDNS0) []byte {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	if name == "" {
+		m.Question = nil // RFC 7873 section 5.4: asking for a cookie only
+	}
+	m.Id = id
+	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	o.SetUDPSize(1232)
+	o.Option = opts
+	m.Extra = append(m.Extra, o)
+	w, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func cookieOpt(h string) *dns.EDNS0_COOKIE {
+	return &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: h}
+}
+
+// replyCookieOf returns the COOKIE of a reply in hex, "" without one.
+func replyCookieOf(m *dns.Msg) string {
+	if o := m.IsEdns0(); o != nil {
+		for _, e := range o.Option {
+			if c, ok := e.(*dns.EDNS0_COOKIE); ok {
+				return c.Cookie
+			}
+		}
+	}
+	return ""
+}
+
+func serveFrom(t testing.TB, auth *Authority, wire []byte, client string, tcp bool) (*dns.Msg, []byte) {
+	t.Helper()
+	out := auth.ServeDNS(&Request{Wire: wire, TCP: tcp, Remote: netip.AddrPortFrom(netip.MustParseAddr(client), 5353)}, make([]byte, 0, 4096))
+	var m dns.Msg
+	if err := m.Unpack(out); err != nil {
+		t.Fatalf("reply %x: %v", out, err)
+	}
+	return &m, out
+}
+
+// TestEDNSOptionsAreCached: options that do not change the answer
+// (NSID, padding, TCP keepalive, client subnet, unknown ones) no longer
+// keep a query from the cache, and the answer is the plain one.
+func TestEDNSOptionsAreCached(t *testing.T) {
+	auth := NewAuthority(testView(t), 0, nil)
+	opts := []dns.EDNS0{
+		&dns.EDNS0_NSID{Code: dns.EDNS0NSID},
+		&dns.EDNS0_PADDING{Padding: make([]byte, 40)},
+		&dns.EDNS0_TCP_KEEPALIVE{Code: dns.EDNS0TCPKEEPALIVE},
+		&dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: netip.MustParseAddr("198.51.100.0").AsSlice()},
+		&dns.EDNS0_LOCAL{Code: 65001, Data: []byte{1, 2, 3}},
+	}
+	plain, _ := serveFrom(t, NewAuthority(testView(t), 0, nil), ednsQuery(t, "mail.example.test.", dns.TypeA, 1), "192.0.2.1", false)
+	for i, o := range opts {
+		for range 2 {
+			got, _ := serveFrom(t, auth, ednsQuery(t, "mail.example.test.", dns.TypeA, 1, o), "192.0.2.1", false)
+			got.Id = plain.Id
+			if got.String() != plain.String() {
+				t.Fatalf("option %d: %s\nwant %s", o.Option(), got, plain)
+			}
+		}
+		if hits, misses := auth.CacheStats(); hits != uint64(2*i+1) || misses != 1 {
+			t.Fatalf("after option %d: %d hits, %d misses; want %d, 1", o.Option(), hits, misses, 2*i+1)
+		}
+	}
+}
+
+// TestEveryQueryIsAHitOrAMiss: queries the cache cannot answer count as
+// misses, whatever becomes of them.
+func TestEveryQueryIsAHitOrAMiss(t *testing.T) {
+	auth := NewAuthority(testView(t), 0, nil)
+	axfr := rawQuery(t, "example.test.", dns.TypeAXFR, false, 3)
+	resp := rawQuery(t, "example.test.", dns.TypeA, false, 4)
+	resp[2] |= 0x80
+	wires := [][]byte{
+		rawQuery(t, "mail.example.test.", dns.TypeA, false, 1),
+		rawQuery(t, "mail.example.test.", dns.TypeA, false, 2),
+		axfr, resp, {1, 2, 3},
+		ednsQuery(t, "mail.example.test.", dns.TypeA, 5, cookieOpt("0102030405")), // FORMERR
+	}
+	for _, w := range wires {
+		auth.ServeDNS(&Request{Wire: w, Remote: netip.MustParseAddrPort("192.0.2.1:53")}, make([]byte, 0, 4096))
+	}
+	if hits, misses := auth.CacheStats(); hits != 1 || misses != uint64(len(wires)-1) {
+		t.Errorf("%d hits, %d misses for %d queries; want 1 hit", hits, misses, len(wires))
+	}
+}
+
+// TestCookieAnswers: what each kind of COOKIE gets (RFC 7873 section 5.2,
+// answered as NSD does by default), from the full path and then, asked
+// again, from the cache.
+func TestCookieAnswers(t *testing.T) {
+	const secret, now = "e5e973e5a6b2a43f48e7dc849e37bfcf", 1559731985
+	const client = "198.51.100.100"
+	const a1 = "2464c4abcf10c957010000005cf79f111f8130c3eee29480" // RFC 9018 A.1: made at now for client
+	for _, tc := range []struct {
+		name   string
+		wire   []byte
+		tcp    bool
+		rcode  int
+		answer bool   // the A record is answered
+		cookie string // the reply's COOKIE; "fresh": a new valid one; "": none
+		noOPT  bool   // a bare header, as NSD's FORMERR
+	}{
+		{"client cookie only", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957")), false, dns.RcodeSuccess, true, a1, false},
+		{"valid server cookie: echoed", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt(a1)), false, dns.RcodeSuccess, true, a1, false},
+		{"over TCP", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt(a1)), true, dns.RcodeSuccess, true, a1, false},
+		{"invalid server cookie: answered, fresh cookie", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957"+"0100000000000000000000000000aaaa")), false, dns.RcodeSuccess, true, a1, false},
+		{"another client's cookie", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("fc93fc62807ddb86010000005cf7a9acf73a7810aca2381e")), false, dns.RcodeSuccess, true, "fresh", false},
+		{"NXDOMAIN with a cookie", ednsQuery(t, "nope.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957")), false, dns.RcodeNameError, false, a1, false},
+		{"with other options", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, &dns.EDNS0_NSID{Code: dns.EDNS0NSID}, cookieOpt("2464c4abcf10c957"), &dns.EDNS0_PADDING{Padding: make([]byte, 12)}), false, dns.RcodeSuccess, true, a1, false},
+		{"7 bytes: FORMERR", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c9")), false, dns.RcodeFormatError, false, "", true},
+		{"9 bytes: FORMERR", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c95701")), false, dns.RcodeFormatError, false, "", true},
+		{"41 bytes: FORMERR", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957"+hex.EncodeToString(make([]byte, 33)))), false, dns.RcodeFormatError, false, "", true},
+		{"two cookies: FORMERR", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957"), cookieOpt("2464c4abcf10c957")), false, dns.RcodeFormatError, false, "", true},
+		{"no question, client cookie", ednsQuery(t, "", 0, 1, cookieOpt("2464c4abcf10c957")), false, dns.RcodeSuccess, false, a1, false},
+		{"no question, valid cookie", ednsQuery(t, "", 0, 1, cookieOpt(a1)), false, dns.RcodeSuccess, false, a1, false},
+		{"no question, invalid cookie: BADCOOKIE", ednsQuery(t, "", 0, 1, cookieOpt("2464c4abcf10c957"+"0100000000000000000000000000aaaa")), false, dns.RcodeBadCookie, false, a1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			auth := NewAuthority(testView(t), 0, nil)
+			auth.SetCookies(cookiesAt(t, secret, now))
+			for round := range 2 {
+				got, raw := serveFrom(t, auth, tc.wire, client, tc.tcp)
+				if got.Rcode != tc.rcode || (len(got.Answer) > 0) != tc.answer {
+					t.Fatalf("round %d: %s", round, got)
+				}
+				if tc.noOPT {
+					if len(raw) != headerLen {
+						t.Fatalf("round %d: %d bytes, want a bare header: %s", round, len(raw), got)
+					}
+					continue
+				}
+				c := replyCookieOf(got)
+				switch tc.cookie {
+				case "fresh":
+					var again [replyCookieLen]byte
+					if st := cookiesAt(t, secret, now).Check(unhex(t, c), netip.MustParseAddr(client), &again); st != CookieValid {
+						t.Fatalf("round %d: cookie %s is %v", round, c, st)
+					}
+				default:
+					if c != tc.cookie {
+						t.Fatalf("round %d: cookie %q, want %q\n%s", round, c, tc.cookie, got)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestCookieHitsArePatchedPerClient: two clients share one cache entry and
+// each gets a cookie made for its own address; a client without a cookie
+// gets none, from an entry of its own.
+func TestCookieHitsArePatchedPerClient(t *testing.T) {
+	auth := NewAuthority(poolView(t, map[string]PoolConfig{"www.example.test.": {Policy: "round-robin"}}), 0, nil)
+	cookies := cookiesAt(t, "e5e973e5a6b2a43f48e7dc849e37bfcf", 1559731985)
+	auth.SetCookies(cookies)
+	leads := map[string]int{}
+	for i := range 40 {
+		client := fmt.Sprintf("198.51.100.%d", 1+i%2)
+		got, _ := serveFrom(t, auth, ednsQuery(t, "www.example.test.", dns.TypeA, uint16(i), cookieOpt("2464c4abcf10c957")), client, false)
+		c := replyCookieOf(got)
+		var again [replyCookieLen]byte
+		if len(c) != 2*replyCookieLen || cookies.Check(unhex(t, c), netip.MustParseAddr(client), &again) != CookieValid {
+			t.Fatalf("query %d from %s: cookie %q does not verify", i, client, c)
+		}
+		leads[answerAddrs(got)[0]]++
+	}
+	if leads["192.0.2.10"] != 20 || leads["192.0.2.11"] != 20 {
+		t.Errorf("rotation with cookies: %v", leads)
+	}
+	plain, _ := serveFrom(t, auth, ednsQuery(t, "www.example.test.", dns.TypeA, 99), "198.51.100.1", false)
+	if c := replyCookieOf(plain); c != "" {
+		t.Errorf("a query without a cookie got one: %s", c)
+	}
+	if hits, _ := auth.CacheStats(); hits < 36 {
+		t.Errorf("%d of 41 from the cache", hits)
+	}
+}
+
+// TestCookiesOff: with cookies off a COOKIE option is ignored, as by a
+// server that does not know it, and the answer comes from the cache.
+func TestCookiesOff(t *testing.T) {
+	auth := NewAuthority(testView(t), 0, nil)
+	for range 2 {
+		got, _ := serveFrom(t, auth, ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957")), "192.0.2.1", false)
+		if got.Rcode != dns.RcodeSuccess || len(got.Answer) != 1 || replyCookieOf(got) != "" {
+			t.Fatalf("%s", got)
+		}
+	}
+	if hits, _ := auth.CacheStats(); hits != 1 {
+		t.Errorf("%d hits, want 1", hits)
+	}
 }
