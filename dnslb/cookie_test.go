@@ -1,11 +1,13 @@
 package dnslb
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -447,4 +449,28 @@ func TestCookiesOff(t *testing.T) {
 	if hits, _ := auth.CacheStats(); hits != 1 {
 		t.Errorf("%d hits, want 1", hits)
 	}
+}
+
+// TestCoarseClock: set at once, then kept to the clock by Run until its
+// context ends.
+func TestCoarseClock(t *testing.T) {
+	var now atomic.Int64
+	now.Store(1000)
+	c := NewCoarseClock(func() time.Time { return time.Unix(now.Load(), 0) })
+	if c.Now().Unix() != 1000 {
+		t.Fatalf("clock at %v, want 1000", c.Now().Unix())
+	}
+	now.Store(2000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx, time.Millisecond) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Now().Unix() != 2000 {
+		if time.Now().After(deadline) {
+			t.Fatal("the clock did not follow")
+		}
+		time.Sleep(time.Millisecond) // polling a ticking clock
+	}
+	cancel()
+	<-done
 }

@@ -87,6 +87,8 @@ type Runtime struct {
 	// cookieSecret is the generated DNS Cookie secret, kept in the state
 	// file; set once in NewRuntime (a configured cookies.secret wins).
 	cookieSecret string
+	// clock times cookies (see CoarseClock); it ticks from Start.
+	clock *CoarseClock
 
 	stateDirty atomic.Bool
 	reloadReq  chan struct{}
@@ -158,6 +160,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.attachLeads(g.View)
 	r.auth = NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
 	r.auth.SetCacheBytes(cfg.CacheBytes())
+	r.clock = NewCoarseClock(r.opts.Now)
 	if err := r.ensureCookieSecret(); err != nil {
 		return nil, err
 	}
@@ -253,6 +256,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 		unsubscribe()
 	})
 	r.run(func() { r.housekeeping(ctx) })
+	r.run(func() { r.clock.Run(ctx, 250*time.Millisecond) })
 	r.run(func() { r.reloader(ctx) })
 	r.run(func() { r.watchFallback(ctx) })
 	if r.opts.Watch {

@@ -346,5 +346,5 @@ func (r *Runtime) applyCookies(cfg *Config) {
 		r.auth.SetCookies(nil)
 		return
 	}
-	r.auth.SetCookies(NewCookies(k, r.opts.Now))
+	r.auth.SetCookies(NewCookies(k, r.clock.Now))
 }
