@@ -345,13 +345,18 @@ func (pl *Plan) Answers() int {
 // Answer returns which of the plan's distinct answers (0 to Answers()-1)
 // slot gives: slots with the same Answer yield the same records.
 func (pl *Plan) Answer(slot int) int {
-	if pl.pool.Policy == Weighted && pl.sched != nil && len(pl.sched.seq) > 0 {
-		return int(pl.sched.seq[slot%len(pl.sched.seq)])
+	// Slots come from NextSlot, below Slots(): no division on a cache hit.
+	if pl.sched != nil && len(pl.sched.seq) > 0 {
+		seq := pl.sched.seq
+		if uint(slot) >= uint(len(seq)) {
+			slot %= len(seq)
+		}
+		return int(seq[slot])
 	}
-	if pl.nslots <= 1 {
-		return 0
+	if uint(slot) < uint(pl.nslots) {
+		return slot
 	}
-	return slot % pl.nslots
+	return slot % max(pl.nslots, 1)
 }
 
 // NextSlot advances the rotation of client's group and returns the slot
