@@ -182,14 +182,10 @@ func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
 			if resp != nil {
 				return resp
 			}
-			a.cache.misses[stripeOf(binary.BigEndian.Uint16(req.Wire))].Add(1)
+			a.cache.miss(req.Wire)
 			return a.serveMiss(req, out, view, fq, fill)
 		}
-		if len(req.Wire) >= 2 {
-			a.cache.misses[stripeOf(binary.BigEndian.Uint16(req.Wire))].Add(1)
-		} else {
-			a.cache.misses[0].Add(1)
-		}
+		a.cache.miss(req.Wire)
 	}
 	return a.serveFull(req, out, view, nil, nil)
 }

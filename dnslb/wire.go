@@ -90,6 +90,7 @@ func parseQuestion(msg []byte, q *query) (int, error) {
 // More than one OPT, or an OPT not owned by the root, is malformed.
 func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
 	for range arcount {
+		start := off
 		rr, next, err := dns.UnpackRR(msg, off)
 		if err != nil || rr == nil {
 			return errFormat
@@ -106,7 +107,9 @@ func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
 		q.udpSize = max(opt.UDPSize(), dns.MinMsgSize)
 		q.do = opt.Do()
 		q.version = opt.Version()
-		q.opts = msg[next-int(opt.Hdr.Rdlength) : next]
+		if n := int(opt.Hdr.Rdlength); n <= next-start {
+			q.opts = msg[next-n : next] // the RDATA ends the record
+		}
 	}
 	return nil
 }
