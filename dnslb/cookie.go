@@ -178,51 +178,70 @@ func (c *Cookies) fresh(reply *[replyCookieLen]byte, client netip.Addr, now uint
 }
 
 // hash is the Hash field of a server cookie whose first 16 bytes (client
-// cookie, version, reserved, timestamp) are head, for client. An IPv4
-// client on an IPv6 socket counts as its IPv4 address, as it does on an
-// IPv4 socket of another server of the fleet.
+// cookie, version, reserved, timestamp) are head, for client: the
+// SipHash-2-4 of head | client IP, taken word by word (the same as
+// sipHash24 over the bytes, without assembling them). An IPv4 client on
+// an IPv6 socket counts as its IPv4 address, as it does on an IPv4 socket
+// of another server of the fleet.
 func (c *Cookies) hash(head []byte, client netip.Addr) uint64 {
-	var in [32]byte
-	copy(in[:], head[:16])
-	client = client.Unmap()
-	n := 16
-	if client.Is4() {
+	var m [5]uint64 // the message words, the last with the length
+	m[0], m[1] = binary.LittleEndian.Uint64(head[0:8]), binary.LittleEndian.Uint64(head[8:16])
+	n := 3
+	if client = client.Unmap(); client.Is4() {
 		a := client.As4()
-		n += copy(in[16:], a[:])
+		m[2] = uint64(binary.LittleEndian.Uint32(a[:])) | 20<<56
 	} else {
 		a := client.As16()
-		n += copy(in[16:], a[:])
+		m[2], m[3], m[4] = binary.LittleEndian.Uint64(a[0:8]), binary.LittleEndian.Uint64(a[8:16]), 32<<56
+		n = 5
 	}
-	return sipHash24(c.k0, c.k1, in[:n])
-}
-
-// sipHash24 is SipHash-2-4 (Aumasson and Bernstein, 2012), the PRF that
-// RFC 9018 names, of p under the key k0 | k1 (each little-endian).
-func sipHash24(k0, k1 uint64, p []byte) uint64 {
-	v0 := k0 ^ 0x736f6d6570736575
-	v1 := k1 ^ 0x646f72616e646f6d
-	v2 := k0 ^ 0x6c7967656e657261
-	v3 := k1 ^ 0x7465646279746573
-	last := uint64(len(p)) << 56
-	for ; len(p) >= 8; p = p[8:] {
-		m := binary.LittleEndian.Uint64(p)
-		v3 ^= m
+	// sipCompress and sipFinish, written out: the compiler inlines
+	// sipRound but not them, and this runs on every cookie query.
+	v0, v1, v2, v3 := c.k0^0x736f6d6570736575, c.k1^0x646f72616e646f6d, c.k0^0x6c7967656e657261, c.k1^0x7465646279746573
+	for _, w := range m[:n] {
+		v3 ^= w
 		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
 		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-		v0 ^= m
+		v0 ^= w
 	}
-	for i, b := range p {
-		last |= uint64(b) << (8 * i)
-	}
-	v3 ^= last
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= last
 	v2 ^= 0xff
 	for range 4 {
 		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
 	}
 	return v0 ^ v1 ^ v2 ^ v3
+}
+
+// sipCompress takes one message word (SipHash's c = 2 rounds).
+func sipCompress(v0, v1, v2, v3, m uint64) (uint64, uint64, uint64, uint64) {
+	v3 ^= m
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	return v0 ^ m, v1, v2, v3
+}
+
+// sipFinish is SipHash's finalisation (d = 4 rounds).
+func sipFinish(v0, v1, v2, v3 uint64) uint64 {
+	v2 ^= 0xff
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	return v0 ^ v1 ^ v2 ^ v3
+}
+
+// sipHash24 is SipHash-2-4 (Aumasson and Bernstein, 2012), the PRF that
+// RFC 9018 names, of p under the key k0 | k1 (each little-endian).
+func sipHash24(k0, k1 uint64, p []byte) uint64 {
+	v0, v1, v2, v3 := k0^0x736f6d6570736575, k1^0x646f72616e646f6d, k0^0x6c7967656e657261, k1^0x7465646279746573
+	last := uint64(len(p)) << 56
+	for ; len(p) >= 8; p = p[8:] {
+		v0, v1, v2, v3 = sipCompress(v0, v1, v2, v3, binary.LittleEndian.Uint64(p))
+	}
+	for i, b := range p {
+		last |= uint64(b) << (8 * i)
+	}
+	v0, v1, v2, v3 = sipCompress(v0, v1, v2, v3, last)
+	return sipFinish(v0, v1, v2, v3)
 }
 
 // sipRound is one SipRound.

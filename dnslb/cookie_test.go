@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -473,4 +474,31 @@ func TestCoarseClock(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestCookieHashIsSipHash: the word-by-word hash of a cookie is SipHash-2-4
+// of the bytes RFC 9018 lists, for IPv4 and IPv6 clients.
+func TestCookieHashIsSipHash(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	for i := range 1000 {
+		var key [CookieSecretLen]byte
+		var head [16]byte
+		binary.LittleEndian.PutUint64(key[:], rng.Uint64())
+		binary.LittleEndian.PutUint64(key[8:], rng.Uint64())
+		binary.LittleEndian.PutUint64(head[:], rng.Uint64())
+		binary.LittleEndian.PutUint64(head[8:], rng.Uint64())
+		var a16 [16]byte
+		binary.LittleEndian.PutUint64(a16[:], rng.Uint64())
+		binary.LittleEndian.PutUint64(a16[8:], rng.Uint64())
+		client := netip.AddrFrom16(a16)
+		ip := a16[:]
+		if i%2 == 0 {
+			client = netip.AddrFrom4([4]byte(a16[:4]))
+			ip = a16[:4]
+		}
+		c := NewCookies(key, nil)
+		if got, want := c.hash(head[:], client), sipHash24(c.k0, c.k1, append(head[:], ip...)); got != want {
+			t.Fatalf("%v: %x, want %x", client, got, want)
+		}
+	}
 }
