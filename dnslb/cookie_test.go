@@ -502,3 +502,29 @@ func TestCookieHashIsSipHash(t *testing.T) {
 		}
 	}
 }
+
+// FuzzServeDNSCookies: with cookies on, no query (options, COOKIEs of any
+// length, no question) may panic, and every reply parses, from the full
+// path and from the cache alike (each input is asked twice).
+func FuzzServeDNSCookies(f *testing.F) {
+	auth := NewAuthority(heavyView(f), 0, nil)
+	auth.SetCookies(NewCookies([CookieSecretLen]byte{1, 2, 3}, func() time.Time { return time.Unix(1559731985, 0) }))
+	f.Add(ednsQuery(f, "pool.heavy.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957")), false)
+	f.Add(ednsQuery(f, "x.w.heavy.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957010000005cf79f111f8130c3eee29480"), &dns.EDNS0_NSID{Code: dns.EDNS0NSID}), true)
+	f.Add(ednsQuery(f, "", 0, 1, cookieOpt("2464c4abcf10c957")), false)
+	f.Add(ednsQuery(f, "nope.heavy.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c95701")), false)
+	f.Fuzz(func(t *testing.T, wire []byte, tcp bool) {
+		for range 2 {
+			out := auth.ServeDNS(&Request{Wire: wire, TCP: tcp, Remote: netip.MustParseAddrPort("198.51.100.1:53")}, nil)
+			if out == nil {
+				return
+			}
+			var m dns.Msg
+			if len(out) > headerLen {
+				if err := m.Unpack(out); err != nil {
+					t.Fatalf("reply %x does not parse: %v", out, err)
+				}
+			}
+		}
+	})
+}
