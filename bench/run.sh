@@ -9,7 +9,8 @@
 #
 # Environment: SERVER_CPU (default 1), CLIENT_CPU (default 0), QPS (fixed
 # rate for latency percentiles instead of closed-loop throughput), THREADS
-# (dnsperf threads, default 1). Multi-core: SERVER_CPU=0,1 CLIENT_CPU=0,1
+# (dnsperf threads, default 1), DNSPERF_ARGS (more dnsperf flags: "-e" for
+# EDNS, "-e -E 10:0102030405060708" for a DNS Cookie on every query). Multi-core: SERVER_CPU=0,1 CLIENT_CPU=0,1
 # THREADS=2 lets both use both cores (dnslb then runs two UDP sockets).
 # LISTEN (default 127.0.0.1) is the address dnslb listens on; 0.0.0.0
 # measures a wildcard listen, where every reply carries its source address.
@@ -73,9 +74,9 @@ dig +short -p "$port" @127.0.0.1 www.bench.test A | wc -l | xargs echo "www A re
 ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
 t0=$(ticks); start=$(date +%s.%N)
 if [ -n "${QPS:-}" ]; then
-  taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -Q "$QPS" -c 4 -q 100 -t 1 -T "$threads" -S 1 | tail -25
+  taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -Q "$QPS" -c 4 -q 100 -t 1 -T "$threads" -S 1 ${DNSPERF_ARGS:-} | tail -25
 else
-  taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -c 4 -q 100 -t 1 -T "$threads" | tail -25
+  taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -c 4 -q 100 -t 1 -T "$threads" ${DNSPERF_ARGS:-} | tail -25
 fi
 t1=$(ticks); end=$(date +%s.%N)
 awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$start" -v e="$end" \

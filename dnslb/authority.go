@@ -2,6 +2,7 @@ package dnslb
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -57,6 +58,7 @@ type Authority struct {
 	judge     atomic.Pointer[memberHealth]
 	metrics   *Metrics
 	cache     *respCache
+	cookies   atomic.Pointer[Cookies] // nil: COOKIE options are ignored
 	viewGen   atomic.Uint64
 	udpSize   uint16
 	now       func() time.Time // the clock of TSIG
@@ -72,33 +74,46 @@ func NewAuthority(view *View, udpSize uint16, health HealthSource) *Authority {
 	if health == nil {
 		health = noHealth{}
 	}
-	a := &Authority{health: health, udpSize: max(udpSize, dns.MinMsgSize), cache: newRespCache(DefaultCacheSize), now: time.Now}
+	a := &Authority{health: health, udpSize: max(udpSize, dns.MinMsgSize), cache: newRespCache(DefaultCacheBytes), now: time.Now}
 	a.SetView(view)
 	return a
 }
 
-// SetCacheSize replaces the response cache with one of n entries; n < 0
-// disables it. Call before serving.
-func (a *Authority) SetCacheSize(n int) {
-	switch {
-	case n < 0:
+// SetCacheBytes replaces the response cache with one bounded to n bytes;
+// n <= 0 disables it. Call before serving.
+func (a *Authority) SetCacheBytes(n int64) {
+	if n <= 0 {
 		a.cache = nil
-	case n == 0:
-		a.cache = newRespCache(DefaultCacheSize)
-	default:
-		a.cache = newRespCache(n)
+		return
 	}
+	a.cache = newRespCache(n)
 }
 
-// CacheStats returns the response cache's hits and misses.
+// SetCookies makes the authority answer DNS Cookies with c; nil turns
+// them off (COOKIE options are then ignored, as a server without them
+// does). Safe while serving.
+func (a *Authority) SetCookies(c *Cookies) { a.cookies.Store(c) }
+
+// CacheStats returns the response cache's hits and misses: every query is
+// one or the other while the cache is on.
 func (a *Authority) CacheStats() (hits, misses uint64) {
 	if a.cache == nil {
 		return 0, 0
 	}
 	for i := range a.cache.hits {
 		hits += a.cache.hits[i].Load()
+		misses += a.cache.misses[i].Load()
 	}
-	return hits, a.cache.misses.Load()
+	return hits, misses
+}
+
+// CacheUse returns the memory the response cache is accounted at and the
+// entries it holds.
+func (a *Authority) CacheUse() (bytes, entries int64) {
+	if a.cache == nil {
+		return 0, 0
+	}
+	return a.cache.Bytes(), a.cache.Entries()
 }
 
 // SetOverrides swaps in a new set of operator overrides (drains).
@@ -159,14 +174,20 @@ func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
 	view := a.view.Load()
 	if a.cache != nil {
 		var fq fastQuery
-		if parseFast(req.Wire, req.TCP, a.udpSize, &fq) {
+		cookies := a.cookies.Load()
+		if parseFast(req.Wire, req.TCP, a.udpSize, cookies != nil, &fq) {
+			if fq.cookieLen > 0 {
+				fq.cookie = cookies.Check(req.Wire[fq.cookieOff:fq.cookieOff+fq.cookieLen], req.Remote.Addr(), &fq.replyCookie)
+				fq.validCookie = fq.cookie == CookieValid
+			}
 			resp, fill := a.cached(&fq, req.Wire, req.Remote.Addr(), view, out)
 			if resp != nil {
 				return resp
 			}
-			a.cache.misses.Add(1)
+			a.cache.miss(req.Wire)
 			return a.serveMiss(req, out, view, fq, fill)
 		}
+		a.cache.miss(req.Wire)
 	}
 	return a.serveFull(req, out, view, nil, nil)
 }
@@ -211,6 +232,11 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
+	if q.qdcount == 0 && ancount == 0 && nscount == 0 && arcount > 0 {
+		if resp, ok := a.serveCookieOnly(&q, req, out, view, arcount); ok {
+			return resp
+		}
+	}
 	off, err := parseQuestion(msg, &q)
 	if err != nil {
 		a.dropped("malformed")
@@ -245,6 +271,10 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 		}
 		q.signer = signer
 	}
+	if !a.readCookie(&q, req, fq) {
+		a.dropped("malformed")
+		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+	}
 	return a.answer(&q, req, out, view, fq, fill)
 }
 
@@ -271,6 +301,7 @@ func (a *Authority) dropped(reason string) {
 type reply struct {
 	m       dns.Msg
 	opt     *dns.OPT
+	cookie  *[replyCookieLen]byte // the COOKIE to answer with; nil: none
 	counter *ZoneCounters
 	// The pool answered and the plan and slot used, for the cache.
 	pool *pool.Pool
@@ -301,6 +332,9 @@ func (a *Authority) newReply(q *query, withQuestion bool) *reply {
 		r.opt.SetUDPSize(a.udpSize)
 		if q.do && q.version == 0 {
 			r.opt.SetDo()
+		}
+		if q.cookie != CookieNone {
+			r.cookie = &q.replyCookie
 		}
 	}
 	return r
@@ -526,6 +560,11 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 		if q.edns {
 			limit = int(min(q.udpSize, a.udpSize))
 		}
+	}
+	if r.cookie != nil {
+		// Last of the options, so that the cache finds it at the end of
+		// the reply (see store).
+		r.opt.Option = append(r.opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex.EncodeToString(r.cookie[:])})
 	}
 	if q.signer != nil {
 		limit -= q.signer.size() // room for the TSIG record

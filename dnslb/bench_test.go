@@ -2,9 +2,11 @@ package dnslb
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
@@ -133,5 +135,45 @@ func BenchmarkServeDNSMalformed(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkServeDNSCookie compares cached answers to queries with EDNS and
+// no option, with a client cookie alone (dig's first query: a fresh server
+// cookie is made), and with a valid server cookie (a resolver that learnt
+// it: verified and echoed), all with cookies on, as a server runs.
+func BenchmarkServeDNSCookie(b *testing.B) {
+	view := benchView(b)
+	secret := [CookieSecretLen]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	cookies := NewCookies(secret, NewCoarseClock(nil).Now) // as a Runtime's
+	client := netip.MustParseAddrPort("192.0.2.1:5353")
+	var valid [replyCookieLen]byte
+	cookies.Check([]byte{1, 2, 3, 4, 5, 6, 7, 8}, client.Addr(), &valid)
+	for _, qname := range []string{"mail.example.test.", "www.example.test."} {
+		for _, tc := range []struct {
+			name string
+			opts []dns.EDNS0
+		}{
+			{"plain", nil},
+			{"client-cookie", []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}}},
+			{"valid-cookie", []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex.EncodeToString(valid[:])}}},
+		} {
+			b.Run(strings.Split(qname, ".")[0]+"/"+tc.name, func(b *testing.B) {
+				auth := NewAuthority(view, 0, nil)
+				auth.SetCookies(cookies)
+				req := &Request{Wire: ednsQuery(b, qname, dns.TypeA, 1, tc.opts...), Remote: client}
+				out := make([]byte, 0, 4096)
+				auth.ServeDNS(req, out)
+				b.ReportAllocs()
+				for b.Loop() {
+					if resp := auth.ServeDNS(req, out); len(resp) == 0 {
+						b.Fatal("no reply")
+					}
+				}
+				if hits, misses := auth.CacheStats(); misses > 8 || hits == 0 {
+					b.Fatalf("%d hits, %d misses: not answered from the cache", hits, misses)
+				}
+			})
+		}
 	}
 }

@@ -12,9 +12,9 @@ import (
 // ask and from the cache, and the LRU's evictions must not matter.
 func TestCacheFrontSlotsShared(t *testing.T) {
 	cached := NewAuthority(testView(t), 0, nil)
-	cached.SetCacheSize(64) // 16 LRU entries per shard minimum, 16 front slots
+	cached.SetCacheBytes(64 << 10) // 4 KiB per shard, about 10 entries; 32 front slots
 	plain := NewAuthority(testView(t), 0, nil)
-	plain.SetCacheSize(-1)
+	plain.SetCacheBytes(0)
 	var names []string
 	for i := range 150 {
 		names = append(names, fmt.Sprintf("n%d.wild.example.test.", i), fmt.Sprintf("nx%d.example.test.", i))

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/netip"
 	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,9 +46,16 @@ type Config struct {
 	UDPSize int `mapstructure:"udp_size"`
 	// TCP tunes the TCP listener.
 	TCP TCPConfig `mapstructure:"tcp"`
-	// CacheSize is the number of packed responses cached (0: the default,
-	// negative: no cache).
+	// Cache bounds the packed-response cache.
+	Cache CacheConfig `mapstructure:"cache"`
+	// CacheSize is deprecated: the number of entries the cache kept
+	// before it was bounded in bytes. A positive value is taken as
+	// cache.max_bytes of that many KiB, a negative one as no cache (see
+	// CacheBytes).
 	CacheSize int `mapstructure:"cache_size"`
+	// Cookies configures DNS Cookies (RFC 7873, RFC 9018 server cookies).
+	// In YAML a block, or "off".
+	Cookies CookiesConfig `mapstructure:"cookies"`
 	// Pools turns A/AAAA RRsets into load-balanced pools, keyed by owner
 	// name.
 	Pools map[string]PoolConfig `mapstructure:"pools"`
@@ -163,6 +172,101 @@ func (a *AdminConfig) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// CacheConfig bounds the packed-response cache.
+type CacheConfig struct {
+	// MaxBytes bounds the memory the cache takes (entries, keys, packed
+	// replies, the index); nil: DefaultCacheBytes; 0: no cache. A number
+	// of bytes or a size with a unit: 512KiB, 64MiB, 1GB.
+	MaxBytes *ByteSize `mapstructure:"max_bytes"`
+}
+
+// MinCacheBytes is the smallest cache.max_bytes but 0: below it the cache
+// holds too few answers to help.
+const MinCacheBytes = 1 << 20
+
+// bytesPerCacheEntry is what a cache_size entry is taken as: the old
+// default of 65,536 entries is the new default of 64 MiB.
+const bytesPerCacheEntry = 1024
+
+// CacheBytes is the cache's bound in bytes, 0 for no cache, from
+// cache.max_bytes or the deprecated cache_size.
+func (c *Config) CacheBytes() int64 {
+	switch {
+	case c.Cache.MaxBytes != nil:
+		return int64(*c.Cache.MaxBytes)
+	case c.CacheSize < 0:
+		return 0
+	case c.CacheSize > 0:
+		return max(int64(c.CacheSize)*bytesPerCacheEntry, MinCacheBytes)
+	}
+	return DefaultCacheBytes
+}
+
+// CookiesConfig configures DNS Cookies.
+type CookiesConfig struct {
+	// Secret is the server secret, 32 hex digits (16 bytes), shared by
+	// every server of a fleet that answers for the same addresses. ""
+	// generates one, kept in the state file so that cookies survive a
+	// restart. Never logged.
+	Secret string `mapstructure:"secret"`
+	// Off: "cookies: off"; COOKIE options are ignored.
+	Off bool `mapstructure:"-"`
+}
+
+// UnmarshalText accepts the short forms, cookies: off (and on).
+func (c *CookiesConfig) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "off":
+		*c = CookiesConfig{Off: true}
+	case "on":
+		*c = CookiesConfig{}
+	default:
+		return fmt.Errorf("%q: write off, on, or a block {secret: ...}", b)
+	}
+	return nil
+}
+
+// ByteSize is a size in bytes. In YAML a number of bytes, or a number with
+// a unit: KiB, MiB, GiB, TiB (powers of 1024), kB, KB, MB, GB, TB (powers
+// of 1000) or B.
+type ByteSize int64
+
+// UnmarshalText reads "64MiB", "512KiB", "1GB", "1048576".
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = strings.TrimSpace(s[:i]), strings.TrimSpace(s[i:])
+	}
+	mult := map[string]float64{"": 1, "B": 1,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+		"kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}[unit]
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || num == "" || mult == 0 {
+		return fmt.Errorf("%q is not a size (write e.g. 64MiB, 512KiB, 1GB or a number of bytes)", s)
+	}
+	v *= mult
+	if v != math.Trunc(v) || v > math.MaxInt64/2 {
+		return fmt.Errorf("%q is not a whole number of bytes", s)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// String writes the size with the largest binary unit that divides it.
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		name string
+		n    int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.n == 0 {
+			return fmt.Sprintf("%d%s", int64(b)/u.n, u.name)
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
 // LogConfig configures logging.
 type LogConfig struct {
 	Level  string `mapstructure:"level"`  // debug, info, warn, error
@@ -251,6 +355,19 @@ func (c *Config) Validate() error {
 	}
 	if c.TCP.MaxConnections < 0 {
 		bad("tcp.max_connections", "must not be negative")
+	}
+	if mb := c.Cache.MaxBytes; mb != nil && *mb != 0 && *mb < MinCacheBytes {
+		bad("cache.max_bytes", "%d is below the minimum of %s (0 turns the cache off)", int64(*mb), ByteSize(MinCacheBytes))
+	}
+	if c.Cache.MaxBytes != nil && c.CacheSize != 0 {
+		bad("cache_size", "deprecated, and cache.max_bytes is set: remove cache_size")
+	}
+	if c.Cookies.Secret != "" {
+		if c.Cookies.Off {
+			bad("cookies", "off, yet a secret is set")
+		} else if _, err := ParseCookieSecret(c.Cookies.Secret); err != nil {
+			bad("cookies.secret", "%v", err) // never the value: it is a secret
+		}
 	}
 	if len(c.Zones) == 0 {
 		bad("zones", "at least one zone is needed")

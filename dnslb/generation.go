@@ -94,6 +94,13 @@ func build(l *Loaded, base buildBase) (*Generation, error) {
 	}
 	cfg.ApplyDefaults() // this load's own copy
 	g := &Generation{Loaded: l, zones: map[string]*zoneState{}}
+	if cfg.CacheSize != 0 {
+		what := "no cache"
+		if n := cfg.CacheBytes(); n > 0 {
+			what = fmt.Sprintf("cache.max_bytes: %s (1 KiB per entry)", ByteSize(n))
+		}
+		g.Warnings = append(g.Warnings, l.place(Problems{keyed("cache_size", "deprecated: taken as %s; write cache.max_bytes instead", what)})...)
+	}
 	var loaded []*zones.Zone
 	failedZones := map[string]bool{}
 	for _, zc := range cfg.Zones {

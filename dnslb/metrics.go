@@ -100,7 +100,7 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// watchCache exports the response cache's hit and miss counts.
+// watchCache exports the response cache's hit and miss counts and its size.
 func (m *Metrics) watchCache(a *Authority) {
 	m.Registry.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -109,8 +109,16 @@ func (m *Metrics) watchCache(a *Authority) {
 		}, func() float64 { h, _ := a.CacheStats(); return float64(h) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "dnslb_cache_misses_total",
-			Help: "Cacheable queries that had to be answered by the full path.",
+			Help: "Queries answered by the full path: every query is a hit or a miss.",
 		}, func() float64 { _, m := a.CacheStats(); return float64(m) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dnslb_cache_bytes",
+			Help: "Memory the packed-response cache is accounted at (entries, keys, replies, index); at most cache.max_bytes.",
+		}, func() float64 { b, _ := a.CacheUse(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dnslb_cache_entries",
+			Help: "Questions the packed-response cache holds answers for.",
+		}, func() float64 { _, n := a.CacheUse(); return float64(n) }),
 	)
 }
 

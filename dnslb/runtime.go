@@ -84,6 +84,11 @@ type Runtime struct {
 	reloadErr error
 	leads     map[string]map[netip.Addr]*pool.LeadCounter
 	shares    shareRing
+	// cookieSecret is the generated DNS Cookie secret, kept in the state
+	// file; set once in NewRuntime (a configured cookies.secret wins).
+	cookieSecret string
+	// clock times cookies (see CoarseClock); it ticks from Start.
+	clock *CoarseClock
 
 	stateDirty atomic.Bool
 	reloadReq  chan struct{}
@@ -154,7 +159,12 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.metrics.attachCounters(g.View)
 	r.attachLeads(g.View)
 	r.auth = NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
-	r.auth.SetCacheSize(cfg.CacheSize)
+	r.auth.SetCacheBytes(cfg.CacheBytes())
+	r.clock = NewCoarseClock(r.opts.Now)
+	if err := r.ensureCookieSecret(); err != nil {
+		return nil, err
+	}
+	r.applyCookies(cfg)
 	r.auth.SetMetrics(r.metrics)
 	r.metrics.watchCache(r.auth)
 	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
@@ -247,6 +257,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 		unsubscribe()
 	})
 	r.run(func() { r.housekeeping(ctx) })
+	r.run(func() { r.clock.Run(ctx, 250*time.Millisecond) })
 	r.run(func() { r.reloader(ctx) })
 	r.run(func() { r.watchFallback(ctx) })
 	if r.opts.Watch {
@@ -381,6 +392,10 @@ func (r *Runtime) reloadLocked() error {
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)
 	}
+	if g.Loaded.Config.CacheBytes() != old.CacheBytes() {
+		r.log.Warn().Msg("reload: cache.max_bytes changes take effect after a restart")
+	}
+	r.applyCookies(g.Loaded.Config)
 	r.mu.Lock()
 	r.metrics.attachCounters(g.View)
 	r.attachLeads(g.View)
@@ -495,7 +510,11 @@ func (r *Runtime) commit(g *Generation) {
 		}
 	}
 	for _, w := range g.Warnings {
-		w.Log(r.log.Warn()).Msg("zone warning")
+		msg := "zone warning"
+		if w.Key != "" {
+			msg = "config warning"
+		}
+		w.Log(r.log.Warn()).Msg(msg)
 	}
 	for _, n := range g.Notes {
 		ev := r.log.Info()

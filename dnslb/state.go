@@ -1,6 +1,8 @@
 package dnslb
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,10 @@ type stateFile struct {
 	Overrides map[string]admin.Override `json:"overrides"`
 	Health    []savedHealth             `json:"health"`
 	Serials   map[string]serialState    `json:"serials"`
+	// CookieSecret is the generated DNS Cookie secret (hex), so that
+	// server cookies handed out stay valid across a restart. A secret
+	// of the config's (cookies.secret) is not written here.
+	CookieSecret string `json:"cookie_secret,omitempty"`
 }
 
 type savedHealth struct {
@@ -111,6 +117,11 @@ func (r *Runtime) loadState() (map[healthcheck.TargetKey]healthcheck.Status, err
 	}
 	for origin, s := range sf.Serials {
 		r.serials[origin] = s
+	}
+	if _, err := ParseCookieSecret(sf.CookieSecret); err == nil {
+		r.cookieSecret = sf.CookieSecret
+	} else if sf.CookieSecret != "" {
+		r.log.Warn().Str("file", r.statePath).Msg("state file: the cookie secret is not 32 hex digits; a new one is made (cookies handed out before are invalid)")
 	}
 	seed := map[healthcheck.TargetKey]healthcheck.Status{}
 	for _, h := range sf.Health {
@@ -269,7 +280,8 @@ func (r *Runtime) writeStateLocked(ovs map[netip.Addr]admin.Override) error {
 		return nil
 	}
 	r.stateDirty.Store(false)
-	sf := stateFile{Version: stateVersion, SavedAt: r.opts.Now(), Overrides: map[string]admin.Override{}, Serials: r.serials}
+	sf := stateFile{Version: stateVersion, SavedAt: r.opts.Now(), Overrides: map[string]admin.Override{}, Serials: r.serials,
+		CookieSecret: r.cookieSecret}
 	for a, ov := range ovs {
 		sf.Overrides[a.String()] = ov
 	}
@@ -332,4 +344,41 @@ func writeFileAtomic(fsys stateFS, path string, data []byte) error {
 		return fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// ensureCookieSecret makes the DNS Cookie secret when the state file had
+// none. Housekeeping saves it within a second of the start (the first
+// commit marks the state dirty); a cookie handed out before that and
+// sent back after a crash is merely invalid, and answered with a fresh
+// one.
+func (r *Runtime) ensureCookieSecret() error {
+	if r.cookieSecret != "" {
+		return nil
+	}
+	var k [CookieSecretLen]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return fmt.Errorf("cookie secret: %w", err)
+	}
+	r.cookieSecret = hex.EncodeToString(k[:])
+	return nil
+}
+
+// applyCookies sets the authority's DNS Cookies as cfg says: off, with
+// the configured secret, or with the generated one.
+func (r *Runtime) applyCookies(cfg *Config) {
+	if cfg.Cookies.Off {
+		r.auth.SetCookies(nil)
+		return
+	}
+	secret := cfg.Cookies.Secret
+	if secret == "" {
+		secret = r.cookieSecret
+	}
+	k, err := ParseCookieSecret(secret)
+	if err != nil { // Validate has refused a bad configured one
+		r.log.Error().Err(err).Msg("DNS Cookies off")
+		r.auth.SetCookies(nil)
+		return
+	}
+	r.auth.SetCookies(NewCookies(k, r.clock.Now))
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
 
@@ -557,4 +558,58 @@ func TestLoadStateMissing(t *testing.T) {
 func jsonQuoted(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b[1 : len(b)-1])
+}
+
+// TestCookieSecretKept: the generated cookie secret goes into the state
+// file with the next save and comes back on the next start, so a cookie
+// handed out before a restart verifies after it; an unusable one is
+// replaced, and neither is logged.
+func TestCookieSecretKept(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	log := zerolog.New(&logs)
+	rt, err := newStateRuntime(t, dir, nil, false, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := rt.cookieSecret
+	if _, err := ParseCookieSecret(secret); err != nil {
+		t.Fatalf("generated secret: %v", err)
+	}
+	ask := func(rt *Runtime, cookie string) string {
+		got, _ := serveFrom(t, rt.Authority(), ednsQuery(t, "www.example.test.", dns.TypeA, 1, cookieOpt(cookie)), "198.51.100.1", false)
+		return replyCookieOf(got)
+	}
+	cookie := ask(rt, "2464c4abcf10c957")
+	rt.saveState()
+
+	again, err := newStateRuntime(t, dir, nil, false, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.cookieSecret != secret || ask(again, cookie) != cookie {
+		t.Fatalf("after a restart: secret kept %v, cookie %s echoed %v", again.cookieSecret == secret, cookie, ask(again, cookie) == cookie)
+	}
+
+	path := filepath.Join(dir, DefaultStateFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, bytes.Replace(data, []byte(secret), []byte("not hex"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	third, err := newStateRuntime(t, dir, nil, false, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseCookieSecret(third.cookieSecret); err != nil || third.cookieSecret == secret {
+		t.Fatalf("an unusable secret in the state file: replaced by %v (%v)", third.cookieSecret != secret, err)
+	}
+	if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), third.cookieSecret) {
+		t.Error("a cookie secret was logged")
+	}
+	if !strings.Contains(logs.String(), "cookie secret is not 32 hex digits") {
+		t.Errorf("no warning about the unusable secret:\n%s", logs.String())
+	}
 }

@@ -306,7 +306,8 @@ func TestTSIGPlacement(t *testing.T) {
 }
 
 // TestTSIGNotCached: signed queries neither use nor fill the packed
-// response cache, whose replies carry no TSIG (a TSIG-only query has
+// response cache (they count as misses, as every uncached query does),
+// whose replies carry no TSIG (a TSIG-only query has
 // ARCOUNT 1, like a cacheable query with an OPT).
 func TestTSIGNotCached(t *testing.T) {
 	auth := NewAuthority(tsigView(t), 0, nil)
@@ -319,8 +320,8 @@ func TestTSIGNotCached(t *testing.T) {
 			t.Fatalf("signed reply: %v", err)
 		}
 	}
-	if hits, misses := auth.CacheStats(); hits+misses != 0 {
-		t.Errorf("signed queries counted by the cache: %d hits, %d misses", hits, misses)
+	if hits, _ := auth.CacheStats(); hits != 0 {
+		t.Errorf("signed queries answered from the cache: %d hits", hits)
 	}
 	for range 2 {
 		if r := exchange(t, auth, plain, false); r.IsTsig() != nil {

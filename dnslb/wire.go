@@ -38,6 +38,15 @@ type query struct {
 	tsig    *dns.TSIG   // the query's TSIG record, nil if unsigned
 	tsigOff int         // where the TSIG record starts in the message
 	signer  *tsigSigner // set once the TSIG verified: signs the reply
+
+	opts []byte // the OPT record's RDATA: its options
+
+	// cookie is what the COOKIE option proved (see Cookies.Check), and
+	// replyCookie the COOKIE to answer with. validCookie: the client
+	// proved its address (rate limiting exempts it).
+	cookie      CookieStatus
+	validCookie bool
+	replyCookie [replyCookieLen]byte
 }
 
 func (q *query) rd() bool { return q.flags&flagRD != 0 }
@@ -110,6 +119,9 @@ func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
 			q.udpSize = max(rr.UDPSize(), dns.MinMsgSize)
 			q.do = rr.Do()
 			q.version = rr.Version()
+			if n := int(rr.Hdr.Rdlength); n <= next-start {
+				q.opts = msg[next-n : next] // the RDATA ends the record
+			}
 		case *dns.TSIG:
 			if i != arcount-1 {
 				return errFormat // RFC 8945 5.1: the TSIG is the last record

@@ -181,3 +181,20 @@ func TestCheckFIFOConfig(t *testing.T) {
 		t.Fatal("check blocked reading a FIFO config")
 	}
 }
+
+// TestCacheSizeDeprecated: cache_size still works, and check says what it
+// is taken as.
+func TestCacheSizeDeprecated(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"dnslb.yaml": "zones:\n  - {origin: example.test., file: z.zone}\ncache_size: 65536\n",
+		"z.zone":     goodZone,
+	})
+	var out, errw bytes.Buffer
+	if n := runCheck(filepath.Join(dir, "dnslb.yaml"), &out, &errw); n != 0 {
+		t.Fatalf("%d problems: %s", n, errw.String())
+	}
+	want := "dnslb.yaml:3: cache_size: deprecated: taken as cache.max_bytes: 64MiB (1 KiB per entry); write cache.max_bytes instead (warning)"
+	if got := strings.TrimSpace(strings.ReplaceAll(errw.String(), dir+"/", "")); got != want {
+		t.Errorf("check said %q\nwant %q", got, want)
+	}
+}

@@ -84,6 +84,22 @@ func TestStrictValues(t *testing.T) {
 		{"weight negative", pool("    members:\n      192.0.2.10: {weight: -1}\n"),
 			[]problemAt{{line: 6, msg: "pools[www.example.test.].members[192.0.2.10].weight: -1 is outside 1-10000"}}},
 		{"weights in range", pool("    members:\n      192.0.2.10: {weight: 10000}\n      192.0.2.11: {weight: 1}\n"), nil},
+
+		{"cache sizes with units", zonesYAML + "cache:\n  max_bytes: 64MiB\n", nil},
+		{"cache size not a size", zonesYAML + "cache:\n  max_bytes: 64 megs\n", []problemAt{{line: 4,
+			msg: `cache.max_bytes: "64 megs" is not a size (write e.g. 64MiB, 512KiB, 1GB or a number of bytes)`}}},
+		{"cache size too small", zonesYAML + "cache:\n  max_bytes: 4KiB\n", []problemAt{{line: 4,
+			msg: "cache.max_bytes: 4096 is below the minimum of 1MiB (0 turns the cache off)"}}},
+		{"cache_size beside cache.max_bytes", zonesYAML + "cache_size: 1000\ncache: {max_bytes: 8MiB}\n", []problemAt{{line: 3,
+			msg: "cache_size: deprecated, and cache.max_bytes is set: remove cache_size"}}},
+		{"cookies off", zonesYAML + "cookies: off\n", nil},
+		{"cookies neither off nor a block", zonesYAML + "cookies: maybe\n", []problemAt{{line: 3,
+			msg: `cookies: "maybe": write off, on, or a block {secret: ...}`}}},
+		{"cookie secret", zonesYAML + "cookies:\n  secret: e5e973e5a6b2a43f48e7dc849e37bfcf\n", nil},
+		{"cookie secret too short: not repeated", zonesYAML + "cookies:\n  secret: e5e973e5a6b2a43f\n", []problemAt{{line: 4,
+			msg: "cookies.secret: must be 32 hex digits (16 bytes)"}}},
+		{"cookie secret not hex: not repeated", zonesYAML + "cookies:\n  secret: e5e973e5a6b2a43f48e7dc849e37bfcX\n", []problemAt{{line: 4,
+			msg: "cookies.secret: must be 32 hex digits (16 bytes); it has a character that is not one"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,6 +275,26 @@ func TestEnvironment(t *testing.T) {
 			},
 		},
 		{
+			name: "cache sizes", yaml: "cache: {max_bytes: 512KiB}\n",
+			env: map[string]string{"DNSLB_CACHE_MAX_BYTES": "2MiB"},
+			check: func(c *dnslb.Config) string {
+				if c.CacheBytes() != 2<<20 {
+					return fmt.Sprintf("cache bytes %d, want 2MiB from DNSLB_CACHE_MAX_BYTES", c.CacheBytes())
+				}
+				return ""
+			},
+		},
+		{
+			name: "DNSLB_COOKIES_SECRET keeps cookies: off", yaml: "cookies: off\n",
+			env: map[string]string{"DNSLB_COOKIES_SECRET": "e5e973e5a6b2a43f48e7dc849e37bfcf"},
+			check: func(c *dnslb.Config) string {
+				if !c.Cookies.Off || c.Cookies.Secret == "" || c.Validate() == nil {
+					return fmt.Sprintf("cookies %+v (valid: %v), want off with the secret, a problem", c.Cookies, c.Validate() == nil)
+				}
+				return ""
+			},
+		},
+		{
 			name:    "a duration without a unit",
 			env:     map[string]string{"DNSLB_TCP_IDLE_TIMEOUT": "2"},
 			wantErr: `environment DNSLB_TCP_IDLE_TIMEOUT: tcp.idle_timeout: "2" has no unit (write e.g. 2s or 500ms)`,
@@ -334,7 +370,7 @@ func TestEnvLeaves(t *testing.T) {
 		"DNSLB_STATE_FILE=state_file",
 		"DNSLB_LOG_LEVEL=log.level", "DNSLB_LOG_FORMAT=log.format", "DNSLB_UDP_SIZE=udp_size",
 		"DNSLB_TCP_IDLE_TIMEOUT=tcp.idle_timeout", "DNSLB_TCP_MAX_CONNECTIONS=tcp.max_connections",
-		"DNSLB_CACHE_SIZE=cache_size",
+		"DNSLB_CACHE_MAX_BYTES=cache.max_bytes", "DNSLB_CACHE_SIZE=cache_size", "DNSLB_COOKIES_SECRET=cookies.secret",
 	}
 	if got := names(dnslb.Config{}); !reflect.DeepEqual(got, server) {
 		t.Errorf("server config: %q\nwant %q", got, server)
@@ -413,6 +449,36 @@ func checkProblems(t *testing.T, file, stderr string, want []problemAt) {
 	for i, w := range want {
 		if re := w.re(file); !re.MatchString(got[i]) {
 			t.Errorf("problem %d:\n got %s\nwant %s", i, got[i], re)
+		}
+	}
+}
+
+// TestCacheBytes: cache.max_bytes in the forms operators write, and the
+// deprecated cache_size taken as 1 KiB per entry.
+func TestCacheBytes(t *testing.T) {
+	const zonesYAML = "zones:\n  - {origin: example.test., file: z.zone}\n"
+	for _, tc := range []struct {
+		yaml string
+		want int64
+	}{
+		{"", dnslb.DefaultCacheBytes},
+		{"cache: {max_bytes: 64MiB}\n", 64 << 20},
+		{"cache: {max_bytes: 1GB}\n", 1e9},
+		{"cache: {max_bytes: 1.5GiB}\n", 3 << 29},
+		{"cache: {max_bytes: 2097152}\n", 2 << 20},
+		{"cache: {max_bytes: \"8 MiB\"}\n", 8 << 20},
+		{"cache: {max_bytes: 0}\n", 0},
+		{"cache_size: 65536\n", 64 << 20},
+		{"cache_size: 10\n", dnslb.MinCacheBytes},
+		{"cache_size: -1\n", 0},
+	} {
+		dir := writeFiles(t, map[string]string{"dnslb.yaml": zonesYAML + tc.yaml})
+		sc, err := loadServerConfig(filepath.Join(dir, "dnslb.yaml"))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if got := sc.Config.CacheBytes(); got != tc.want {
+			t.Errorf("%q: %d bytes, want %d", tc.yaml, got, tc.want)
 		}
 	}
 }

@@ -327,6 +327,38 @@ func (pl *Plan) Empty() bool { return pl.empty }
 // the client (sticky) and cannot be cached by slot.
 func (pl *Plan) Slots() int { return pl.nslots }
 
+// Answers is the number of distinct answers the plan's slots give, or 0
+// when the answer depends on the client (sticky). A weighted plan has a
+// slot per unit of weight, but its slot's answer is one rotation of the
+// eligible members, so there are at most as many distinct answers as
+// members: a cache keeps one packed reply per answer, not per slot.
+func (pl *Plan) Answers() int {
+	switch {
+	case pl.nslots == 0:
+		return 0
+	case pl.pool.Policy == Weighted && len(pl.idx) > 0:
+		return len(pl.idx)
+	}
+	return pl.nslots
+}
+
+// Answer returns which of the plan's distinct answers (0 to Answers()-1)
+// slot gives: slots with the same Answer yield the same records.
+func (pl *Plan) Answer(slot int) int {
+	// Slots come from NextSlot, below Slots(): no division on a cache hit.
+	if pl.sched != nil && len(pl.sched.seq) > 0 {
+		seq := pl.sched.seq
+		if uint(slot) >= uint(len(seq)) {
+			slot %= len(seq)
+		}
+		return int(seq[slot])
+	}
+	if uint(slot) < uint(pl.nslots) {
+		return slot
+	}
+	return slot % max(pl.nslots, 1)
+}
+
 // NextSlot advances the rotation of client's group and returns the slot
 // to answer. A client alone in its group (a test, an operator's dig, a
 // resolver among few) sees every member come first in turn whichever

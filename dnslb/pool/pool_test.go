@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dnslb/dnslb/healthcheck"
@@ -473,5 +474,55 @@ func TestRotationGroupsSpread(t *testing.T) {
 	}
 	if g := rotationGroup(netip.Addr{}); g != 0 {
 		t.Errorf("no address: group %d, want 0", g)
+	}
+}
+
+// TestAnswersDoNotGrowWithWeight: a weighted plan has a slot per unit of
+// weight, but only as many distinct answers as eligible members; every
+// slot's records are those of its Answer, whatever the policy.
+func TestAnswersDoNotGrowWithWeight(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy Policy
+		max    int
+		down   downSet
+		want   int // distinct answers
+	}{
+		{"weighted 125 each", Weighted, 0, downSet{}, 8},
+		{"weighted, cap 2, one down", Weighted, 2, downSet{"192.0.2.3": true}, 7},
+		{"round-robin", RoundRobin, 0, downSet{}, 8},
+		{"first-healthy", FirstHealthy, 0, downSet{"192.0.2.1": true}, 1},
+		{"sticky: per client", Sticky, 0, downSet{}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ms []Member
+			for i := range 8 {
+				ms = append(ms, member(fmt.Sprintf("192.0.2.%d", i+1), 125+i, false))
+			}
+			p := newPool(tc.policy, ms...)
+			p.MaxAnswers = tc.max
+			pl := p.Plan(dns.TypeA, tc.down, 1)
+			if got := pl.Answers(); got != tc.want {
+				t.Fatalf("Answers() = %d, want %d (slots %d)", got, tc.want, pl.Slots())
+			}
+			if tc.want == 0 {
+				return
+			}
+			seen := map[int]string{}
+			for slot := range pl.Slots() {
+				a := pl.Answer(slot)
+				if a < 0 || a >= pl.Answers() {
+					t.Fatalf("slot %d: Answer %d outside 0-%d", slot, a, pl.Answers()-1)
+				}
+				got := strings.Join(addrs(pl.Records(nil, slot, client, 0)), " ")
+				if prev, ok := seen[a]; ok && prev != got {
+					t.Fatalf("slot %d: answer %d is %q, another slot's was %q", slot, a, got, prev)
+				}
+				seen[a] = got
+			}
+			if len(seen) != tc.want {
+				t.Errorf("%d distinct answers used, want %d", len(seen), tc.want)
+			}
+		})
 	}
 }
