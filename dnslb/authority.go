@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
+	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
@@ -20,6 +21,12 @@ type Request struct {
 	Remote netip.AddrPort
 	// TCP is set for messages that came over TCP (no size limit, no TC).
 	TCP bool
+	// ValidCookie says the query carried a valid server cookie (RFC 7873):
+	// its source address is not spoofed, so response rate limiting does
+	// not apply to it.
+	// TODO(cookies, issue 12): set by the DNS cookies work once server
+	// cookies are validated; always false until then.
+	ValidCookie bool
 }
 
 // Handler turns a request into the packed reply, appended to out[:0]. A nil
@@ -58,6 +65,8 @@ type Authority struct {
 	cache     *respCache
 	viewGen   atomic.Uint64
 	udpSize   uint16
+	// rrl limits UDP responses; nil: off.
+	rrl atomic.Pointer[rrl.Limiter]
 }
 
 // NewAuthority returns a handler answering from view. udpSize is the EDNS
@@ -98,6 +107,13 @@ func (a *Authority) CacheStats() (hits, misses uint64) {
 	}
 	return hits, a.cache.misses.Load()
 }
+
+// SetRRL swaps in a response rate limiter for UDP replies; nil turns
+// rate limiting off. Safe while serving.
+func (a *Authority) SetRRL(l *rrl.Limiter) { a.rrl.Store(l) }
+
+// RRL returns the response rate limiter in use, or nil.
+func (a *Authority) RRL() *rrl.Limiter { return a.rrl.Load() }
 
 // SetOverrides swaps in a new set of operator overrides (drains).
 func (a *Authority) SetOverrides(o *Overrides) { a.overrides.Store(o) }
@@ -160,7 +176,7 @@ func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
 		if parseFast(req.Wire, req.TCP, a.udpSize, &fq) {
 			resp, fill := a.cached(&fq, req.Wire, req.Remote.Addr(), view, out)
 			if resp != nil {
-				return resp
+				return a.limit(req, fq.rrl, resp)
 			}
 			a.cache.misses.Add(1)
 			return a.serveMiss(req, out, view, fq, fill)
@@ -177,13 +193,16 @@ func (a *Authority) serveMiss(req *Request, out []byte, view *View, fq fastQuery
 
 // serveFull parses and answers a query without the cache; fq (with fill,
 // for one slot of a pool entry) says what to store in the cache.
-func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuery, fill *slotFill) []byte {
+func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuery, fill *slotFill) (resp []byte) {
 	msg := req.Wire
 	if len(msg) < headerLen {
 		a.dropped("short")
 		return nil
 	}
 	var q query
+	// Every reply leaves through here, errors too (charged as errors
+	// unless the answer path says otherwise).
+	defer func() { resp = a.limit(req, q.rrl, resp) }()
 	q.id = binary.BigEndian.Uint16(msg[0:])
 	q.flags = binary.BigEndian.Uint16(msg[2:])
 	if q.flags&flagQR != 0 {
@@ -249,6 +268,9 @@ type reply struct {
 	fast *fastQuery
 	fill *slotFill
 	view *View
+	// rrl is what rate limiting charges the reply to (zero: an error
+	// without a zone).
+	rrl rrl.Class
 }
 
 func (a *Authority) newReply(q *query, withQuestion bool) *reply {
@@ -343,10 +365,24 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 	r.m.Authoritative = !classAny
 	visited := []string{qname}
 	cur := qname
+	// RRL charges an answer to the query name, unless a wildcard made it
+	// (on the way through a CNAME chain too): random names under the
+	// wildcard then share the wildcard's account.
+	wildcard := ""
+	charge := func(c rrl.Category, name string) {
+		if wildcard != "" && (c == rrl.Answer || c == rrl.NoData) {
+			c, name = rrl.Wildcard, wildcard
+		}
+		r.rrl = rrl.NewClass(c, name)
+	}
 	for hop := 0; ; hop++ {
 		res := zone.Lookup(cur, q.qtype)
+		if res.Wildcard && wildcard == "" {
+			wildcard = res.Owner
+		}
 		switch res.Kind {
 		case zones.Success:
+			charge(rrl.Answer, qname)
 			if p := view.Pools[res.Owner]; p != nil && !res.Wildcard && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
 				var pl *pool.Plan
 				slot := 0
@@ -361,6 +397,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 				if pl.Empty() {
 					// when_all_down: empty. NODATA that resolvers cache no
 					// longer than the pool TTL, so they ask again soon.
+					charge(rrl.NoData, qname)
 					soa := negativeSOA(zone)
 					soa.Header().Ttl = min(soa.Header().Ttl, p.TTL)
 					r.m.Ns = append(r.m.Ns, soa)
@@ -378,6 +415,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 			}
 			return
 		case zones.CNAME:
+			charge(rrl.Answer, qname)
 			r.m.Answer = append(r.m.Answer, res.Answer...)
 			if q.qtype == dns.TypeANY {
 				return
@@ -389,14 +427,17 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 			visited = append(visited, res.Target)
 			cur, zone = res.Target, next
 		case zones.NoData, zones.NXDomain:
+			charge(rrl.NoData, qname)
 			if res.Kind == zones.NXDomain {
 				r.m.Rcode = dns.RcodeNameError
+				charge(rrl.NXDomain, zone.Origin) // random names share their zone's account
 			}
 			if !classAny {
 				r.m.Ns = append(r.m.Ns, negativeSOA(zone))
 			}
 			return
 		case zones.Delegation:
+			charge(rrl.Referral, res.Owner)
 			if hop == 0 {
 				r.m.Authoritative = false
 			}
@@ -486,6 +527,7 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			r.m.Extra = r.m.Extra[:len(r.m.Extra)-1]
 		}
 		if err != nil {
+			q.rrl = rrl.Class{} // an error
 			return headerOnly(out, q.id, q.flags, flagRD, dns.RcodeServerFailure)
 		}
 		if len(b) <= limit {
@@ -496,8 +538,72 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			if r.fast != nil && a.cache != nil {
 				a.store(r.fast, r.view, r, b, r.fill)
 			}
+			q.rrl = r.rrl
 			return b
 		}
 	}
 	return nil
+}
+
+// limit applies response rate limiting to a UDP reply charged to c: it
+// returns resp, resp cut down in place to a truncated reply (slip), or nil
+// (drop). TCP replies, and queries with a valid server cookie, are never
+// limited.
+func (a *Authority) limit(req *Request, c rrl.Class, resp []byte) []byte {
+	l := a.rrl.Load()
+	if l == nil || req.TCP || len(resp) == 0 || req.ValidCookie {
+		return resp
+	}
+	act := l.Check(req.Remote.Addr(), c)
+	if act == rrl.Send {
+		return resp
+	}
+	if a.metrics != nil {
+		a.metrics.rrlActed(act, c.Category)
+	}
+	if act == rrl.Slip {
+		return slipped(resp)
+	}
+	return nil
+}
+
+// slipped cuts a reply down, in place, to what RRL sends when it slips:
+// the header and the question with TC set and no records, so that a real
+// resolver asks again over TCP while the victim of a spoofed query gets no
+// more than was sent in its name. ID, opcode, AA, RD and rcode stay.
+func slipped(resp []byte) []byte {
+	if len(resp) < headerLen {
+		return nil
+	}
+	end := headerLen
+	if binary.BigEndian.Uint16(resp[4:]) == 1 {
+		if n := questionLen(resp); n > 0 {
+			end += n
+		} else {
+			binary.BigEndian.PutUint16(resp[4:], 0)
+		}
+	}
+	resp[2] |= flagTC >> 8
+	clear(resp[6:headerLen]) // ANCOUNT, NSCOUNT, ARCOUNT
+	return resp[:end]
+}
+
+// questionLen returns the length of the question at offset 12 of msg (an
+// uncompressed name, type and class), or 0 if there is none.
+func questionLen(msg []byte) int {
+	off := headerLen
+	for off < len(msg) {
+		l := int(msg[off])
+		if l&0xC0 != 0 {
+			return 0
+		}
+		off += 1 + l
+		if l == 0 {
+			if off+4 > len(msg) {
+				return 0
+			}
+			return off + 4 - headerLen
+		}
+	}
+	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
+	"github.com/dnslb/dnslb/dnslb/rrl"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/miekg/dns"
 )
@@ -47,6 +48,7 @@ type cacheEntry struct {
 	viewGen uint64
 	qtype   uint16
 	rcode   int
+	rrl     rrl.Class // what rate limiting charges the reply to
 	counter *ZoneCounters
 	static  []byte // the reply, when no pool is involved
 	// For pool answers: the pool, the plan the slots belong to, and one
@@ -91,6 +93,7 @@ type fastQuery struct {
 	qtype   uint16
 	hash    uint64
 	keepRD  byte
+	rrl     rrl.Class // set by a hit: the entry's
 }
 
 const maxKey = 255 + 2 + 2 + 1 + 2
@@ -220,6 +223,7 @@ func (a *Authority) cached(q *fastQuery, msg []byte, client netip.Addr, view *Vi
 	stripe := stripeOf(binary.BigEndian.Uint16(msg))
 	e.counter.Count(stripe, q.qtype, e.rcode)
 	c.hits[stripe].Add(1)
+	q.rrl = e.rrl
 	return out, nil
 }
 
@@ -244,6 +248,7 @@ func (a *Authority) store(q *fastQuery, view *View, r *reply, packed []byte, fil
 		viewGen: view.gen,
 		qtype:   q.qtype,
 		rcode:   r.m.Rcode,
+		rrl:     r.rrl,
 		counter: r.counter,
 	}
 	if r.plan != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/dnslb/pool"
+	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
@@ -157,6 +158,12 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.auth.SetCacheSize(cfg.CacheSize)
 	r.auth.SetMetrics(r.metrics)
 	r.metrics.watchCache(r.auth)
+	r.metrics.watchRRL(r.auth)
+	lim, err := r.newLimiter(cfg.RRL)
+	if err != nil {
+		return nil, err
+	}
+	r.auth.SetRRL(lim)
 	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
 	r.ovGen++
 	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
@@ -377,8 +384,21 @@ func (r *Runtime) reloadLocked() error {
 	if cfg := g.Loaded.Config; !reflect.DeepEqual(cfg.Listen, old.Listen) || cfg.UDPSize != old.UDPSize || cfg.TCP != old.TCP {
 		r.log.Warn().Msg("reload: listen, udp_size and tcp changes take effect after a restart")
 	}
+	// Rate limiting settings that changed take a new, empty table; ones
+	// that did not keep counting where they were.
+	newRRL := !reflect.DeepEqual(g.Loaded.Config.RRL, old.RRL)
+	var lim *rrl.Limiter
+	if newRRL {
+		if lim, err = r.newLimiter(g.Loaded.Config.RRL); err != nil {
+			return err
+		}
+	}
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)
+	}
+	if newRRL {
+		r.auth.SetRRL(lim)
+		r.log.Info().Bool("on", lim != nil).Msg("reload: rate limiting settings changed; counting starts afresh")
 	}
 	r.mu.Lock()
 	r.metrics.attachCounters(g.View)
@@ -391,6 +411,24 @@ func (r *Runtime) reloadLocked() error {
 	}
 	r.log.Info().Int("zones", len(g.View.Zones.Zones())).Int("pools", len(g.View.Pools)).Msg("reloaded")
 	return nil
+}
+
+// newLimiter builds the response rate limiter c asks for; nil when RRL is
+// off. c has been validated.
+func (r *Runtime) newLimiter(c RRLConfig) (*rrl.Limiter, error) {
+	if !c.On() {
+		return nil, nil
+	}
+	rc, ps := c.Limiter("rrl")
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	rc.Now = r.opts.Now
+	l, err := rrl.New(rc)
+	if err != nil {
+		return nil, fmt.Errorf("rrl: %w", err)
+	}
+	return l, nil
 }
 
 // reloadMemoryFactor bounds the memory a reload may use, as a multiple of

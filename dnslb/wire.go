@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/dnslb/dnslb/dnslb/rrl"
+
 	"github.com/miekg/dns"
 )
 
@@ -34,6 +36,8 @@ type query struct {
 	udpSize uint16 // client's advertised size, at least 512
 	do      bool
 	version uint8
+
+	rrl rrl.Class // what rate limiting charges the reply to
 }
 
 func (q *query) rd() bool { return q.flags&flagRD != 0 }
