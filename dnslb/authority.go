@@ -174,9 +174,13 @@ func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
 	if a.cache != nil {
 		var fq fastQuery
 		if parseFast(req.Wire, req.TCP, a.udpSize, &fq) {
+			fq.limiter = a.udpLimiter(req)
 			resp, fill := a.cached(&fq, req.Wire, req.Remote.Addr(), view, out)
+			if fq.act != rrl.Send {
+				return a.limited(fq.act, fq.rrl.Category, resp)
+			}
 			if resp != nil {
-				return a.limit(req, fq.rrl, resp)
+				return resp
 			}
 			a.cache.misses.Add(1)
 			return a.serveMiss(req, out, view, fq, fill)
@@ -545,21 +549,31 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 	return nil
 }
 
-// limit applies response rate limiting to a UDP reply charged to c: it
-// returns resp, resp cut down in place to a truncated reply (slip), or nil
-// (drop). TCP replies, and queries with a valid server cookie, are never
-// limited.
+// udpLimiter returns the rate limiter for req's reply: nil for TCP, for a
+// query with a valid server cookie, and when rate limiting is off.
+func (a *Authority) udpLimiter(req *Request) *rrl.Limiter {
+	if req.TCP || req.ValidCookie {
+		return nil
+	}
+	return a.rrl.Load()
+}
+
+// limit applies response rate limiting to a reply of the full path,
+// charged to c: it returns resp, resp cut down in place to a truncated
+// reply (slip), or nil (drop). Cache hits are checked in cached.
 func (a *Authority) limit(req *Request, c rrl.Class, resp []byte) []byte {
-	l := a.rrl.Load()
-	if l == nil || req.TCP || len(resp) == 0 || req.ValidCookie {
-		return resp
+	if l := a.udpLimiter(req); l != nil && len(resp) > 0 {
+		if act := l.Check(req.Remote.Addr(), c); act != rrl.Send {
+			return a.limited(act, c.Category, resp)
+		}
 	}
-	act := l.Check(req.Remote.Addr(), c)
-	if act == rrl.Send {
-		return resp
-	}
+	return resp
+}
+
+// limited counts a slip or drop and returns what to send instead of resp.
+func (a *Authority) limited(act rrl.Action, c rrl.Category, resp []byte) []byte {
 	if a.metrics != nil {
-		a.metrics.rrlActed(act, c.Category)
+		a.metrics.rrlActed(act, c)
 	}
 	if act == rrl.Slip {
 		return slipped(resp)

@@ -93,7 +93,11 @@ type fastQuery struct {
 	qtype   uint16
 	hash    uint64
 	keepRD  byte
-	rrl     rrl.Class // set by a hit: the entry's
+	// Rate limiting: the limiter a hit is checked against (nil: none),
+	// and what a hit was charged to and what to do with it.
+	limiter *rrl.Limiter
+	rrl     rrl.Class
+	act     rrl.Action
 }
 
 const maxKey = 255 + 2 + 2 + 1 + 2
@@ -216,6 +220,17 @@ func (a *Authority) cached(q *fastQuery, msg []byte, client netip.Addr, view *Vi
 		pl.Lead(slot, stripeOf(binary.BigEndian.Uint16(msg)))
 		b = *p
 	}
+	if q.limiter != nil {
+		// Before the copy: the limiter's compare-and-swap would wait for
+		// the copy's stores to drain. A drop copies nothing, but counts.
+		q.rrl, q.act = e.rrl, q.limiter.Check(client, e.rrl)
+		if q.act == rrl.Drop {
+			stripe := stripeOf(binary.BigEndian.Uint16(msg))
+			e.counter.Count(stripe, q.qtype, e.rcode)
+			c.hits[stripe].Add(1)
+			return nil, nil
+		}
+	}
 	out = append(out[:0], b...)
 	out[0], out[1] = msg[0], msg[1]
 	out[2] = out[2]&^1 | q.keepRD
@@ -223,7 +238,6 @@ func (a *Authority) cached(q *fastQuery, msg []byte, client netip.Addr, view *Vi
 	stripe := stripeOf(binary.BigEndian.Uint16(msg))
 	e.counter.Count(stripe, q.qtype, e.rcode)
 	c.hits[stripe].Add(1)
-	q.rrl = e.rrl
 	return out, nil
 }
 

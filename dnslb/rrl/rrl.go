@@ -26,11 +26,20 @@ const (
 	NumCategories = iota
 )
 
-var categoryNames = [NumCategories]string{"error", "answer", "nodata", "nxdomain", "referral", "wildcard"}
-
 func (c Category) String() string {
-	if c < NumCategories {
-		return categoryNames[c]
+	switch c {
+	case Error:
+		return "error"
+	case Answer:
+		return "answer"
+	case NoData:
+		return "nodata"
+	case NXDomain:
+		return "nxdomain"
+	case Referral:
+		return "referral"
+	case Wildcard:
+		return "wildcard"
 	}
 	return fmt.Sprintf("category(%d)", uint8(c))
 }
@@ -294,13 +303,54 @@ func (l *Limiter) TableSize() int { return len(l.sets) * ways }
 // what to do with it. Exempt clients and invalid addresses are always
 // sent.
 func (l *Limiter) Check(client netip.Addr, c Class) Action {
-	h, ok := l.account(client, c)
-	if !ok {
-		return Send
+	var x uint64
+	if client.Is4() {
+		// Inline, the common case: a plain IPv4 client.
+		b := client.As4()
+		a := binary.BigEndian.Uint32(b[:])
+		for _, e := range l.exempt4 {
+			if a&e.mask == e.addr {
+				return Send
+			}
+		}
+		x = uint64(a&l.v4mask) ^ l.seed[0]
+	} else {
+		var ok bool
+		if x, ok = l.prefixOf(client); !ok {
+			return Send
+		}
 	}
+	h := mix(x^uint64(c.Category)<<56, c.Name^l.seed[3])
 	set := &l.sets[h&l.mask]
 	tag := h >> tagShift
 	now := l.now.Load()
+	// The common case, kept short: the account is there and within its
+	// rate (idle, or in debt by less than a burst).
+	for j := range set {
+		w := set[j].Load()
+		if w>>tagShift != tag {
+			continue
+		}
+		var next uint64
+		switch d := diff(w&tatMask, now); {
+		case d <= 0:
+			next = tag<<tagShift | (now+1)&tatMask // idle: slips counted afresh
+		case d < l.burst:
+			next = w&^tatMask | (w+1)&tatMask
+		default:
+			return l.charge(set, tag, now)
+		}
+		if set[j].CompareAndSwap(w, next) {
+			return Send
+		}
+		break
+	}
+	return l.charge(set, tag, now)
+}
+
+// charge is Check's general case: a new account, one over its rate, and
+// retries when another core changed the set.
+func (l *Limiter) charge(set *[ways]atomic.Uint64, tag, now uint64) Action {
 	refreshed := false
 	limited := false
 	for range attempts {
@@ -385,12 +435,13 @@ func diff(tat, now uint64) int64 {
 // refresh reads the clock and returns the time, in units, keeping the
 // shared time from going backwards.
 func (l *Limiter) refresh() uint64 {
-	ns := l.nowFunc().Sub(l.epoch)
-	if ns < 0 {
-		ns = 0
+	d := l.nowFunc().Sub(l.epoch)
+	if d < 0 {
+		d = 0
 	}
-	hi, lo := bits.Mul64(uint64(ns), l.rate)
-	t, _ := bits.Div64(hi, lo, uint64(time.Second)) // hi < 1e9: ns*rate < 2^93
+	// In microseconds, so that the product cannot overflow (292 years at
+	// the highest rate), and divided by constants: multiplications.
+	t := uint64(d/time.Microsecond) * l.rate / 1e6
 	for {
 		cur := l.now.Load()
 		if t <= cur {
@@ -402,11 +453,11 @@ func (l *Limiter) refresh() uint64 {
 	}
 }
 
-// account returns the keyed hash of client's account for c; ok is false
-// for exempt clients and invalid addresses.
-func (l *Limiter) account(client netip.Addr, c Class) (h uint64, ok bool) {
-	var x uint64
-	if client.Is4() || client.Is4In6() {
+// prefixOf returns the keyed hash of the prefix of an IPv6 client; ok is
+// false for exempt clients and invalid addresses.
+func (l *Limiter) prefixOf(client netip.Addr) (x uint64, ok bool) {
+	switch {
+	case client.Is4In6():
 		b := client.Unmap().As4()
 		a := binary.BigEndian.Uint32(b[:])
 		for _, e := range l.exempt4 {
@@ -414,8 +465,8 @@ func (l *Limiter) account(client netip.Addr, c Class) (h uint64, ok bool) {
 				return 0, false
 			}
 		}
-		x = uint64(a&l.v4mask) ^ l.seed[0]
-	} else if client.Is6() {
+		return uint64(a&l.v4mask) ^ l.seed[0], true
+	case client.Is6():
 		client = client.WithZone("") // fe80::1%eth0 is in fe80::/10
 		for _, e := range l.exempt6 {
 			if e.Contains(client) {
@@ -425,11 +476,9 @@ func (l *Limiter) account(client netip.Addr, c Class) (h uint64, ok bool) {
 		b := client.As16()
 		hi := binary.BigEndian.Uint64(b[:8]) & l.v6hi
 		lo := binary.BigEndian.Uint64(b[8:]) & l.v6lo
-		x = mix(hi^l.seed[1], lo^l.seed[2])
-	} else {
-		return 0, false
+		return mix(hi^l.seed[1], lo^l.seed[2]), true
 	}
-	return mix(x^uint64(c.Category)<<56, c.Name^l.seed[3]), true
+	return 0, false
 }
 
 // mix folds the 128-bit product of a and b (wyhash's mum): with secret
