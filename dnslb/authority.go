@@ -582,9 +582,11 @@ func (a *Authority) limited(act rrl.Action, c rrl.Category, resp []byte) []byte 
 }
 
 // slipped cuts a reply down, in place, to what RRL sends when it slips:
-// the header and the question with TC set and no records, so that a real
-// resolver asks again over TCP while the victim of a spoofed query gets no
-// more than was sent in its name. ID, opcode, AA, RD and rcode stay.
+// the header and the question with TC set, and the OPT record if the
+// reply has one (RFC 6891 wants it in every reply to an EDNS query, and it
+// is where a server cookie goes), so that a real resolver asks again over
+// TCP while the victim of a spoofed query gets little more than was sent
+// in its name. ID, opcode, AA, RD and rcode stay.
 func slipped(resp []byte) []byte {
 	if len(resp) < headerLen {
 		return nil
@@ -597,9 +599,57 @@ func slipped(resp []byte) []byte {
 			binary.BigEndian.PutUint16(resp[4:], 0)
 		}
 	}
+	records := int(binary.BigEndian.Uint16(resp[6:])) + int(binary.BigEndian.Uint16(resp[8:])) + int(binary.BigEndian.Uint16(resp[10:]))
+	opt := findOPT(resp, end, records)
 	resp[2] |= flagTC >> 8
 	clear(resp[6:headerLen]) // ANCOUNT, NSCOUNT, ARCOUNT
+	if opt != nil {
+		binary.BigEndian.PutUint16(resp[10:], 1)
+		end += copy(resp[end:], opt)
+	}
 	return resp[:end]
+}
+
+// findOPT returns the OPT record among the n records of msg from off, or
+// nil.
+func findOPT(msg []byte, off, n int) []byte {
+	for range n {
+		start := off
+		if off = skipName(msg, off); off < 0 || off+10 > len(msg) {
+			return nil
+		}
+		rrtype := binary.BigEndian.Uint16(msg[off:])
+		end := off + 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
+		if end > len(msg) {
+			return nil
+		}
+		if rrtype == dns.TypeOPT {
+			return msg[start:end]
+		}
+		off = end
+	}
+	return nil
+}
+
+// skipName returns the offset just after the name at off, which may end
+// in a compression pointer, or -1.
+func skipName(msg []byte, off int) int {
+	for off < len(msg) {
+		switch l := int(msg[off]); {
+		case l == 0:
+			return off + 1
+		case l&0xC0 == 0xC0:
+			if off+2 > len(msg) {
+				return -1
+			}
+			return off + 2
+		case l&0xC0 != 0:
+			return -1
+		default:
+			off += 1 + l
+		}
+	}
+	return -1
 }
 
 // questionLen returns the length of the question at offset 12 of msg (an

@@ -268,8 +268,26 @@ func TestSlipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Id != 4242 || !got.Truncated || !got.Authoritative || !got.RecursionDesired || got.Rcode != dns.RcodeNameError ||
-		len(got.Question) != 1 || got.Question[0].Name != "Mail.Example.Test." || len(got.Answer)+len(got.Ns)+len(got.Extra) != 0 {
+		len(got.Question) != 1 || got.Question[0].Name != "Mail.Example.Test." || len(got.Answer)+len(got.Ns) != 0 {
 		t.Errorf("slipped:\n%v", &got)
+	}
+	if opt := got.IsEdns0(); len(got.Extra) != 1 || opt == nil || opt.UDPSize() != 1232 || !opt.Do() {
+		t.Errorf("slipped: the OPT record was not kept as it was:\n%v", &got)
+	}
+	// Without EDNS: no OPT, nothing in any section; a compressed name in
+	// the answer is skipped over.
+	m.Extra = nil
+	m.Compress = true
+	m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: "x.Mail.Example.Test.", Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 60}, Target: "Mail.Example.Test."})
+	if wire, err = m.Pack(); err != nil {
+		t.Fatal(err)
+	}
+	got = dns.Msg{}
+	if err := got.Unpack(slipped(wire)); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Truncated || len(got.Question) != 1 || len(got.Answer)+len(got.Ns)+len(got.Extra) != 0 {
+		t.Errorf("slipped, no EDNS:\n%v", &got)
 	}
 	if out := slipped(wire[:headerLen]); len(out) != headerLen || out[2]&(flagTC>>8) == 0 {
 		t.Errorf("slipped header-only reply: % x", out)
