@@ -222,8 +222,10 @@ type Limiter struct {
 	exempt4    []prefix4
 	exempt6    []netip.Prefix
 	seed       [4]uint64
-	nowFunc    func() time.Time
-	epoch      time.Time
+	// elapsed is the time since the limiter was made: the monotonic
+	// clock alone by default (time.Since reads no wall clock), else
+	// Config.Now's.
+	elapsed func() time.Duration
 	// now is the time last read, in units of 1/rate since epoch.
 	now atomic.Uint64
 }
@@ -244,20 +246,16 @@ func New(c Config) (*Limiter, error) {
 		nsets *= 2
 	}
 	l := &Limiter{
-		sets:    make([][ways]atomic.Uint64, nsets),
-		mask:    uint64(nsets - 1),
-		burst:   int64(c.ResponsesPerSecond),
-		rate:    uint64(c.ResponsesPerSecond),
-		slip:    uint64(c.Slip),
-		v4len:   c.IPv4Prefix,
-		v6len:   c.IPv6Prefix,
-		v4mask:  ^uint32(0) << (32 - c.IPv4Prefix),
-		nowFunc: c.Now,
+		sets:   make([][ways]atomic.Uint64, nsets),
+		mask:   uint64(nsets - 1),
+		burst:  int64(c.ResponsesPerSecond),
+		rate:   uint64(c.ResponsesPerSecond),
+		slip:   uint64(c.Slip),
+		v4len:  c.IPv4Prefix,
+		v6len:  c.IPv6Prefix,
+		v4mask: ^uint32(0) << (32 - c.IPv4Prefix),
 	}
 	l.v6hi, l.v6lo = mask128(c.IPv6Prefix)
-	if l.nowFunc == nil {
-		l.nowFunc = time.Now
-	}
 	for _, p := range c.Exempt {
 		p = p.Masked()
 		if a := p.Addr(); a.Is4() {
@@ -278,7 +276,13 @@ func New(c Config) (*Limiter, error) {
 	for i := range l.seed {
 		l.seed[i] = binary.LittleEndian.Uint64(seed[8*i:])
 	}
-	l.epoch = l.nowFunc()
+	if now := c.Now; now != nil {
+		epoch := now()
+		l.elapsed = func() time.Duration { return now().Sub(epoch) }
+	} else {
+		epoch := time.Now()
+		l.elapsed = func() time.Duration { return time.Since(epoch) }
+	}
 	return l, nil
 }
 
@@ -435,7 +439,7 @@ func diff(tat, now uint64) int64 {
 // refresh reads the clock and returns the time, in units, keeping the
 // shared time from going backwards.
 func (l *Limiter) refresh() uint64 {
-	d := l.nowFunc().Sub(l.epoch)
+	d := l.elapsed()
 	if d < 0 {
 		d = 0
 	}

@@ -315,7 +315,10 @@ func BenchmarkCheck(b *testing.B) {
 			var ns atomic.Int64
 			return func() time.Time { return time.Unix(0, ns.Add(int64(time.Second))) }
 		}()},
-		{"cold", 1 << 16, time.Now},
+		{"cold", 1 << 16, nil},
+		// limited: one client flooding, on the real clock: nearly every
+		// check is over the rate (a clock read, and a slip count).
+		{"limited", 1, nil},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			l, err := New(Config{ResponsesPerSecond: MaxResponsesPerSecond, Slip: 2, IPv4Prefix: 24, IPv6Prefix: 56,
