@@ -95,6 +95,10 @@ type Runtime struct {
 
 	// fallbackPoke wakes watchFallback (see pokeFallback).
 	fallbackPoke chan struct{}
+
+	// rrlNow is the rate limiter's clock: RuntimeOptions.Now as given,
+	// nil for the limiter's own (which reads the monotonic clock alone).
+	rrlNow func() time.Time
 }
 
 // NewRuntime loads the config and every zone and builds the server; nothing
@@ -102,6 +106,7 @@ type Runtime struct {
 // cannot serve what it was told to refuses to start. The error lists every
 // problem (Problems), zone problems first.
 func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
+	rrlNow := opts.Now
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -119,6 +124,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		freeMem:      make(chan struct{}, 1),
 		stopping:     make(chan struct{}),
 		fallbackPoke: make(chan struct{}, 1),
+		rrlNow:       rrlNow,
 	}
 	var seed map[healthcheck.TargetKey]healthcheck.Status
 	res, err := r.buildAside(func() (*Generation, error) {
@@ -423,7 +429,7 @@ func (r *Runtime) newLimiter(c RRLConfig) (*rrl.Limiter, error) {
 	if len(ps) > 0 {
 		return nil, ps
 	}
-	rc.Now = r.opts.Now
+	rc.Now = r.rrlNow
 	l, err := rrl.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("rrl: %w", err)
