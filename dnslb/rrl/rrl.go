@@ -226,8 +226,13 @@ type Limiter struct {
 	// clock alone by default (time.Since reads no wall clock), else
 	// Config.Now's.
 	elapsed func() time.Duration
-	// now is the time last read, in units of 1/rate since epoch.
+	// now is the time last read, in units of 1/rate since the limiter
+	// was made. On a cache line of its own: it is written when a
+	// limited response reads the clock, and the fields above are read
+	// by every check on every core.
+	_   [64]byte
 	now atomic.Uint64
+	_   [56]byte
 }
 
 type prefix4 struct{ addr, mask uint32 }
