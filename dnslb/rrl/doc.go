@@ -32,14 +32,16 @@
 // the hot path takes no lock. An account allows a burst of one second's
 // worth of responses (ResponsesPerSecond), then ResponsesPerSecond per
 // second. A limited response does not use up budget: a client that stops
-// flooding is answered again at once.
+// flooding gets its first answer again 1/ResponsesPerSecond later.
 //
 // # Table
 //
 // Accounts live in a fixed-size, 4-way set-associative hash table (as
-// Knot's is fixed-size), not an LRU: its memory is TableSize×8 bytes
-// whatever the traffic, and a lookup is a few loads from one cache line
-// with no lock and no list to update. A new account takes the place of an
+// Knot's is fixed-size), not an LRU such as golang-lru: its memory is
+// TableSize×8 bytes whatever the traffic (an LRU entry costs ten times
+// that), and a lookup is a few loads from one cache line with no lock and
+// no list to update (an LRU moves its entry to the front under a mutex on
+// every response, which is every UDP reply here). A new account takes the place of an
 // idle one in its set (an account whose bucket is full again holds nothing
 // worth keeping), else of the one with the least debt; the table index is
 // a keyed hash, so an attacker cannot aim at one set. When more accounts
@@ -48,9 +50,9 @@
 //
 // # Clock
 //
-// The clock (Config.Now) is read only when a response would be limited by
-// the time last read, and once more to confirm it: the common path, a
-// client within its rate, reads no clock. A stale time only makes the
+// The clock (Config.Now) is read only to confirm that a response the time
+// last read would limit is over its rate: the common path, a client
+// within its rate, reads no clock. A stale time only makes the
 // limiter stricter, so the confirmation read is all that is needed; a
 // client idle since the time was last read may get one extra burst.
 //

@@ -117,7 +117,7 @@ const (
 	// DefaultSlip truncates every second limited response: a real
 	// resolver behind a spoofed-upon prefix still gets through over TCP
 	// within a retry or two, and the victim gets half as many packets as
-	// the attacker sent, each no bigger than the query.
+	// the attacker sent, each about the size of the query.
 	DefaultSlip = 2
 	// Prefix lengths an account aggregates clients by: a /24 is the usual
 	// IPv4 assignment, a /56 the usual IPv6 site (RFC 6177); Knot uses
@@ -151,7 +151,8 @@ type Config struct {
 	// TableSize is the number of accounts kept (0: DefaultTableSize),
 	// rounded up to a power of two.
 	TableSize int
-	// Now is the clock (nil: time.Now).
+	// Now is the clock (nil: the monotonic clock, which is cheaper to
+	// read than time.Now).
 	Now func() time.Time
 }
 
@@ -215,8 +216,6 @@ type Limiter struct {
 	burst      int64
 	rate       uint64
 	slip       uint64
-	v4len      int
-	v6len      int
 	v4mask     uint32
 	v6hi, v6lo uint64 // IPv6 prefix masks
 	exempt4    []prefix4
@@ -256,8 +255,6 @@ func New(c Config) (*Limiter, error) {
 		burst:  int64(c.ResponsesPerSecond),
 		rate:   uint64(c.ResponsesPerSecond),
 		slip:   uint64(c.Slip),
-		v4len:  c.IPv4Prefix,
-		v6len:  c.IPv6Prefix,
 		v4mask: ^uint32(0) << (32 - c.IPv4Prefix),
 	}
 	l.v6hi, l.v6lo = mask128(c.IPv6Prefix)
