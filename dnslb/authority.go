@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
+	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
@@ -62,6 +63,8 @@ type Authority struct {
 	viewGen   atomic.Uint64
 	udpSize   uint16
 	now       func() time.Time // the clock of TSIG
+	// rrl limits UDP responses; nil: off.
+	rrl atomic.Pointer[rrl.Limiter]
 }
 
 // NewAuthority returns a handler answering from view. udpSize is the EDNS
@@ -115,6 +118,13 @@ func (a *Authority) CacheUse() (bytes, entries int64) {
 	}
 	return a.cache.Bytes(), a.cache.Entries()
 }
+
+// SetRRL swaps in a response rate limiter for UDP replies; nil turns
+// rate limiting off. Safe while serving.
+func (a *Authority) SetRRL(l *rrl.Limiter) { a.rrl.Store(l) }
+
+// RRL returns the response rate limiter in use, or nil.
+func (a *Authority) RRL() *rrl.Limiter { return a.rrl.Load() }
 
 // SetOverrides swaps in a new set of operator overrides (drains).
 func (a *Authority) SetOverrides(o *Overrides) { a.overrides.Store(o) }
@@ -180,7 +190,11 @@ func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
 				fq.cookie = cookies.Check(req.Wire[fq.cookieOff:fq.cookieOff+fq.cookieLen], req.Remote.Addr(), &fq.replyCookie)
 				fq.validCookie = fq.cookie == CookieValid
 			}
+			fq.limiter = a.udpLimiter(req, fq.validCookie)
 			resp, fill := a.cached(&fq, req.Wire, req.Remote.Addr(), view, out)
+			if fq.act != rrl.Send {
+				return a.limited(fq.act, fq.rrl.Category, resp)
+			}
 			if resp != nil {
 				return resp
 			}
@@ -200,13 +214,16 @@ func (a *Authority) serveMiss(req *Request, out []byte, view *View, fq fastQuery
 
 // serveFull parses and answers a query without the cache; fq (with fill,
 // for one slot of a pool entry) says what to store in the cache.
-func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuery, fill *slotFill) []byte {
+func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuery, fill *slotFill) (resp []byte) {
 	msg := req.Wire
 	if len(msg) < headerLen {
 		a.dropped("short")
 		return nil
 	}
 	var q query
+	// Every reply leaves through here, errors too (charged as errors
+	// unless the answer path says otherwise).
+	defer func() { resp = a.limit(req, q.validCookie, q.rrl, resp) }()
 	q.id = binary.BigEndian.Uint16(msg[0:])
 	q.flags = binary.BigEndian.Uint16(msg[2:])
 	if q.flags&flagQR != 0 {
@@ -312,6 +329,9 @@ type reply struct {
 	fast *fastQuery
 	fill *slotFill
 	view *View
+	// rrl is what rate limiting charges the reply to (zero: an error
+	// without a zone).
+	rrl rrl.Class
 }
 
 func (a *Authority) newReply(q *query, withQuestion bool) *reply {
@@ -408,8 +428,21 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 	r.m.Authoritative = !classAny
 	visited := []string{qname}
 	cur := qname
+	// RRL charges an answer to the query name, unless a wildcard made it
+	// (on the way through a CNAME chain too): random names under the
+	// wildcard then share the wildcard's account.
+	wildcard := ""
+	charge := func(c rrl.Category, name string) {
+		if wildcard != "" && (c == rrl.Answer || c == rrl.NoData) {
+			c, name = rrl.Wildcard, wildcard
+		}
+		r.rrl = rrl.NewClass(c, name)
+	}
 	for hop := 0; ; hop++ {
 		res := zone.Lookup(cur, q.qtype)
+		if res.Wildcard && wildcard == "" {
+			wildcard = res.Owner
+		}
 		if q.qtype == dns.TypeDS && zone.Origin != cur && (res.Kind == zones.NXDomain || res.Wildcard) && set.Zone(cur) != nil {
 			// The parent answers for the apex of a child served here that
 			// it does not delegate: the name exists, as the child's apex,
@@ -418,6 +451,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 		}
 		switch res.Kind {
 		case zones.Success:
+			charge(rrl.Answer, qname)
 			if p := view.Pools[res.Owner]; p != nil && !res.Wildcard && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
 				var pl *pool.Plan
 				slot := 0
@@ -432,6 +466,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 				if pl.Empty() {
 					// when_all_down: empty. NODATA that resolvers cache no
 					// longer than the pool TTL, so they ask again soon.
+					charge(rrl.NoData, qname)
 					soa := negativeSOA(zone)
 					soa.Header().Ttl = min(soa.Header().Ttl, p.TTL)
 					r.m.Ns = append(r.m.Ns, soa)
@@ -449,6 +484,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 			}
 			return
 		case zones.CNAME:
+			charge(rrl.Answer, qname)
 			r.m.Answer = append(r.m.Answer, res.Answer...)
 			if q.qtype == dns.TypeANY {
 				return
@@ -460,14 +496,17 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 			visited = append(visited, res.Target)
 			cur, zone = res.Target, next
 		case zones.NoData, zones.NXDomain:
+			charge(rrl.NoData, qname)
 			if res.Kind == zones.NXDomain {
 				r.m.Rcode = dns.RcodeNameError
+				charge(rrl.NXDomain, zone.Origin) // random names share their zone's account
 			}
 			if !classAny {
 				r.m.Ns = append(r.m.Ns, negativeSOA(zone))
 			}
 			return
 		case zones.Delegation:
+			charge(rrl.Referral, res.Owner)
 			if hop == 0 {
 				r.m.Authoritative = false
 			}
@@ -585,6 +624,7 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			r.m.Extra = r.m.Extra[:len(r.m.Extra)-1]
 		}
 		if err != nil {
+			q.rrl = rrl.Class{} // an error
 			return headerOnly(out, q.id, q.flags, flagRD, dns.RcodeServerFailure)
 		}
 		if len(b) <= limit {
@@ -598,8 +638,133 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 			if r.fast != nil && a.cache != nil {
 				a.store(r.fast, r.view, r, b, r.fill)
 			}
+			q.rrl = r.rrl
 			return b
 		}
 	}
 	return nil
+}
+
+// udpLimiter returns the rate limiter for req's reply: nil for TCP, for a
+// query with a valid server cookie (its source is not spoofed), and when
+// rate limiting is off.
+func (a *Authority) udpLimiter(req *Request, validCookie bool) *rrl.Limiter {
+	if req.TCP || validCookie {
+		return nil
+	}
+	return a.rrl.Load()
+}
+
+// limit applies response rate limiting to a reply of the full path,
+// charged to c: it returns resp, resp cut down in place to a truncated
+// reply (slip), or nil (drop). Cache hits are checked in cached.
+func (a *Authority) limit(req *Request, validCookie bool, c rrl.Class, resp []byte) []byte {
+	if l := a.udpLimiter(req, validCookie); l != nil && len(resp) > 0 {
+		if act := l.Check(req.Remote.Addr(), c); act != rrl.Send {
+			return a.limited(act, c.Category, resp)
+		}
+	}
+	return resp
+}
+
+// limited counts a slip or drop and returns what to send instead of resp.
+func (a *Authority) limited(act rrl.Action, c rrl.Category, resp []byte) []byte {
+	if a.metrics != nil {
+		a.metrics.rrlActed(act, c)
+	}
+	if act == rrl.Slip {
+		return slipped(resp)
+	}
+	return nil
+}
+
+// slipped cuts a reply down, in place, to what RRL sends when it slips:
+// the header and the question with TC set, and the OPT record if the
+// reply has one (RFC 6891 wants it in every reply to an EDNS query, and it
+// is where a server cookie goes), so that a real resolver asks again over
+// TCP while the victim of a spoofed query gets little more than was sent
+// in its name. ID, opcode, AA, RD and rcode stay.
+func slipped(resp []byte) []byte {
+	if len(resp) < headerLen {
+		return nil
+	}
+	end := headerLen
+	if binary.BigEndian.Uint16(resp[4:]) == 1 {
+		if n := questionLen(resp); n > 0 {
+			end += n
+		} else {
+			binary.BigEndian.PutUint16(resp[4:], 0)
+		}
+	}
+	records := int(binary.BigEndian.Uint16(resp[6:])) + int(binary.BigEndian.Uint16(resp[8:])) + int(binary.BigEndian.Uint16(resp[10:]))
+	opt := findOPT(resp, end, records)
+	resp[2] |= flagTC >> 8
+	clear(resp[6:headerLen]) // ANCOUNT, NSCOUNT, ARCOUNT
+	if opt != nil {
+		binary.BigEndian.PutUint16(resp[10:], 1)
+		end += copy(resp[end:], opt)
+	}
+	return resp[:end]
+}
+
+// findOPT returns the OPT record among the n records of msg from off, or
+// nil.
+func findOPT(msg []byte, off, n int) []byte {
+	for range n {
+		start := off
+		if off = skipName(msg, off); off < 0 || off+10 > len(msg) {
+			return nil
+		}
+		rrtype := binary.BigEndian.Uint16(msg[off:])
+		end := off + 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
+		if end > len(msg) {
+			return nil
+		}
+		if rrtype == dns.TypeOPT {
+			return msg[start:end]
+		}
+		off = end
+	}
+	return nil
+}
+
+// skipName returns the offset just after the name at off, which may end
+// in a compression pointer, or -1.
+func skipName(msg []byte, off int) int {
+	for off < len(msg) {
+		switch l := int(msg[off]); {
+		case l == 0:
+			return off + 1
+		case l&0xC0 == 0xC0:
+			if off+2 > len(msg) {
+				return -1
+			}
+			return off + 2
+		case l&0xC0 != 0:
+			return -1
+		default:
+			off += 1 + l
+		}
+	}
+	return -1
+}
+
+// questionLen returns the length of the question at offset 12 of msg (an
+// uncompressed name, type and class), or 0 if there is none.
+func questionLen(msg []byte) int {
+	off := headerLen
+	for off < len(msg) {
+		l := int(msg[off])
+		if l&0xC0 != 0 {
+			return 0
+		}
+		off += 1 + l
+		if l == 0 {
+			if off+4 > len(msg) {
+				return 0
+			}
+			return off + 4 - headerLen
+		}
+	}
+	return 0
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
+	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/miekg/dns"
 )
@@ -75,6 +76,7 @@ type cacheEntry struct {
 	viewGen uint64
 	qtype   uint16
 	rcode   int
+	rrl     rrl.Class // what rate limiting charges the reply to
 	// cookieOff is where the reply's COOKIE data (replyCookieLen bytes)
 	// starts in every packed reply of the entry, patched on each hit;
 	// 0: the replies carry no COOKIE.
@@ -210,6 +212,11 @@ type fastQuery struct {
 	cookie      CookieStatus
 	validCookie bool
 	replyCookie [replyCookieLen]byte
+	// Rate limiting: the limiter a hit is checked against (nil: none),
+	// and what a hit was charged to and what to do with it.
+	limiter *rrl.Limiter
+	rrl     rrl.Class
+	act     rrl.Action
 }
 
 const maxKey = 255 + 2 + 2 + 1 + 2
@@ -350,6 +357,17 @@ func (a *Authority) cached(q *fastQuery, msg []byte, client netip.Addr, view *Vi
 		pl.Lead(slot, stripeOf(binary.BigEndian.Uint16(msg)))
 		b = *p
 	}
+	if q.limiter != nil {
+		// Before the copy: the limiter's compare-and-swap would wait for
+		// the copy's stores to drain. A drop copies nothing, but counts.
+		q.rrl, q.act = e.rrl, q.limiter.Check(client, e.rrl)
+		if q.act == rrl.Drop {
+			stripe := stripeOf(binary.BigEndian.Uint16(msg))
+			e.counter.Count(stripe, q.qtype, e.rcode)
+			c.hits[stripe].Add(1)
+			return nil, nil
+		}
+	}
 	out = append(out[:0], b...)
 	out[0], out[1] = msg[0], msg[1]
 	out[2] = out[2]&^1 | q.keepRD
@@ -414,6 +432,7 @@ func (a *Authority) store(q *fastQuery, view *View, r *reply, packed []byte, fil
 		qtype:     q.qtype,
 		rcode:     r.m.Rcode,
 		cookieOff: cookieOff,
+		rrl:       r.rrl,
 		counter:   r.counter,
 	}
 	e.size = entryOverhead + allocSize(len(e.key))

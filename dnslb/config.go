@@ -1,6 +1,7 @@
 package dnslb
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
+	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
@@ -61,6 +63,109 @@ type Config struct {
 	Pools map[string]PoolConfig `mapstructure:"pools"`
 	// TSIG holds the keys that signed queries (RFC 8945) may use.
 	TSIG TSIGConfig `mapstructure:"tsig"`
+	// RRL is response rate limiting, on unless "rrl: off".
+	RRL RRLConfig `mapstructure:"rrl"`
+}
+
+// RRLConfig configures response rate limiting (package rrl). Unset keys
+// take the rrl package's defaults; in YAML "rrl: off" (or false) turns it
+// off and "rrl: on" keeps the defaults.
+type RRLConfig struct {
+	// Enabled is nil or true unless RRL is off.
+	Enabled *bool `mapstructure:"enabled"`
+	// ResponsesPerSecond per client prefix, category and name. A pointer:
+	// 0, which disables RRL in Knot and NSD, is an error here (write
+	// rrl: off), not the default.
+	ResponsesPerSecond *int `mapstructure:"responses_per_second"`
+	// Slip: every Slip-th limited response is sent truncated, the others
+	// dropped; 0 drops them all. A pointer, as 0 is meaningful.
+	Slip       *int `mapstructure:"slip"`
+	IPv4Prefix int  `mapstructure:"ipv4_prefix"` // 0: 24
+	IPv6Prefix int  `mapstructure:"ipv6_prefix"` // 0: 56
+	// Exempt lists prefixes (or addresses) never limited; nil is the
+	// default, loopback, and an empty list exempts nothing.
+	Exempt    []string `mapstructure:"exempt"`
+	TableSize int      `mapstructure:"table_size"` // accounts kept; 0: the default
+}
+
+// UnmarshalText accepts the short forms, rrl: off and rrl: on (and
+// false/true).
+func (c *RRLConfig) UnmarshalText(b []byte) error {
+	switch strings.ToLower(strings.TrimSpace(string(b))) {
+	case "off", "false":
+		*c = RRLConfig{Enabled: new(false)}
+	case "on", "true":
+		*c = RRLConfig{Enabled: new(true)}
+	default:
+		return fmt.Errorf("%q: write off, on, or a block {responses_per_second: 20, slip: 2, …}", b)
+	}
+	return nil
+}
+
+// On reports whether RRL is enabled.
+func (c RRLConfig) On() bool { return c.Enabled == nil || *c.Enabled }
+
+// Limiter returns the rrl package's config for c, defaults applied, and
+// the problems of c keyed by their paths under key.
+func (c RRLConfig) Limiter(key string) (rrl.Config, Problems) {
+	var ps Problems
+	bad := func(k, format string, args ...any) { ps = append(ps, keyed(key+"."+k, format, args...)) }
+	rc := rrl.Config{
+		ResponsesPerSecond: rrl.DefaultResponsesPerSecond,
+		Slip:               rrl.DefaultSlip,
+		IPv4Prefix:         cmp.Or(c.IPv4Prefix, rrl.DefaultIPv4Prefix),
+		IPv6Prefix:         cmp.Or(c.IPv6Prefix, rrl.DefaultIPv6Prefix),
+		TableSize:          c.TableSize,
+	}
+	if c.ResponsesPerSecond != nil {
+		rc.ResponsesPerSecond = *c.ResponsesPerSecond
+		if rc.ResponsesPerSecond == 0 {
+			bad("responses_per_second", "0 is not allowed (1-%d); to turn rate limiting off write rrl: off", rrl.MaxResponsesPerSecond)
+		} else if rc.ResponsesPerSecond < 0 || rc.ResponsesPerSecond > rrl.MaxResponsesPerSecond {
+			bad("responses_per_second", "%d is outside 1-%d", rc.ResponsesPerSecond, rrl.MaxResponsesPerSecond)
+		}
+	}
+	if c.Slip != nil {
+		rc.Slip = *c.Slip
+		if rc.Slip < 0 || rc.Slip > rrl.MaxSlip {
+			bad("slip", "%d is outside 0-%d (0: drop every limited response, 1: truncate every one)", rc.Slip, rrl.MaxSlip)
+		}
+	}
+	if rc.IPv4Prefix < 1 || rc.IPv4Prefix > 32 {
+		bad("ipv4_prefix", "%d is outside 1-32", rc.IPv4Prefix)
+	}
+	if rc.IPv6Prefix < 1 || rc.IPv6Prefix > 128 {
+		bad("ipv6_prefix", "%d is outside 1-128", rc.IPv6Prefix)
+	}
+	if rc.TableSize != 0 && (rc.TableSize < rrl.MinTableSize || rc.TableSize > rrl.MaxTableSize) {
+		bad("table_size", "%d is outside %d-%d", rc.TableSize, rrl.MinTableSize, rrl.MaxTableSize)
+	}
+	exempt := c.Exempt
+	if exempt == nil {
+		// The host itself (monitoring, a local resolver, benchmarks).
+		exempt = []string{"127.0.0.0/8", "::1/128"}
+	}
+	for i, e := range exempt {
+		p, err := parsePrefix(e)
+		if err != nil {
+			bad(fmt.Sprintf("exempt[%d]", i), "%q is not an address or prefix (192.0.2.0/24, 2001:db8::/48)", e)
+			continue
+		}
+		rc.Exempt = append(rc.Exempt, p)
+	}
+	return rc, ps
+}
+
+// parsePrefix reads a prefix, or an address as a prefix of its full length.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(strings.TrimSpace(s))
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // TSIGConfig is the tsig: block.
@@ -369,6 +474,9 @@ func (c *Config) Validate() error {
 			bad("cookies.secret", "%v", err) // never the value: it is a secret
 		}
 	}
+	// Checked even when off: turning it on must not bring up old mistakes.
+	_, rrlProblems := c.RRL.Limiter("rrl")
+	errs = append(errs, rrlProblems...)
 	if len(c.Zones) == 0 {
 		bad("zones", "at least one zone is needed")
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,11 @@ type Metrics struct {
 	ZoneLoadError *prometheus.GaugeVec
 	// LastReload is the time of the last successful reload.
 	LastReload prometheus.Gauge
+	// rrlActions counts responses RRL slipped or dropped, resolved per
+	// action and category up front: a flood counts without a label
+	// lookup.
+	rrlActions       *prometheus.CounterVec
+	rrlSlip, rrlDrop [rrl.NumCategories]prometheus.Counter
 }
 
 // NewMetrics creates and registers every metric, plus the Go runtime and
@@ -91,11 +97,19 @@ func NewMetrics() *Metrics {
 			Name: "dnslb_last_reload_success_timestamp_seconds",
 			Help: "When config and zones were last (re)loaded without error.",
 		}),
+		rrlActions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dnslb_rrl_actions_total",
+			Help: "UDP responses over their rate limit, by action (slip: sent truncated; drop: not sent) and response category.",
+		}, []string{"action", "category"}),
+	}
+	for c := range rrl.Category(rrl.NumCategories) {
+		m.rrlSlip[c] = m.rrlActions.WithLabelValues("slip", c.String())
+		m.rrlDrop[c] = m.rrlActions.WithLabelValues("drop", c.String())
 	}
 	m.sizeUDP, m.sizeTCP = m.responseSize.WithLabelValues("udp"), m.responseSize.WithLabelValues("tcp")
 	m.durUDP, m.durTCP = m.duration.WithLabelValues("udp"), m.duration.WithLabelValues("tcp")
 	reg.MustRegister(m.queries, m.responseSize, m.duration, m.malformed, m.tcpOpen, m.tcpTotal,
-		m.Transitions, m.CheckDuration, m.Reloads, m.ZoneLoadError, m.LastReload,
+		m.Transitions, m.CheckDuration, m.Reloads, m.ZoneLoadError, m.LastReload, m.rrlActions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -120,6 +134,31 @@ func (m *Metrics) watchCache(a *Authority) {
 			Help: "Questions the packed-response cache holds answers for.",
 		}, func() float64 { _, n := a.CacheUse(); return float64(n) }),
 	)
+}
+
+// watchRRL exports the size of the rate limiter's table in use.
+func (m *Metrics) watchRRL(a *Authority) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dnslb_rrl_table_entries",
+		Help: "Rate limiting accounts (client prefix, category, name) charged within about the last second; 0 when RRL is off.",
+	}, func() float64 {
+		if l := a.RRL(); l != nil {
+			return float64(l.Entries())
+		}
+		return 0
+	}))
+}
+
+// rrlActed counts a response RRL slipped or dropped.
+func (m *Metrics) rrlActed(act rrl.Action, c rrl.Category) {
+	if c >= rrl.NumCategories {
+		return
+	}
+	if act == rrl.Slip {
+		m.rrlSlip[c].Inc()
+	} else {
+		m.rrlDrop[c].Inc()
+	}
 }
 
 // ZoneCounters returns the query counters of a zone ("" for queries that

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/dnslb/pool"
+	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
@@ -99,6 +100,10 @@ type Runtime struct {
 
 	// fallbackPoke wakes watchFallback (see pokeFallback).
 	fallbackPoke chan struct{}
+
+	// rrlNow is the rate limiter's clock: RuntimeOptions.Now as given,
+	// nil for the limiter's own (which reads the monotonic clock alone).
+	rrlNow func() time.Time
 }
 
 // NewRuntime loads the config and every zone and builds the server; nothing
@@ -106,6 +111,7 @@ type Runtime struct {
 // cannot serve what it was told to refuses to start. The error lists every
 // problem (Problems), zone problems first.
 func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
+	rrlNow := opts.Now
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -123,6 +129,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		freeMem:      make(chan struct{}, 1),
 		stopping:     make(chan struct{}),
 		fallbackPoke: make(chan struct{}, 1),
+		rrlNow:       rrlNow,
 	}
 	var seed map[healthcheck.TargetKey]healthcheck.Status
 	res, err := r.buildAside(func() (*Generation, error) {
@@ -167,6 +174,12 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.applyCookies(cfg)
 	r.auth.SetMetrics(r.metrics)
 	r.metrics.watchCache(r.auth)
+	r.metrics.watchRRL(r.auth)
+	lim, err := r.newLimiter(cfg.RRL)
+	if err != nil {
+		return nil, err
+	}
+	r.auth.SetRRL(lim)
 	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
 	r.ovGen++
 	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
@@ -389,6 +402,15 @@ func (r *Runtime) reloadLocked() error {
 	if cfg := g.Loaded.Config; !reflect.DeepEqual(cfg.Listen, old.Listen) || cfg.Freebind != old.Freebind || cfg.UDPSize != old.UDPSize || cfg.TCP != old.TCP {
 		r.log.Warn().Msg("reload: listen, freebind, udp_size and tcp changes take effect after a restart")
 	}
+	// Rate limiting settings that changed take a new, empty table; ones
+	// that did not keep counting where they were.
+	newRRL := !reflect.DeepEqual(g.Loaded.Config.RRL, old.RRL)
+	var lim *rrl.Limiter
+	if newRRL {
+		if lim, err = r.newLimiter(g.Loaded.Config.RRL); err != nil {
+			return err
+		}
+	}
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)
 	}
@@ -396,6 +418,10 @@ func (r *Runtime) reloadLocked() error {
 		r.log.Warn().Msg("reload: cache.max_bytes changes take effect after a restart")
 	}
 	r.applyCookies(g.Loaded.Config)
+	if newRRL {
+		r.auth.SetRRL(lim)
+		r.log.Info().Bool("on", lim != nil).Msg("reload: rate limiting settings changed; counting starts afresh")
+	}
 	r.mu.Lock()
 	r.metrics.attachCounters(g.View)
 	r.attachLeads(g.View)
@@ -407,6 +433,24 @@ func (r *Runtime) reloadLocked() error {
 	}
 	r.log.Info().Int("zones", len(g.View.Zones.Zones())).Int("pools", len(g.View.Pools)).Msg("reloaded")
 	return nil
+}
+
+// newLimiter builds the response rate limiter c asks for; nil when RRL is
+// off. c has been validated.
+func (r *Runtime) newLimiter(c RRLConfig) (*rrl.Limiter, error) {
+	if !c.On() {
+		return nil, nil
+	}
+	rc, ps := c.Limiter("rrl")
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	rc.Now = r.rrlNow
+	l, err := rrl.New(rc)
+	if err != nil {
+		return nil, fmt.Errorf("rrl: %w", err)
+	}
+	return l, nil
 }
 
 // reloadMemoryFactor bounds the memory a reload may use, as a multiple of

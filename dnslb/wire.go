@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/dnslb/dnslb/dnslb/rrl"
+
 	"github.com/miekg/dns"
 )
 
@@ -47,6 +49,8 @@ type query struct {
 	cookie      CookieStatus
 	validCookie bool
 	replyCookie [replyCookieLen]byte
+
+	rrl rrl.Class // what rate limiting charges the reply to
 }
 
 func (q *query) rd() bool { return q.flags&flagRD != 0 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding"
 	"fmt"
 	"os"
 	"reflect"
@@ -77,10 +78,21 @@ func readRegularFile(file string) ([]byte, error) {
 // into the config's types.
 func decodeHooks() mapstructure.DecodeHookFunc {
 	return mapstructure.ComposeDecodeHookFunc(
+		boolTextHook,
 		mapstructure.TextUnmarshallerHookFunc(), // e.g. admin: "host:port" as well as {listen, token}
 		durationHook,
 		mapstructure.StringToSliceHookFunc(","),
 	)
+}
+
+// boolTextHook hands a YAML boolean to a type decoded from text as the
+// text "true" or "false": rrl: false means what rrl: off does.
+func boolTextHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.Bool || to.Kind() == reflect.Bool ||
+		!reflect.PointerTo(to).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		return data, nil
+	}
+	return strconv.FormatBool(reflect.ValueOf(data).Bool()), nil
 }
 
 // durationHook decodes a time.Duration from a string with a unit ("2s",

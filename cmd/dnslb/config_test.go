@@ -371,6 +371,9 @@ func TestEnvLeaves(t *testing.T) {
 		"DNSLB_LOG_LEVEL=log.level", "DNSLB_LOG_FORMAT=log.format", "DNSLB_UDP_SIZE=udp_size",
 		"DNSLB_TCP_IDLE_TIMEOUT=tcp.idle_timeout", "DNSLB_TCP_MAX_CONNECTIONS=tcp.max_connections",
 		"DNSLB_CACHE_MAX_BYTES=cache.max_bytes", "DNSLB_CACHE_SIZE=cache_size", "DNSLB_COOKIES_SECRET=cookies.secret",
+		"DNSLB_RRL_ENABLED=rrl.enabled", "DNSLB_RRL_RESPONSES_PER_SECOND=rrl.responses_per_second",
+		"DNSLB_RRL_SLIP=rrl.slip", "DNSLB_RRL_IPV4_PREFIX=rrl.ipv4_prefix", "DNSLB_RRL_IPV6_PREFIX=rrl.ipv6_prefix",
+		"DNSLB_RRL_EXEMPT=rrl.exempt", "DNSLB_RRL_TABLE_SIZE=rrl.table_size",
 	}
 	if got := names(dnslb.Config{}); !reflect.DeepEqual(got, server) {
 		t.Errorf("server config: %q\nwant %q", got, server)
