@@ -303,18 +303,7 @@ func TestSlipped(t *testing.T) {
 // within their rates, so this is the dearer case.
 func BenchmarkServeDNSRRL(b *testing.B) {
 	view := benchView(b)
-	cases := []struct {
-		name  string
-		qname string
-		qtype uint16
-		edns  bool
-	}{
-		{"pool-A", "www.example.test.", dns.TypeA, false},
-		{"static-A", "mail.example.test.", dns.TypeA, false},
-		{"nxdomain", "nope.example.test.", dns.TypeA, false},
-		{"nodata", "mail.example.test.", dns.TypeMX, false},
-		{"pool-A-edns", "www.example.test.", dns.TypeA, true},
-	}
+	cases := benchCases
 	for _, tc := range cases {
 		for _, on := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s/rrl=%v", tc.name, on), func(b *testing.B) {

@@ -108,24 +108,7 @@ func TestStrictValues(t *testing.T) {
 				name = "vip.yaml"
 			}
 			dir := writeFiles(t, map[string]string{name: tc.yaml, "z.zone": goodZone + "www A 192.0.2.11\n"})
-			file := filepath.Join(dir, name)
-			var out, errw bytes.Buffer
-			n := runCheck(file, &out, &errw)
-			if len(tc.want) == 0 {
-				if n != 0 {
-					t.Fatalf("%d problems:\n%s", n, errw.String())
-				}
-				return
-			}
-			got := strings.Split(strings.TrimSpace(errw.String()), "\n")
-			if n != len(tc.want) || len(got) != len(tc.want) {
-				t.Fatalf("got %d problems:\n%s\nwant %d: %+v", n, errw.String(), len(tc.want), tc.want)
-			}
-			for i, w := range tc.want {
-				if re := w.re(file); !re.MatchString(got[i]) {
-					t.Errorf("problem %d:\n got %s\nwant %s", i, got[i], re)
-				}
-			}
+			checkFile(t, filepath.Join(dir, name), tc.want)
 		})
 	}
 }
@@ -441,6 +424,24 @@ func TestTSIGKeyProblems(t *testing.T) {
 		{line: 8, msg: "tsig.keys[1].secret: missing"},
 		{line: 9, msg: "tsig.keys[2].name: XFR-Key is already tsig.keys[0]"},
 	})
+}
+
+// checkFile runs `dnslb check` on file and compares its problems with want
+// (none: the file must pass).
+func checkFile(t *testing.T, file string, want []problemAt) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	n := runCheck(file, &out, &errw)
+	if len(want) == 0 {
+		if n != 0 {
+			t.Fatalf("%d problems:\n%s", n, errw.String())
+		}
+		return
+	}
+	if n != len(want) {
+		t.Fatalf("got %d problems:\n%s\nwant %d: %+v", n, errw.String(), len(want), want)
+	}
+	checkProblems(t, file, errw.String(), want)
 }
 
 func checkProblems(t *testing.T, file, stderr string, want []problemAt) {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"net/netip"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/dnslb/dnslb/dnslb/rrl"
@@ -103,24 +101,7 @@ func TestRRLProblems(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeFiles(t, map[string]string{"dnslb.yaml": zonesYAML + tc.yaml, "z.zone": goodZone})
-			file := filepath.Join(dir, "dnslb.yaml")
-			var out, errw bytes.Buffer
-			n := runCheck(file, &out, &errw)
-			if len(tc.want) == 0 {
-				if n != 0 {
-					t.Fatalf("%d problems:\n%s", n, errw.String())
-				}
-				return
-			}
-			got := strings.Split(strings.TrimSpace(errw.String()), "\n")
-			if n != len(tc.want) || len(got) != len(tc.want) {
-				t.Fatalf("got %d problems:\n%s\nwant %d: %+v", n, errw.String(), len(tc.want), tc.want)
-			}
-			for i, w := range tc.want {
-				if re := w.re(file); !re.MatchString(got[i]) {
-					t.Errorf("problem %d:\n got %s\nwant %s", i, got[i], re)
-				}
-			}
+			checkFile(t, filepath.Join(dir, "dnslb.yaml"), tc.want)
 		})
 	}
 }
