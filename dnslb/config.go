@@ -197,13 +197,33 @@ func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`
 // PoolConfig is what the config adds to an RRset that the zone file cannot
 // say: health check, policy, TTL, caps, weights and backups.
 type PoolConfig struct {
-	Policy      string                  `mapstructure:"policy"`
-	TTL         int                     `mapstructure:"ttl"`
-	MaxAnswers  int                     `mapstructure:"max_answers"`
-	WhenAllDown string                  `mapstructure:"when_all_down"`
-	Check       *CheckConfig            `mapstructure:"check"`
-	Members     map[string]MemberConfig `mapstructure:"members"`
+	Policy      string       `mapstructure:"policy"`
+	TTL         int          `mapstructure:"ttl"`
+	MaxAnswers  int          `mapstructure:"max_answers"`
+	WhenAllDown string       `mapstructure:"when_all_down"`
+	Check       *CheckConfig `mapstructure:"check"`
+	// Checks are several checks per member, instead of Check: a member
+	// is up only while every one of them is up.
+	Checks  []PoolCheckConfig       `mapstructure:"checks"`
+	Members map[string]MemberConfig `mapstructure:"members"`
 }
+
+// PoolCheckConfig is one of a pool's checks: a check as under check:,
+// and the address it probes (see CheckAddressMember and the others).
+type PoolCheckConfig struct {
+	CheckConfig `mapstructure:",squash"`
+	// Address is what the check probes: "" or "member" (the answered
+	// address), "check_address" (each member's MemberConfig.CheckAddress),
+	// or an IP address, which is then probed for every member and so is
+	// only allowed in a pool of one member.
+	Address string `mapstructure:"address"`
+}
+
+// The words a check's address may be instead of an IP address.
+const (
+	CheckAddressMember = "member"
+	CheckAddressOwn    = "check_address"
+)
 
 // DefaultPoolTTL is the TTL of pool answers unless the pool sets one.
 const DefaultPoolTTL = 30
@@ -214,6 +234,10 @@ type MemberConfig struct {
 	// weight: 0 is an error rather than the default.
 	Weight *int `mapstructure:"weight"`
 	Backup bool `mapstructure:"backup"`
+	// CheckAddress is probed instead of the member's address by the
+	// pool's checks that say address: check_address (a NAT'd or admin
+	// address of the same backend).
+	CheckAddress string `mapstructure:"check_address"`
 }
 
 // Weights a member may have.
@@ -516,12 +540,20 @@ func (c *Config) Validate() error {
 			bad(key+".max_answers", "must not be negative")
 		}
 		if p.Check != nil {
-			if p.Check.Type == "" {
-				bad(key+".check.type", "missing (tcp, http, https, dns, exec or none)")
-			} else if err := p.Check.Spec().Validate(); err != nil {
-				for _, e := range leaves(err) {
-					field, msg := splitField(e.Error())
-					bad(key+".check"+field, "%s", msg)
+			validateCheck(bad, key+".check", p.Check)
+			if len(p.Checks) > 0 {
+				bad(key+".checks", "check and checks together; write the check as one of checks")
+			}
+		}
+		for i := range p.Checks {
+			c := &p.Checks[i]
+			ckey := fmt.Sprintf("%s.checks[%d]", key, i)
+			validateCheck(bad, ckey, &c.CheckConfig)
+			switch c.Address {
+			case "", CheckAddressMember, CheckAddressOwn:
+			default:
+				if _, err := netip.ParseAddr(c.Address); err != nil {
+					bad(ckey+".address", "%q is not an IP address, %s or %s", c.Address, CheckAddressMember, CheckAddressOwn)
 				}
 			}
 		}
@@ -530,6 +562,11 @@ func (c *Config) Validate() error {
 			mkey := fmt.Sprintf("%s.members[%s]", key, addr)
 			if _, err := netip.ParseAddr(addr); err != nil {
 				bad(mkey, "not an IP address")
+			}
+			if m.CheckAddress != "" {
+				if _, err := netip.ParseAddr(m.CheckAddress); err != nil {
+					bad(mkey+".check_address", "%q is not an IP address", m.CheckAddress)
+				}
 			}
 			switch w := m.weight(); {
 			case w == 0:
@@ -545,6 +582,18 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return errs
+}
+
+// validateCheck reports the problems of the check at key.
+func validateCheck(bad func(key, format string, args ...any), key string, c *CheckConfig) {
+	if c.Type == "" {
+		bad(key+".type", "missing (tcp, http, https, dns, exec or none)")
+	} else if err := c.Spec().Validate(); err != nil {
+		for _, e := range leaves(err) {
+			field, msg := splitField(e.Error())
+			bad(key+field, "%s", msg)
+		}
+	}
 }
 
 // splitField splits a check problem "check.interval: must be …" into its
