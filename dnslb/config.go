@@ -197,15 +197,13 @@ func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`
 // PoolConfig is what the config adds to an RRset that the zone file cannot
 // say: health check, policy, TTL, caps, weights and backups.
 type PoolConfig struct {
-	Policy      string       `mapstructure:"policy"`
-	TTL         int          `mapstructure:"ttl"`
-	MaxAnswers  int          `mapstructure:"max_answers"`
-	WhenAllDown string       `mapstructure:"when_all_down"`
-	Check       *CheckConfig `mapstructure:"check"`
-	// Checks are several checks per member, instead of Check: a member
-	// is up only while every one of them is up.
-	Checks  []PoolCheckConfig       `mapstructure:"checks"`
-	Members map[string]MemberConfig `mapstructure:"members"`
+	Policy      string                  `mapstructure:"policy"`
+	TTL         int                     `mapstructure:"ttl"`
+	MaxAnswers  int                     `mapstructure:"max_answers"`
+	WhenAllDown string                  `mapstructure:"when_all_down"`
+	Check       *CheckConfig            `mapstructure:"check"`
+	Checks      []PoolCheckConfig       `mapstructure:"checks"` // instead of Check: all must be up
+	Members     map[string]MemberConfig `mapstructure:"members"`
 }
 
 // PoolCheckConfig is one of a pool's checks: a check as under check:,
