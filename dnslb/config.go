@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -564,6 +565,9 @@ func (c *Config) Validate() error {
 			if m.CheckAddress != "" {
 				if _, err := netip.ParseAddr(m.CheckAddress); err != nil {
 					bad(mkey+".check_address", "%q is not an IP address", m.CheckAddress)
+				} else if !slices.ContainsFunc(p.Checks, func(c PoolCheckConfig) bool { return c.Address == CheckAddressOwn }) {
+					// Else it looks as if the checks probed it, and none does.
+					bad(mkey+".check_address", "no check of the pool probes it (give one of checks address: %s)", CheckAddressOwn)
 				}
 			}
 			switch w := m.weight(); {

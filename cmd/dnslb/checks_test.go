@@ -42,6 +42,8 @@ func TestPoolChecksConfig(t *testing.T) {
 			[]problemAt{{line: 9, msg: www + ".members[192.0.2.11].check_address: not set, and " + www + ".checks[0].address is check_address"}}},
 		{"check_address not an IP", head + "    check: {type: tcp, port: 80}\n    members:\n      192.0.2.10: {check_address: nat.example}\n",
 			[]problemAt{{line: 7, msg: www + `.members[192.0.2.10].check_address: "nat.example" is not an IP address`}}},
+		{"check_address unused", head + "    check: {type: tcp, port: 80}\n    members:\n      192.0.2.10: {check_address: 10.0.0.10}\n",
+			[]problemAt{{line: 7, msg: www + ".members[192.0.2.10].check_address: no check of the pool probes it (give one of checks address: check_address)"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
