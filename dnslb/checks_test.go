@@ -5,8 +5,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dnslb/dnslb/healthcheck"
+	"github.com/rs/zerolog"
 )
 
 // TestSeveralChecksPerMember: a member with two checks is answered only
@@ -107,5 +109,40 @@ func TestChecksShareTargets(t *testing.T) {
 	}
 	if m := view.Pools["mail.example.test."].V4[0]; m.Target.Addr != netip.MustParseAddrPort("192.0.2.25:25") || len(m.Also) != 1 {
 		t.Errorf("mail's member checks %v and %v", m.Target, m.Also)
+	}
+}
+
+// TestPoolsShowEachCheck: the status of a member with two checks lists
+// both, and the failing one decides its health and its last error.
+func TestPoolsShowEachCheck(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "1", "")
+	fc := baseConfig(dir)
+	fast := CheckConfig{Interval: 50 * time.Millisecond, Timeout: 40 * time.Millisecond, Rise: 1, Fall: 1}
+	ok, failing := fast, fast
+	ok.Type, ok.Command = "exec", []string{"true"}
+	failing.Type, failing.Command = "exec", []string{"false"}
+	fc.cfg.Pools = map[string]PoolConfig{"www.example.test.": {
+		Checks:  []PoolCheckConfig{{CheckConfig: ok}, {CheckConfig: failing, Address: CheckAddressOwn}},
+		Members: map[string]MemberConfig{"192.0.2.10": {CheckAddress: "10.0.0.10"}, "192.0.2.11": {CheckAddress: "10.0.0.11"}},
+	}}
+	rt := newTestRuntime(t, dir, fc, zerolog.Nop())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := rt.Pools()[0].Members[0]
+		if len(m.Checks) != 2 {
+			t.Fatalf("member %s lists %d checks, want 2: %+v", m.Address, len(m.Checks), m)
+		}
+		if m.Checks[1].LastError != "" && !m.Checks[1].Healthy {
+			if m.Healthy || m.State != "down" || !m.Checks[0].Healthy || m.Checks[1].Healthy ||
+				m.Checks[1].Address != "10.0.0.10:0" || m.LastError != m.Checks[1].LastError {
+				t.Errorf("member %+v: want down by its second check at 10.0.0.10, with that check's error", m)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the failing check never reported an error: %+v", m)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a real scheduler
 	}
 }
