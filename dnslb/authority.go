@@ -145,7 +145,7 @@ func (h *memberHealth) Eligible(m *pool.Member) bool {
 	if h.ov.Has(m.Addr) {
 		return false
 	}
-	return !m.Checked || h.snap.Up(m.Target)
+	return m.Up(h.snap)
 }
 
 func (h *memberHealth) Drained(m *pool.Member) bool { return h.ov.Drained(m.Addr) }

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -202,8 +203,26 @@ type PoolConfig struct {
 	MaxAnswers  int                     `mapstructure:"max_answers"`
 	WhenAllDown string                  `mapstructure:"when_all_down"`
 	Check       *CheckConfig            `mapstructure:"check"`
+	Checks      []PoolCheckConfig       `mapstructure:"checks"` // instead of Check: all must be up
 	Members     map[string]MemberConfig `mapstructure:"members"`
 }
+
+// PoolCheckConfig is one of a pool's checks: a check as under check:,
+// and the address it probes (see CheckAddressMember and the others).
+type PoolCheckConfig struct {
+	CheckConfig `mapstructure:",squash"`
+	// Address is what the check probes: "" or "member" (the answered
+	// address), "check_address" (each member's MemberConfig.CheckAddress),
+	// or an IP address, which is then probed for every member and so is
+	// only allowed in a pool of one member.
+	Address string `mapstructure:"address"`
+}
+
+// The words a check's address may be instead of an IP address.
+const (
+	CheckAddressMember = "member"
+	CheckAddressOwn    = "check_address"
+)
 
 // DefaultPoolTTL is the TTL of pool answers unless the pool sets one.
 const DefaultPoolTTL = 30
@@ -214,6 +233,10 @@ type MemberConfig struct {
 	// weight: 0 is an error rather than the default.
 	Weight *int `mapstructure:"weight"`
 	Backup bool `mapstructure:"backup"`
+	// CheckAddress is probed instead of the member's address by the
+	// pool's checks that say address: check_address (a NAT'd or admin
+	// address of the same backend).
+	CheckAddress string `mapstructure:"check_address"`
 }
 
 // Weights a member may have.
@@ -516,12 +539,20 @@ func (c *Config) Validate() error {
 			bad(key+".max_answers", "must not be negative")
 		}
 		if p.Check != nil {
-			if p.Check.Type == "" {
-				bad(key+".check.type", "missing (tcp, http, https, dns, exec or none)")
-			} else if err := p.Check.Spec().Validate(); err != nil {
-				for _, e := range leaves(err) {
-					field, msg := splitField(e.Error())
-					bad(key+".check"+field, "%s", msg)
+			validateCheck(bad, key+".check", p.Check)
+			if len(p.Checks) > 0 {
+				bad(key+".checks", "check and checks together; write the check as one of checks")
+			}
+		}
+		for i := range p.Checks {
+			c := &p.Checks[i]
+			ckey := fmt.Sprintf("%s.checks[%d]", key, i)
+			validateCheck(bad, ckey, &c.CheckConfig)
+			switch c.Address {
+			case "", CheckAddressMember, CheckAddressOwn:
+			default:
+				if _, err := netip.ParseAddr(c.Address); err != nil {
+					bad(ckey+".address", "%q is not an IP address, %s or %s", c.Address, CheckAddressMember, CheckAddressOwn)
 				}
 			}
 		}
@@ -530,6 +561,14 @@ func (c *Config) Validate() error {
 			mkey := fmt.Sprintf("%s.members[%s]", key, addr)
 			if _, err := netip.ParseAddr(addr); err != nil {
 				bad(mkey, "not an IP address")
+			}
+			if m.CheckAddress != "" {
+				if _, err := netip.ParseAddr(m.CheckAddress); err != nil {
+					bad(mkey+".check_address", "%q is not an IP address", m.CheckAddress)
+				} else if !slices.ContainsFunc(p.Checks, func(c PoolCheckConfig) bool { return c.Address == CheckAddressOwn }) {
+					// Else it looks as if the checks probed it, and none does.
+					bad(mkey+".check_address", "no check of the pool probes it (give one of checks address: %s)", CheckAddressOwn)
+				}
 			}
 			switch w := m.weight(); {
 			case w == 0:
@@ -545,6 +584,18 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return errs
+}
+
+// validateCheck reports the problems of the check at key.
+func validateCheck(bad func(key, format string, args ...any), key string, c *CheckConfig) {
+	if c.Type == "" {
+		bad(key+".type", "missing (tcp, http, https, dns, exec or none)")
+	} else if err := c.Spec().Validate(); err != nil {
+		for _, e := range leaves(err) {
+			field, msg := splitField(e.Error())
+			bad(key+field, "%s", msg)
+		}
+	}
 }
 
 // splitField splits a check problem "check.interval: must be …" into its

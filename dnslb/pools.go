@@ -3,6 +3,7 @@ package dnslb
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
@@ -109,10 +110,9 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 	}
 	p := &pool.Pool{Name: name, Policy: policy, TTL: ttl, MaxAnswers: pc.MaxAnswers, WhenAllDown: allDown}
 
-	var spec healthcheck.Spec
-	checked := pc.Check != nil && pc.Check.Type != healthcheck.TypeNone
-	if checked {
-		spec = pc.Check.Spec()
+	checks, problem := poolChecks(key, pc, len(rrs))
+	if problem != nil {
+		return nil, nil, problem
 	}
 	inZone := map[netip.Addr]bool{}
 	var targets []healthcheck.Target
@@ -125,19 +125,41 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 			addr, _ = netip.AddrFromSlice(r.AAAA)
 		}
 		inZone[addr] = true
-		mc := lookupMember(pc.Members, addr)
+		mkey, mc := lookupMember(pc.Members, addr)
 		// The pool owns its copy: the zone's record keeps its TTL, and
 		// selection can hand this one out without allocating.
 		c := dns.Copy(rr)
 		c.Header().Ttl = min(ttl, rr.Header().Ttl)
-		m := pool.Member{Addr: addr, RR: c, Weight: max(mc.weight(), 1), Backup: mc.Backup, Checked: checked}
-		if checked {
-			t := healthcheck.Target{Spec: spec, Addr: netip.AddrPortFrom(addr, 0)}
+		m := pool.Member{Addr: addr, RR: c, Weight: max(mc.weight(), 1), Backup: mc.Backup, Checked: len(checks) > 0}
+		for i, ch := range checks {
+			probe := addr
+			switch {
+			case ch.addr.IsValid():
+				probe = ch.addr
+			case ch.own:
+				a, err := netip.ParseAddr(mc.CheckAddress)
+				if err != nil {
+					p := keyed(ch.key+".address", "%s has no members[%s].check_address to probe", addr, addr)
+					if mkey != "" {
+						p = keyed(key+".members["+mkey+"].check_address", "not set, and %s.address is %s", ch.key, CheckAddressOwn)
+					}
+					return nil, nil, &p
+				}
+				probe = a.Unmap()
+			}
+			t := healthcheck.Target{Spec: ch.spec, Addr: netip.AddrPortFrom(probe, 0)}
 			if err := t.Validate(); err != nil {
-				p := keyed(key+".check", "%v", err)
+				p := keyed(ch.key, "%v", err)
 				return nil, nil, &p
 			}
-			m.Target = t.Key()
+			k := t.Key()
+			if i == 0 {
+				m.Target = k
+			} else if k != m.Target && !slices.Contains(m.Also, k) {
+				m.Also = append(m.Also, k)
+			} else {
+				continue // the same probe twice: once is enough
+			}
 			targets = append(targets, t)
 		}
 		if addr.Is4() {
@@ -166,11 +188,57 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 	return p, targets, nil
 }
 
-func lookupMember(members map[string]MemberConfig, addr netip.Addr) MemberConfig {
+// lookupMember returns the config of the member at addr, and the key it
+// is written under ("" if none).
+func lookupMember(members map[string]MemberConfig, addr netip.Addr) (string, MemberConfig) {
 	for a, mc := range members {
 		if pa, err := netip.ParseAddr(a); err == nil && pa.Unmap() == addr {
-			return mc
+			return a, mc
 		}
 	}
-	return MemberConfig{}
+	return "", MemberConfig{}
+}
+
+// poolCheck is one check of every member of a pool.
+type poolCheck struct {
+	key  string // its key path, for problems
+	spec healthcheck.Spec
+	addr netip.Addr // probed for every member, if valid
+	own  bool       // probes each member's check_address
+}
+
+// poolChecks returns the checks of pc (check or checks, without those of
+// type none) for a pool of n members. A fixed address on a check would
+// probe one backend on behalf of every member, so it takes a pool of one.
+func poolChecks(key string, pc PoolConfig, n int) ([]poolCheck, *Problem) {
+	var out []poolCheck
+	if pc.Check != nil && pc.Check.Type != healthcheck.TypeNone {
+		out = append(out, poolCheck{key: key + ".check", spec: pc.Check.Spec()})
+	}
+	for i := range pc.Checks {
+		c := &pc.Checks[i]
+		if c.Type == healthcheck.TypeNone {
+			continue
+		}
+		ch := poolCheck{key: fmt.Sprintf("%s.checks[%d]", key, i), spec: c.Spec()}
+		switch c.Address {
+		case "", CheckAddressMember:
+		case CheckAddressOwn:
+			ch.own = true
+		default:
+			a, err := netip.ParseAddr(c.Address)
+			if err != nil {
+				p := keyed(ch.key+".address", "%q is not an IP address, %s or %s", c.Address, CheckAddressMember, CheckAddressOwn)
+				return nil, &p
+			}
+			if n > 1 {
+				p := keyed(ch.key+".address", "a fixed address would be probed for each of the pool's %d members; "+
+					"give each member its own with members[ADDR].check_address and address: %s", n, CheckAddressOwn)
+				return nil, &p
+			}
+			ch.addr = a.Unmap()
+		}
+		out = append(out, ch)
+	}
+	return out, nil
 }

@@ -833,6 +833,16 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 			if pc.Check != nil {
 				ps.Check = describeCheck(pc.Check)
 			}
+			if len(pc.Checks) > 0 {
+				descs := make([]string, len(pc.Checks))
+				for i := range pc.Checks {
+					descs[i] = describeCheck(&pc.Checks[i].CheckConfig)
+					if a := pc.Checks[i].Address; a != "" && a != CheckAddressMember {
+						descs[i] += " at " + a
+					}
+				}
+				ps.Check = strings.Join(descs, "; ")
+			}
 		}
 		for _, f := range [...]struct {
 			qtype uint16
@@ -852,9 +862,7 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 			ms := admin.MemberStatus{Address: m.Addr.String(), Weight: m.Weight, Backup: m.Backup,
 				Healthy: true, Checked: m.Checked, State: "up"}
 			if m.Checked {
-				if st, ok := r.sched.Status(m.Target); ok {
-					ms.Healthy, ms.Since, ms.LastError, ms.Latency = st.Up, st.Since, st.LastError, st.LastLatency
-				}
+				r.checkStates(&ms, &m)
 			}
 			if !ms.Healthy {
 				ms.State = "down"
@@ -873,6 +881,43 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 		out = append(out, ps)
 	}
 	return out
+}
+
+// checkStates fills in the health of ms from each of m's checks: healthy
+// only if all are, with the error, latency and since of the first failing
+// one (or, while all are up, of the first with an error, and since the
+// last came up).
+func (r *Runtime) checkStates(ms *admin.MemberStatus, m *pool.Member) {
+	keys := append([]healthcheck.TargetKey{m.Target}, m.Also...)
+	var lead *healthcheck.Status
+	up := true
+	for _, k := range keys {
+		typ, _, _ := strings.Cut(k.Check, " ")
+		cs := admin.CheckStatus{Type: typ, Address: k.Addr.String(), Healthy: true}
+		st, ok := r.sched.Status(k)
+		if ok {
+			cs.Healthy, cs.Since, cs.LastError, cs.Latency = st.Up, st.Since, st.LastError, st.LastLatency
+			switch {
+			case up && !st.Up:
+				up, lead = false, &st
+			case up && lead == nil && st.LastError != "":
+				lead = &st
+			}
+			if up && st.Since.After(ms.Since) {
+				ms.Since = st.Since
+			}
+		}
+		ms.Checks = append(ms.Checks, cs)
+	}
+	ms.Healthy = up
+	if lead != nil {
+		ms.LastError, ms.Latency = lead.LastError, lead.LastLatency
+		if !up {
+			ms.Since = lead.Since
+		}
+	} else if st, ok := r.sched.Status(m.Target); ok {
+		ms.Latency = st.LastLatency
+	}
 }
 
 func findPoolConfig(cfg *Config, name string) (PoolConfig, bool) {

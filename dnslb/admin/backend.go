@@ -82,6 +82,22 @@ type MemberStatus struct {
 	// that carried this member first, 0..1.
 	Share    float64   `json:"share"`
 	Override *Override `json:"override,omitempty"`
+	// Checks are the states of each of the member's health checks (the
+	// pool's check, or each of its checks); Healthy is true only if all
+	// are, and LastError, Since and Latency are those of the first
+	// failing one.
+	Checks []CheckStatus `json:"checks,omitempty"`
+}
+
+// CheckStatus is the state of one health check of a member.
+type CheckStatus struct {
+	Type string `json:"type"`
+	// Address is the address and port probed.
+	Address   string        `json:"address"`
+	Healthy   bool          `json:"healthy"`
+	Since     time.Time     `json:"since"`
+	LastError string        `json:"last_error"`
+	Latency   time.Duration `json:"latency_ns"`
 }
 
 // Override is an operator's drain or force-down of a member.

@@ -79,7 +79,10 @@ type Member struct {
 	Backup bool
 	// Checked is false for members without a health check: always up.
 	Checked bool
-	Target  healthcheck.TargetKey
+	// Target is the member's (first) check; Also its further checks, if
+	// the pool has several: the member is up only while all are.
+	Target healthcheck.TargetKey
+	Also   []healthcheck.TargetKey
 	// Leads counts answers that carried this member first, for the share
 	// of answers the admin API shows. Optional.
 	Leads *LeadCounter
@@ -115,6 +118,23 @@ func (c *LeadCounter) Load() uint64 {
 	return sum
 }
 
+// Up reports whether every check of m is up in snap (nil: all up; so is a
+// member without checks).
+func (m *Member) Up(snap *healthcheck.Snapshot) bool {
+	if !m.Checked {
+		return true
+	}
+	if !snap.Up(m.Target) {
+		return false
+	}
+	for _, k := range m.Also {
+		if !snap.Up(k) {
+			return false
+		}
+	}
+	return true
+}
+
 // Health decides which members may be answered.
 type Health interface {
 	// Eligible: healthy and not taken out by an operator.
@@ -129,7 +149,7 @@ type Health interface {
 type Checks struct{ Snapshot *healthcheck.Snapshot }
 
 // Eligible implements Health.
-func (c Checks) Eligible(m *Member) bool { return !m.Checked || c.Snapshot.Up(m.Target) }
+func (c Checks) Eligible(m *Member) bool { return m.Up(c.Snapshot) }
 
 // Drained implements Health.
 func (c Checks) Drained(*Member) bool { return false }
