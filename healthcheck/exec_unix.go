@@ -1,8 +1,9 @@
-//go:build unix
+//go:build unix && !linux
 
 package healthcheck
 
 import (
+	"context"
 	"os/exec"
 	"syscall"
 )
@@ -25,4 +26,9 @@ func setProcessGroup(cmd *exec.Cmd) {
 // allocator makes practically impossible in the microseconds after Wait.
 func killProcessGroup(cmd *exec.Cmd) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// checkCommand returns the command for argv.
+func checkCommand(ctx context.Context, argv []string) *exec.Cmd {
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
 }
