@@ -12,10 +12,12 @@
 //
 //   - The [Scheduler]: it runs the checks of a set of [Target]s, one goroutine
 //     per distinct target, with a jittered first run, at most one probe in
-//     flight per target and a hard timeout per probe. Results pass through a
-//     rise/fall state machine; while a target is in transition (its last result
-//     disagrees with its state) it is re-checked every Spec.FastInterval, so a
-//     dead backend leaves the answers well within interval × fall.
+//     flight per target and a timeout per probe that adapts to the target's
+//     latency (see AdaptiveFloor), at most Spec.Timeout. Results pass through
+//     a rise/fall state machine: a failure of an up target is confirmed by
+//     immediate re-checks, so a dead backend leaves the answers within
+//     Interval + Fall × (adaptive timeout); a recovering one is re-checked
+//     every Spec.FastInterval.
 //
 // Identical targets (same check, address and port, see [TargetKey]) are
 // checked once, however many pools register them. [Scheduler.Set] replaces the

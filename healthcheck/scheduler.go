@@ -253,6 +253,9 @@ type target struct {
 	published Status // as of the last transition, what snapshots show
 	cancel    context.CancelFunc
 	removed   bool
+
+	// The latency estimator, touched only by t's own goroutine (run).
+	est estimator
 }
 
 type subscriber struct {
@@ -515,10 +518,12 @@ func (s *Scheduler) run(ctx context.Context, t *target, first time.Duration) {
 		if s.onLate != nil {
 			s.onLate(s.clock.Now().Sub(due), &t.t.Spec)
 		}
-		latency, err := s.probe(ctx, t)
+		bound := t.est.bound(t.t.Spec.Timeout)
+		latency, err := s.probe(ctx, t, bound)
 		if ctx.Err() != nil {
 			return // stopped: the result means nothing
 		}
+		t.est.record(latency, err, bound, t.t.Spec.Timeout)
 		if s.observe != nil {
 			s.observe(t.key, latency, err)
 		}
@@ -531,11 +536,13 @@ func (s *Scheduler) run(ctx context.Context, t *target, first time.Duration) {
 	}
 }
 
-// probe runs one check with t's timeout. A result that arrives after the
-// timeout counts as a timeout, whatever it says.
-func (s *Scheduler) probe(ctx context.Context, t *target) (latency time.Duration, err error) {
-	timeout := t.t.Spec.Timeout
-	if !t.selfTimed {
+// probe runs one check with the given timeout (t's adaptive bound, at most
+// Spec.Timeout). A result that arrives after the timeout counts as a
+// timeout, whatever it says.
+func (s *Scheduler) probe(ctx context.Context, t *target, timeout time.Duration) (latency time.Duration, err error) {
+	// Self-timed checkers enforce Spec.Timeout themselves; a shorter
+	// adaptive bound needs a context deadline of its own.
+	if !t.selfTimed || timeout < t.t.Spec.Timeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -598,8 +605,17 @@ func (s *Scheduler) record(t *target, latency time.Duration, err error) (next ti
 		})
 	}
 
-	// In transition: the last result disagrees with the state.
-	if (st.Up && st.Failures > 0) || (!st.Up && st.Successes > 0) {
+	// Confirming a failure of an up target: re-check at once rather than
+	// after FastInterval, so Fall failures take Fall × (adaptive timeout)
+	// and a refused connection is confirmed in milliseconds. This cannot
+	// spin: at most Fall-1 immediate probes follow a success, after which
+	// the target is down (and back on Interval) or a success has reset the
+	// count.
+	if st.Up && st.Failures > 0 {
+		return 0, true
+	}
+	// Recovering: the last result disagrees with the state.
+	if !st.Up && st.Successes > 0 {
 		return s.delayLocked(now, spec.FastInterval, min(spec.Jitter, spec.FastInterval/10)), true
 	}
 	return s.delayLocked(now, spec.Interval, spec.Jitter), true

@@ -93,7 +93,8 @@ type Spec struct {
 	// next while the target is stable; default 2s.
 	Interval time.Duration
 	// Timeout is the hard limit of one probe; default 1s (or Interval if
-	// smaller). It must not exceed Interval.
+	// smaller). It must not exceed Interval. It is the ceiling of the
+	// adaptive timeout learned from the target's latency (AdaptiveFloor).
 	Timeout time.Duration
 	// Rise is the number of consecutive successes that bring a down target up;
 	// default 2.
@@ -105,9 +106,10 @@ type Spec struct {
 	// Interval/10. The first probe of a new target runs at a random point in
 	// [0, Interval) instead.
 	Jitter time.Duration
-	// FastInterval is the interval used while a target is in transition (its
-	// last result disagrees with its state); default Interval/4, at most
-	// 500ms. Its jitter is at most min(Jitter, FastInterval/10).
+	// FastInterval is the interval used while a down target recovers (its
+	// last result was a success); default Interval/4, at most 500ms. Its
+	// jitter is at most min(Jitter, FastInterval/10). The failures of an up
+	// target are confirmed at once, without it.
 	FastInterval time.Duration
 	// Initial is the state before the first results: "up" (default; every
 	// member is answered at cold start) or "down" (the target must pass Rise
