@@ -41,7 +41,7 @@ func newExecChecker(s Spec) *execChecker {
 func (c *execChecker) Check(ctx context.Context, addr netip.AddrPort) error {
 	ctx, cancel := withTimeout(ctx, c.timeout)
 	defer cancel()
-	cmd := checkCommand(ctx, c.argv)
+	cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)
 	cmd.Env = append(os.Environ(),
 		EnvCheckAddress+"="+addr.Addr().String(),
 		EnvCheckPort+"="+strconv.Itoa(int(addr.Port())),

@@ -1,9 +1,8 @@
-//go:build unix && !linux
+//go:build unix
 
 package healthcheck
 
 import (
-	"context"
 	"os/exec"
 	"syscall"
 )
@@ -26,9 +25,4 @@ func setProcessGroup(cmd *exec.Cmd) {
 // allocator makes practically impossible in the microseconds after Wait.
 func killProcessGroup(cmd *exec.Cmd) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-}
-
-// checkCommand returns the command for argv.
-func checkCommand(ctx context.Context, argv []string) *exec.Cmd {
-	return exec.CommandContext(ctx, argv[0], argv[1:]...)
 }
