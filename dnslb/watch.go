@@ -213,10 +213,10 @@ func (w *watcher) resolve() (moved bool) {
 func linkChain(p string) (chain []string, target string) {
 	vol := filepath.VolumeName(p)
 	dir := vol + string(filepath.Separator) // resolved so far: no links in it
-	todo := splitPath(p[len(vol):])
-	for links := 0; len(todo) > 0; {
-		c := todo[0]
-		todo = todo[1:]
+	rest := splitPath(p[len(vol):])
+	for links := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
 		switch c {
 		case ".":
 			continue
@@ -228,10 +228,10 @@ func linkChain(p string) (chain []string, target string) {
 		next := filepath.Join(dir, c)
 		fi, err := os.Lstat(next)
 		if err != nil {
-			return append(chain, next), filepath.Join(append([]string{next}, todo...)...)
+			return append(chain, next), filepath.Join(append([]string{next}, rest...)...)
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
-			if len(todo) == 0 {
+			if len(rest) == 0 {
 				return append(chain, next), next
 			}
 			dir = next
@@ -241,13 +241,13 @@ func linkChain(p string) (chain []string, target string) {
 		links++
 		link, err := os.Readlink(next)
 		if err != nil || links > maxLinks {
-			return chain, filepath.Join(append([]string{next}, todo...)...)
+			return chain, filepath.Join(append([]string{next}, rest...)...)
 		}
 		if filepath.IsAbs(link) {
 			lv := filepath.VolumeName(link)
 			dir, link = lv+string(filepath.Separator), link[len(lv):]
 		}
-		todo = append(splitPath(link), todo...)
+		rest = append(splitPath(link), rest...)
 	}
 	// p named a directory (or the root): nothing on the way was a file.
 	return append(chain, dir), dir
