@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"net/http"
 	"net/netip"
 	"os"
@@ -338,19 +339,13 @@ pools:
 	base := "http://" + adminAddr
 
 	// Wait for the admin API and for both verdicts of the health checks.
-	deadline := time.Now().Add(10*checkInterval + 10*time.Second)
 	var pool admin.PoolStatus
-	for {
+	dnstest.Eventually(t, 10*checkInterval+10*time.Second, "the admin API showing 11 and 13 up, 12 down", func() (bool, string) {
 		pool = admin.PoolStatus{}
-		if err := adminGetJSON(base+"/api/v1/pools/www.example.test", &pool); err == nil &&
-			adminMemberState(pool, ip11) == "up" && adminMemberState(pool, ip13) == "up" && adminMemberState(pool, ip12) == "down" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("admin API at %s never showed 11 and 13 up, 12 down: %+v", base, pool)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		err := adminGetJSON(base+"/api/v1/pools/www.example.test", &pool)
+		return err == nil && adminMemberState(pool, ip11) == "up" && adminMemberState(pool, ip13) == "up" &&
+			adminMemberState(pool, ip12) == "down", fmt.Sprintf("%+v (%v)", pool, err)
+	})
 
 	cli := func(wantCode int, args ...string) string {
 		t.Helper()

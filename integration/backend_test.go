@@ -11,6 +11,7 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"net/http"
 	"strconv"
@@ -230,20 +231,13 @@ func (s *backendSet) waitHits(t testing.TB, n int64, within time.Duration) {
 	for i, b := range s.Backends {
 		base[i] = b.Hits()
 	}
-	deadline := time.Now().Add(within)
-	for {
+	dnstest.Eventually(t, within, fmt.Sprintf("health checks reaching every backend %d times", n), func() (bool, string) {
 		missing := ""
 		for i, b := range s.Backends {
 			if b.Running() && b.Hits()-base[i] < n {
 				missing += " " + b.ip
 			}
 		}
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health checks did not reach%s %d times within %v", missing, n, within)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+		return missing == "", "not yet:" + missing
+	})
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -93,7 +94,7 @@ func TestARCOUNTFlood(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := exchangeRawTimeout(lbAddr, "udp", wire, queryTimeout)
+		r, err := dnstest.Exchange("udp", lbAddr, wire, queryTimeout)
 		if err != nil {
 			lost++
 			t.Logf("valid query %d: %v", i, err)

@@ -6,6 +6,7 @@ package integration
 // show what a user expects to see.
 
 import (
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"os/exec"
 	"sort"
@@ -117,7 +118,7 @@ func compareDig(t *testing.T, want, got digResult, anyRRset bool) {
 		if s == "ANSWER" && anyRRset {
 			continue
 		}
-		missing, extra := diffSets(want.sections[s], got.sections[s])
+		missing, extra := dnstest.Diff(want.sections[s], got.sections[s])
 		if len(missing)+len(extra) > 0 {
 			t.Errorf("%s section: missing %q, extra %q", s, missing, extra)
 		}

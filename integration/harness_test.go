@@ -2,11 +2,9 @@ package integration
 
 import (
 	"bytes"
-	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"os"
 	"os/exec"
@@ -156,12 +154,12 @@ func waitAnswering(p *proc, addr, qname string) error {
 			return fmt.Errorf("exited before answering: %v", p.err)
 		}
 		if !udpOK {
-			if r, err := exchangeRawTimeout(addr, "udp", wire, 200*time.Millisecond); err == nil && r != nil {
+			if r, err := dnstest.Exchange("udp", addr, wire, 200*time.Millisecond); err == nil && r != nil {
 				udpOK = true
 			}
 		}
 		if udpOK && !tcpOK {
-			if r, err := exchangeRawTimeout(addr, "tcp", wire, 200*time.Millisecond); err == nil && r != nil {
+			if r, err := dnstest.Exchange("tcp", addr, wire, 200*time.Millisecond); err == nil && r != nil {
 				tcpOK = true
 			}
 		}
@@ -311,83 +309,13 @@ func dnslbConfig(t testing.TB, zones []zoneFile) string {
 	return b.String()
 }
 
-// exchangeRawTimeout sends wire to addr over "udp" or "tcp" and returns the
-// raw reply. A nil reply with a nil error never happens: a timeout is an error
-// (errNoReply); a TCP close before a reply is errClosed.
-func exchangeRawTimeout(addr, network string, wire []byte, timeout time.Duration) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(timeout))
-	if network == "tcp" {
-		if err := writeTCPMsg(conn, wire); err != nil {
-			return nil, err
-		}
-		return readTCPMsg(conn)
-	}
-	if _, err := conn.Write(wire); err != nil {
-		return nil, err
-	}
-	buf := make([]byte, 65536)
-	n, err := conn.Read(buf)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, errNoReply
-		}
-		return nil, err
-	}
-	return buf[:n], nil
-}
-
-var (
-	errNoReply = errors.New("no reply (timeout)")
-	errClosed  = errors.New("connection closed without a reply")
-)
-
-func writeTCPMsg(conn net.Conn, wire []byte) error {
-	msg := make([]byte, 2+len(wire))
-	binary.BigEndian.PutUint16(msg, uint16(len(wire)))
-	copy(msg[2:], wire)
-	_, err := conn.Write(msg)
-	return err
-}
-
-func readTCPMsg(conn net.Conn) ([]byte, error) {
-	var l [2]byte
-	if _, err := io.ReadFull(conn, l[:]); err != nil {
-		return nil, classifyReadErr(err)
-	}
-	buf := make([]byte, binary.BigEndian.Uint16(l[:]))
-	if _, err := io.ReadFull(conn, buf); err != nil {
-		return nil, classifyReadErr(err)
-	}
-	return buf, nil
-}
-
-func classifyReadErr(err error) error {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return errNoReply
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
-		return errClosed
-	}
-	return err
-}
-
 // sendRaw sends raw bytes (possibly garbage) and returns the raw reply, or
 // nil if none came within timeout (UDP) or the connection was closed (TCP).
 func sendRaw(t testing.TB, addr, network string, wire []byte, timeout time.Duration) []byte {
 	t.Helper()
-	r, err := exchangeRawTimeout(addr, network, wire, timeout)
+	r, err := dnstest.Exchange(network, addr, wire, timeout)
 	if err != nil {
-		if errors.Is(err, errNoReply) || errors.Is(err, errClosed) {
+		if errors.Is(err, dnstest.ErrNoReply) || errors.Is(err, dnstest.ErrClosed) {
 			return nil
 		}
 		t.Fatalf("sendRaw %s %s: %v", network, addr, err)
@@ -415,7 +343,7 @@ func queryRaw(t testing.TB, addr, network string, m *dns.Msg) rawReply {
 		tries = 3
 	}
 	for i := 0; i < tries; i++ {
-		r, err := exchangeRawTimeout(addr, network, wire, queryTimeout)
+		r, err := dnstest.Exchange(network, addr, wire, queryTimeout)
 		if err != nil {
 			lastErr = err
 			continue

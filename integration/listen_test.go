@@ -2,13 +2,13 @@ package integration
 
 import (
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The listen tests run dnslb in the VRRP lab's namespaces (netlab_test.go),
@@ -59,19 +59,10 @@ func (l *lab) digFromClient(server string, args ...string) (string, bool) {
 // waitDig waits until server answers the client.
 func (l *lab) waitDig(t *testing.T, server string) {
 	t.Helper()
-	var last string
-	deadline := time.Now().Add(startupDeadline)
-	for {
+	dnstest.Eventually(t, startupDeadline, "an answer from "+server, func() (bool, string) {
 		out, ok := l.digFromClient(server)
-		if ok {
-			return
-		}
-		last = out
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer from %s within %v; last dig:\n%s", server, startupDeadline, last)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval; each dig waits up to 1 s itself
-	}
+		return ok, "dig:\n" + out
+	})
 }
 
 // TestListenWildcardReplyAddress: dnslb listening on 0.0.0.0:53 and [::]:53
@@ -117,7 +108,7 @@ func TestListenFreebind(t *testing.T) {
 	}
 
 	p := l.start("dnslb-lb2", "lb2", dnslbBin, "serve", "--config", l.listenConfig("lb2", listen+"\nfreebind: true"))
-	waitFor(t, startupDeadline, "dnslb listening on both VIPs", func() bool {
+	dnstest.Until(t, startupDeadline, "dnslb listening on both VIPs", func() bool {
 		select {
 		case <-p.done:
 			t.Fatalf("dnslb exited: %v\n%s", p.err, p.logText())

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,18 +103,11 @@ func newLab(t *testing.T) *lab {
 	}
 	// Wait until no address is tentative (link-local ones come with the
 	// link), so agents start on a settled network.
-	deadline := time.Now().Add(10 * time.Second)
 	for _, ns := range l.hosts {
-		for {
+		dnstest.Eventually(t, 10*time.Second, "IPv6 addresses in "+ns+" settled", func() (bool, string) {
 			out, _ := l.run("-n", ns, "-6", "addr", "show", "dev", labIface, "tentative")
-			if strings.TrimSpace(out) == "" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("IPv6 addresses in %s still tentative: %s", ns, out)
-			}
-			time.Sleep(50 * time.Millisecond) // polling the kernel's DAD state
-		}
+			return strings.TrimSpace(out) == "", "tentative: " + out
+		})
 	}
 	return l
 }
@@ -236,33 +230,13 @@ func (l *lab) holdersOf(vip string) []string {
 	return out
 }
 
-// waitFor polls cond every 10 ms until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitHolders waits until exactly the given hosts hold the VIP.
 func (l *lab) waitHolders(t *testing.T, d time.Duration, want ...string) {
 	t.Helper()
-	var got []string
-	deadline := time.Now().Add(d)
-	for {
-		got = l.holders()
-		if slices.Equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("VIP holders %v, want %v (after %v)", got, want, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	dnstest.Eventually(t, d, fmt.Sprintf("VIP holders %v", want), func() (bool, string) {
+		got := l.holders()
+		return slices.Equal(got, want), fmt.Sprint(got)
+	})
 }
 
 // holdersStay checks that the holders stay as given for the whole window.
@@ -374,7 +348,7 @@ func (l *lab) pingEvery(t *testing.T, interval string) (*pinger, func()) {
 func (p *pinger) waitTTL(t *testing.T, d time.Duration, ttl int, since time.Time) time.Time {
 	t.Helper()
 	var at time.Time
-	waitFor(t, d, fmt.Sprintf("a ping reply with ttl=%d", ttl), func() bool {
+	dnstest.Until(t, d, fmt.Sprintf("a ping reply with ttl=%d", ttl), func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, r := range p.replies {
@@ -477,7 +451,7 @@ vrrp_instance VI_1 {
 	}
 	p := l.start("keepalived-"+host, host, bin, "-n", "-P", "-l", "-D", "-G",
 		"-f", base+".conf", "-p", base+".pid", "-r", base+".vrrp.pid", "-c", base+".chk.pid", "-i", host)
-	waitFor(l.t, 10*time.Second, "keepalived's VRRP child", func() bool {
+	dnstest.Until(l.t, 10*time.Second, "keepalived's VRRP child", func() bool {
 		b, err := os.ReadFile(base + ".vrrp.pid")
 		return err == nil && len(bytes.TrimSpace(b)) > 0
 	})

@@ -32,8 +32,8 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -485,69 +485,9 @@ func extraNoOPT(m *dns.Msg) []dns.RR {
 	return out
 }
 
-// normRR renders rr with its owner and the names in its rdata lower-cased
-// (NSD compresses names against the 0x20 question, so their case follows the
-// question's), TTL kept.
-func normRR(rr dns.RR) string {
-	rr = dns.Copy(rr)
-	h := rr.Header()
-	h.Name = strings.ToLower(h.Name)
-	switch r := rr.(type) {
-	case *dns.CNAME:
-		r.Target = strings.ToLower(r.Target)
-	case *dns.NS:
-		r.Ns = strings.ToLower(r.Ns)
-	case *dns.MX:
-		r.Mx = strings.ToLower(r.Mx)
-	case *dns.SRV:
-		r.Target = strings.ToLower(r.Target)
-	case *dns.SOA:
-		r.Ns = strings.ToLower(r.Ns)
-		r.Mbox = strings.ToLower(r.Mbox)
-	case *dns.PTR:
-		r.Ptr = strings.ToLower(r.Ptr)
-	case *dns.DNAME:
-		r.Target = strings.ToLower(r.Target)
-	}
-	return rr.String()
-}
-
-func normSection(rrs []dns.RR) []string {
-	out := make([]string, 0, len(rrs))
-	for _, rr := range rrs {
-		if rr.Header().Rrtype == dns.TypeOPT {
-			continue
-		}
-		out = append(out, normRR(rr))
-	}
-	sort.Strings(out)
-	return out
-}
-
-func diffSets(want, got []string) (missing, extra []string) {
-	w := map[string]int{}
-	for _, s := range want {
-		w[s]++
-	}
-	for _, s := range got {
-		if w[s] > 0 {
-			w[s]--
-		} else {
-			extra = append(extra, s)
-		}
-	}
-	for _, s := range want {
-		if w[s] > 0 {
-			missing = append(missing, s)
-			w[s]--
-		}
-	}
-	return missing, extra
-}
-
 func compareSection(t *testing.T, section string, want, got []dns.RR) {
 	t.Helper()
-	missing, extra := diffSets(normSection(want), normSection(got))
+	missing, extra := dnstest.Diff(dnstest.NormSection(want), dnstest.NormSection(got))
 	if len(missing)+len(extra) > 0 {
 		t.Errorf("%s section differs from NSD:\n  missing (NSD has, dnslb lacks):\n    %s\n  extra (dnslb has, NSD lacks):\n    %s",
 			section, strings.Join(missing, "\n    "), strings.Join(extra, "\n    "))
@@ -953,14 +893,14 @@ func tcpRawCase(t *testing.T, server, addr string, c rawCase, want outcome) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(queryTimeout))
-	if err := writeTCPMsg(conn, c.wire); err != nil {
+	if err := dnstest.WriteTCP(conn, c.wire); err != nil {
 		t.Fatalf("%s: write: %v", server, err)
 	}
-	reply, err := readTCPMsg(conn)
-	if err != nil && !errors.Is(err, errClosed) && !errors.Is(err, errNoReply) {
+	reply, err := dnstest.ReadTCP(conn)
+	if err != nil && !errors.Is(err, dnstest.ErrClosed) && !errors.Is(err, dnstest.ErrNoReply) {
 		t.Fatalf("%s: read: %v", server, err)
 	}
-	if errors.Is(err, errNoReply) && want.drop {
+	if errors.Is(err, dnstest.ErrNoReply) && want.drop {
 		// Neither a reply nor a close within the deadline: a dropped packet
 		// must not leave the connection hanging forever, but NSD keeps it
 		// open until its idle timeout too; accept.
@@ -975,11 +915,11 @@ func tcpRawCase(t *testing.T, server, addr string, c rawCase, want outcome) {
 	m.SetQuestion("www.example.test.", dns.TypeA)
 	wire, _ := m.Pack()
 	conn.SetDeadline(time.Now().Add(queryTimeout))
-	if err := writeTCPMsg(conn, wire); err != nil {
+	if err := dnstest.WriteTCP(conn, wire); err != nil {
 		t.Errorf("%s: connection unusable after the %s reply: write: %v", server, rcodeName(decodeHdr(reply).rcode), err)
 		return
 	}
-	r2, err := readTCPMsg(conn)
+	r2, err := dnstest.ReadTCP(conn)
 	if err != nil {
 		t.Errorf("%s: connection unusable after the %s reply: %v", server, rcodeName(decodeHdr(reply).rcode), err)
 		return
@@ -1038,7 +978,7 @@ func TestMalformedTCPPipelineAndStall(t *testing.T) {
 		}
 		seen := map[uint16]bool{}
 		for range names {
-			r, err := readTCPMsg(conn)
+			r, err := dnstest.ReadTCP(conn)
 			if err != nil {
 				t.Fatalf("%s: pipelined reply %d: %v", srv.name, len(seen)+1, err)
 			}

@@ -14,6 +14,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	dto "github.com/prometheus/client_model/go"
 	"io"
 	"math"
@@ -126,7 +127,7 @@ func TestOperateZoneReload(t *testing.T) {
 		serial++
 		extra += "watch   IN A    192.0.2.21\n"
 		o.editZoneInPlace(zoneText())
-		took := pollUntil(t, 10*time.Second, "dig sees the added record", func() (bool, string) {
+		took := dnstest.Eventually(t, 10*time.Second, "dig sees the added record", func() (bool, string) {
 			got := digShort(t, addr, "watch.example.test", "A")
 			return slices.Equal(got, []string{"192.0.2.21"}), fmt.Sprint(got)
 		})
@@ -163,7 +164,7 @@ func TestOperateZoneReload(t *testing.T) {
 		}
 		before := o.reloads()
 		o.Signal(syscall.SIGHUP)
-		took := pollUntil(t, 10*time.Second, "dig sees the edit after SIGHUP", func() (bool, string) {
+		took := dnstest.Eventually(t, 10*time.Second, "dig sees the edit after SIGHUP", func() (bool, string) {
 			got := digShort(t, addr, "a.example.test", "A")
 			return slices.Equal(got, []string{newA}), fmt.Sprint(got)
 		})
@@ -207,7 +208,7 @@ func TestOperateZoneReload(t *testing.T) {
 		o.editZoneInPlace(opZone(serial+1, brokenRecords))
 		wantLoc := fmt.Sprintf("%s:%d:", opZoneName, badLine)
 		var z admin.ZoneStatus
-		pollUntil(t, 10*time.Second, "the API reports the zone error", func() (bool, string) {
+		dnstest.Eventually(t, 10*time.Second, "the API reports the zone error", func() (bool, string) {
 			z = o.zoneStatus()
 			return z.Error != "", fmt.Sprintf("%+v", z)
 		})
@@ -259,7 +260,7 @@ func TestOperateZoneReload(t *testing.T) {
 		serial++
 		extra += "fixed   IN A    192.0.2.23\n"
 		o.editZoneInPlace(zoneText())
-		pollUntil(t, 10*time.Second, "dig sees the fixed zone", func() (bool, string) {
+		dnstest.Eventually(t, 10*time.Second, "dig sees the fixed zone", func() (bool, string) {
 			got := digShort(t, addr, "fixed.example.test", "A")
 			return slices.Equal(got, []string{"192.0.2.23"}), fmt.Sprint(got)
 		})
@@ -277,12 +278,12 @@ func TestOperateZoneReload(t *testing.T) {
 	t.Run("serial did not grow", func(t *testing.T) {
 		extra += "nobump  IN A    192.0.2.24\n"
 		o.editZoneInPlace(zoneText())
-		pollUntil(t, 10*time.Second, "dig sees the unbumped edit", func() (bool, string) {
+		dnstest.Eventually(t, 10*time.Second, "dig sees the unbumped edit", func() (bool, string) {
 			got := digShort(t, addr, "nobump.example.test", "A")
 			return slices.Equal(got, []string{"192.0.2.24"}), fmt.Sprint(got)
 		})
 		var warn logLine
-		pollUntil(t, 5*time.Second, "a warning that the serial did not grow", func() (bool, string) {
+		dnstest.Eventually(t, 5*time.Second, "a warning that the serial did not grow", func() (bool, string) {
 			for _, l := range o.findLog("serial did not grow") {
 				warn = l
 				return true, ""
@@ -490,7 +491,7 @@ toggle  IN A    192.0.2.99
 		runLoad(o.dnsAddr, workers, qs, stop, maxDur, maxQueries, &st)
 	}()
 	// Let the load get going before the first reload.
-	pollUntil(t, 10*time.Second, "the load generator answers", func() (bool, string) {
+	dnstest.Eventually(t, 10*time.Second, "the load generator answers", func() (bool, string) {
 		return st.answered.Load() >= 500, fmt.Sprint(st.answered.Load())
 	})
 
@@ -518,7 +519,7 @@ toggle  IN A    192.0.2.99
 		// Spread the reloads over the load: each one waits for a batch of
 		// answers (by count, not by time).
 		from := st.answered.Load()
-		pollUntil(t, 10*time.Second, "queries between reloads", func() (bool, string) {
+		dnstest.Eventually(t, 10*time.Second, "queries between reloads", func() (bool, string) {
 			return st.answered.Load() >= from+perReload, fmt.Sprint(st.answered.Load() - from)
 		})
 	}
@@ -651,7 +652,7 @@ func TestOperateDrain(t *testing.T) {
 		// A drained member keeps being checked.
 		b := be.get(t, ip11)
 		h := b.Hits()
-		pollUntil(t, 10*checkInterval+5*time.Second, "the drained member is still checked", func() (bool, string) {
+		dnstest.Eventually(t, 10*checkInterval+5*time.Second, "the drained member is still checked", func() (bool, string) {
 			return b.Hits() >= h+2, fmt.Sprint(b.Hits() - h)
 		})
 		if m := o.poolMember("www.example.test.", ip11); !m.Healthy || !m.Checked {
@@ -679,7 +680,7 @@ func TestOperateDrain(t *testing.T) {
 		// watcher may see the config change too.
 		o.SetConfig(opConfig(plainAdmin, "", poolsTTL(7)))
 		o.Signal(syscall.SIGHUP)
-		pollUntil(t, 10*time.Second, "the reloaded config is served (TTL 7)", func() (bool, string) {
+		dnstest.Eventually(t, 10*time.Second, "the reloaded config is served (TTL 7)", func() (bool, string) {
 			r := askAuth(t, addr, "www.example.test.", dns.TypeA)
 			return len(r.Answer) > 0 && r.Answer[0].Header().Ttl == 7, fmt.Sprint(r.Answer)
 		})
@@ -730,7 +731,7 @@ func TestOperateDrain(t *testing.T) {
 		if m.Override == nil || m.Override.Until.IsZero() || m.Override.Until.Sub(t0) > d+2*time.Second || m.Override.Until.Before(t0.Add(d-time.Second)) {
 			t.Errorf("drain --for %v: override %+v, want an expiry about %v from now", d, m.Override, d)
 		}
-		pollUntil(t, d+5*time.Second, ip12+" returns after the drain expires", func() (bool, string) {
+		dnstest.Eventually(t, d+5*time.Second, ip12+" returns after the drain expires", func() (bool, string) {
 			got := poolAddrs(t, o.dnsAddr, "www.example.test", dns.TypeA)
 			return slices.Contains(got, ip12), fmt.Sprint(got)
 		})
@@ -952,7 +953,7 @@ a       IN TXT  "hello"
 			t.Errorf("/healthz: HTTP %d %s", code, body)
 		}
 		// Every backend has been checked (waitChecksRunning): ready.
-		pollUntil(t, 5*time.Second, "/readyz 200", func() (bool, string) {
+		dnstest.Eventually(t, 5*time.Second, "/readyz 200", func() (bool, string) {
 			code, body := o.do("GET", "/readyz", "", nil)
 			return code == http.StatusOK, fmt.Sprintf("HTTP %d %s", code, body)
 		})
@@ -1095,7 +1096,7 @@ a       IN TXT  "hello"
 				t.Errorf("garbage %x got a reply %x", g, r)
 			}
 		}
-		pollUntil(t, 5*time.Second, "dnslb_dropped_queries_total grows", func() (bool, string) {
+		dnstest.Eventually(t, 5*time.Second, "dnslb_dropped_queries_total grows", func() (bool, string) {
 			v, _ := metricSum(o.metrics(), "dnslb_dropped_queries_total", nil)
 			return v >= before+2, fmt.Sprintf("%v (was %v)", v, before)
 		})
@@ -1113,7 +1114,7 @@ a       IN TXT  "hello"
 		stopped := time.Now()
 		b.Stop()
 		var m admin.MemberStatus
-		pollUntil(t, fallBound()+5*time.Second, "the API shows the stopped backend down", func() (bool, string) {
+		dnstest.Eventually(t, fallBound()+5*time.Second, "the API shows the stopped backend down", func() (bool, string) {
 			m = o.poolMember("www.example.test", ip13)
 			return m.State == "down", fmt.Sprintf("%+v", m)
 		})
@@ -1259,7 +1260,7 @@ func TestOperateReadyz(t *testing.T) {
 	if since := time.Since(started); since < timeout && code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz %v after start, before any check could end: HTTP %d %s, want 503", since, code, body)
 	}
-	took := pollUntil(t, 4*time.Second+timeout+5*time.Second, "/readyz 200 after the first health round", func() (bool, string) {
+	took := dnstest.Eventually(t, 4*time.Second+timeout+5*time.Second, "/readyz 200 after the first health round", func() (bool, string) {
 		code, body := o.do("GET", "/readyz", "", nil)
 		return code == http.StatusOK, fmt.Sprintf("HTTP %d %s", code, body)
 	})
@@ -1300,7 +1301,7 @@ func shutdownIdleAndPipelined(t *testing.T) {
 	}
 	readAnswer := func(c net.Conn, id uint16) error {
 		c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		raw, err := readTCPMsg(c)
+		raw, err := dnstest.ReadTCP(c)
 		if err != nil {
 			return err
 		}
@@ -1316,7 +1317,7 @@ func shutdownIdleAndPipelined(t *testing.T) {
 
 	idle := dial() // connected, never asks
 	busy := dial()
-	if err := writeTCPMsg(busy, pack(1, "a.example.test.")); err != nil {
+	if err := dnstest.WriteTCP(busy, pack(1, "a.example.test.")); err != nil {
 		t.Fatal(err)
 	}
 	if err := readAnswer(busy, 1); err != nil {
@@ -1344,7 +1345,7 @@ func shutdownIdleAndPipelined(t *testing.T) {
 	}
 	// The idle connection is closed by the server, promptly.
 	idle.SetReadDeadline(time.Now().Add(stopDeadline))
-	if _, err := readTCPMsg(idle); err != errClosed {
+	if _, err := dnstest.ReadTCP(idle); err != dnstest.ErrClosed {
 		t.Errorf("idle connection at shutdown: %v, want it closed by the server", err)
 	}
 	if err := <-exitErr; err != nil {
@@ -1401,7 +1402,7 @@ func shutdownBacklog(t *testing.T) {
 	// Wait until dnslb has answered some (it then blocks on the full
 	// socket buffers, with the rest of the queries received).
 	var answered float64
-	pollUntil(t, 10*time.Second, "dnslb answers the pipelined queries", func() (bool, string) {
+	dnstest.Eventually(t, 10*time.Second, "dnslb answers the pipelined queries", func() (bool, string) {
 		answered, _ = metricSum(o.metrics(), "dnslb_response_size_bytes", map[string]string{"transport": "tcp"})
 		return answered >= 20, fmt.Sprint(answered)
 	})
@@ -1414,7 +1415,7 @@ func shutdownBacklog(t *testing.T) {
 	var readErr error
 	for got < n {
 		c.SetReadDeadline(time.Now().Add(stopDeadline + time.Second))
-		raw, err := readTCPMsg(c)
+		raw, err := dnstest.ReadTCP(c)
 		if err != nil {
 			readErr = err
 			break
@@ -1454,7 +1455,7 @@ func TestOperateHealthRestored(t *testing.T) {
 	}
 	zone := opZone(1, "www     IN A    127.0.0.11\nwww     IN A    127.0.0.12\n")
 	o := newOpServer(t, zone, opConfig(plainAdmin, "", pools(5)))
-	took := pollUntil(t, 5*time.Second+500*time.Millisecond+5*time.Second, "the stopped backend is down and the other checked", func() (bool, string) {
+	took := dnstest.Eventually(t, 5*time.Second+500*time.Millisecond+5*time.Second, "the stopped backend is down and the other checked", func() (bool, string) {
 		m12, m11 := o.poolMember("www.example.test.", ip12), o.poolMember("www.example.test.", ip11)
 		return m12.State == "down" && m12.Checked && m11.Checked, fmt.Sprintf("12: %+v; 11: %+v", m12, m11)
 	})

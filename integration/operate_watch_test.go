@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"maps"
 	"os"
 	"path/filepath"
@@ -101,12 +102,12 @@ func TestOperateConfigMapReload(t *testing.T) {
 			return slices.Contains(dirs, dir), fmt.Sprint(dirs)
 		}
 	}
-	pollUntil(t, 10*time.Second, "the watcher watches "+o.cm.current(), watching(o.cm.current()))
+	dnstest.Eventually(t, 10*time.Second, "the watcher watches "+o.cm.current(), watching(o.cm.current()))
 
 	t.Run("zone", func(t *testing.T) {
 		before := o.reloads()
 		o.writeZone(opZone(2, "a       IN A    192.0.2.20\n"))
-		took := pollUntil(t, 10*time.Second, "the swapped zone is served", func() (bool, string) {
+		took := dnstest.Eventually(t, 10*time.Second, "the swapped zone is served", func() (bool, string) {
 			got := poolAddrs(t, addr, "a.example.test", dns.TypeA)
 			return slices.Equal(got, []string{"192.0.2.20"}), fmt.Sprint(got)
 		})
@@ -115,7 +116,7 @@ func TestOperateConfigMapReload(t *testing.T) {
 			t.Errorf("SOA serial %d after the swap, want 2", s)
 		}
 		// A reload is counted just after its data is served.
-		pollUntil(t, 10*time.Second, "dnslb_reloads_total grows", func() (bool, string) {
+		dnstest.Eventually(t, 10*time.Second, "dnslb_reloads_total grows", func() (bool, string) {
 			n := o.reloads()
 			return n > before, fmt.Sprintf("%v -> %v", before, n)
 		})
@@ -126,9 +127,9 @@ func TestOperateConfigMapReload(t *testing.T) {
 
 	t.Run("config", func(t *testing.T) {
 		// The watcher has moved on to the new timestamped directory.
-		pollUntil(t, 10*time.Second, "the watcher watches "+o.cm.current(), watching(o.cm.current()))
+		dnstest.Eventually(t, 10*time.Second, "the watcher watches "+o.cm.current(), watching(o.cm.current()))
 		o.SetConfig(config(45))
-		pollUntil(t, 10*time.Second, "the swapped config is served (TTL 45)", func() (bool, string) {
+		dnstest.Eventually(t, 10*time.Second, "the swapped config is served (TTL 45)", func() (bool, string) {
 			r := askAuth(t, addr, "a.example.test.", dns.TypeA)
 			return len(r.Answer) > 0 && r.Answer[0].Header().Ttl == 45, fmt.Sprint(r.Answer)
 		})

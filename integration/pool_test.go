@@ -11,6 +11,7 @@ package integration
 
 import (
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -150,28 +151,10 @@ func digShort(t testing.TB, addr, name, qtype string) []string {
 	return strings.Fields(string(out))
 }
 
-// waitFor polls cond every pollStep until it holds and returns how long that
-// took; after within it fails the test with cond's last description.
-func pollUntil(t testing.TB, within time.Duration, what string, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(within)
-	for {
-		ok, state := cond()
-		if ok {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v; last: %s", what, within, state)
-		}
-		time.Sleep(pollStep) // poll interval, not synchronisation
-	}
-}
-
 // waitAnswerSet waits until name/qtype answers exactly want.
 func waitAnswerSet(t testing.TB, addr, name string, qtype uint16, within time.Duration, want ...string) time.Duration {
 	t.Helper()
-	return pollUntil(t, within, fmt.Sprintf("%s %s answers %v", name, dns.TypeToString[qtype], want), func() (bool, string) {
+	return dnstest.Eventually(t, within, fmt.Sprintf("%s %s answers %v", name, dns.TypeToString[qtype], want), func() (bool, string) {
 		got := poolAddrs(t, addr, name, qtype)
 		return sameAddrs(got, want...), fmt.Sprint(got)
 	})
@@ -239,7 +222,7 @@ www IN A 127.0.0.13
 		}
 		stop()
 		t0 := time.Now()
-		pollUntil(t, bound+5*time.Second, b.ip+" leaves the answers", func() (bool, string) {
+		dnstest.Eventually(t, bound+5*time.Second, b.ip+" leaves the answers", func() (bool, string) {
 			got := poolAddrs(t, addr, "www.example.test", dns.TypeA)
 			return !slices.Contains(got, b.ip), fmt.Sprint(got)
 		})
@@ -268,7 +251,7 @@ www IN A 127.0.0.13
 		start()
 		t1 := time.Now()
 		var hitsAtReturn int64
-		pollUntil(t, riseBound()+5*time.Second, b.ip+" returns", func() (bool, string) {
+		dnstest.Eventually(t, riseBound()+5*time.Second, b.ip+" returns", func() (bool, string) {
 			got := poolAddrs(t, addr, "www.example.test", dns.TypeA)
 			// Read after the answer: a check the backend counts ends
 			// before dnslb learns its result, so the checks dnslb had seen
@@ -397,7 +380,7 @@ www IN A 127.0.0.13
 			b.Stop()
 		}
 		var last *dns.Msg
-		d := pollUntil(t, fallBound()+5*time.Second, "NODATA once all are down", func() (bool, string) {
+		d := dnstest.Eventually(t, fallBound()+5*time.Second, "NODATA once all are down", func() (bool, string) {
 			last = askAuth(t, addr, "www.example.test", dns.TypeA)
 			return last.Rcode == dns.RcodeSuccess && len(last.Answer) == 0, fmt.Sprint(last)
 		})
@@ -614,7 +597,7 @@ one IN A 127.0.0.13
 	// With one member down, the cap applies to the healthy ones.
 	waitChecksRunning(t, be)
 	be.get(t, ip12).Stop()
-	pollUntil(t, fallBound()+5*time.Second, "12 leaves the capped answers", func() (bool, string) {
+	dnstest.Eventually(t, fallBound()+5*time.Second, "12 leaves the capped answers", func() (bool, string) {
 		for i := 0; i < 6; i++ {
 			if got := poolAddrs(t, addr, "www.example.test", dns.TypeA); slices.Contains(got, ip12) {
 				return false, fmt.Sprint(got)
@@ -709,7 +692,7 @@ two IN A 127.0.0.13
 	}
 
 	be.get(t, ip12).Stop()
-	d := pollUntil(t, fallBound()+5*time.Second, "failover 12 → 11", func() (bool, string) {
+	d := dnstest.Eventually(t, fallBound()+5*time.Second, "failover 12 → 11", func() (bool, string) {
 		got := poolAddrs(t, addr, "www.example.test", dns.TypeA)
 		return slices.Equal(got, []string{ip11}), fmt.Sprint(got)
 	})
@@ -718,7 +701,7 @@ two IN A 127.0.0.13
 	exact("two.example.test", ip11, ip13)
 
 	be.get(t, ip11).Stop()
-	pollUntil(t, fallBound()+5*time.Second, "failover 11 → 13", func() (bool, string) {
+	dnstest.Eventually(t, fallBound()+5*time.Second, "failover 11 → 13", func() (bool, string) {
 		got := poolAddrs(t, addr, "www.example.test", dns.TypeA)
 		return slices.Equal(got, []string{ip13}), fmt.Sprint(got)
 	})
@@ -726,7 +709,7 @@ two IN A 127.0.0.13
 
 	// The first member back takes over again (after rise).
 	be.get(t, ip12).Start(t)
-	d = pollUntil(t, riseBound()+5*time.Second, "12 takes over again", func() (bool, string) {
+	d = dnstest.Eventually(t, riseBound()+5*time.Second, "12 takes over again", func() (bool, string) {
 		got := poolAddrs(t, addr, "www.example.test", dns.TypeA)
 		return slices.Equal(got, []string{ip12}), fmt.Sprint(got)
 	})
@@ -778,7 +761,7 @@ api IN CNAME www
 	be.get(t, ip13).Stop()
 	// max_answers 2 answers {11, 12} now and then anyway: 13 is gone when
 	// a full rotation's worth of answers in a row lacks it.
-	pollUntil(t, fallBound()+5*time.Second, "13 leaves the answers via the CNAME", func() (bool, string) {
+	dnstest.Eventually(t, fallBound()+5*time.Second, "13 leaves the answers via the CNAME", func() (bool, string) {
 		for i := 0; i < 6; i++ {
 			if got := check(askAuth(t, addr, "api.example.test", dns.TypeA)); slices.Contains(got, ip13) {
 				return false, fmt.Sprint(got)
@@ -947,7 +930,7 @@ func TestPoolAllDownVisible(t *testing.T) {
 	for _, b := range be.Backends {
 		b.Stop()
 	}
-	d := pollUntil(t, fallBound()+5*time.Second, "dnslb_pool_all_down 1", func() (bool, string) {
+	d := dnstest.Eventually(t, fallBound()+5*time.Second, "dnslb_pool_all_down 1", func() (bool, string) {
 		v, n := gauge()
 		return v == 1 && n == 1, fmt.Sprintf("%v (%d series)", v, n)
 	})
@@ -960,7 +943,7 @@ func TestPoolAllDownVisible(t *testing.T) {
 	}
 	const enter, leave = "pool all down: answering by its when_all_down fallback", "pool no longer all down"
 	var lines []logLine
-	pollUntil(t, 5*time.Second, "the all-down warning", func() (bool, string) {
+	dnstest.Eventually(t, 5*time.Second, "the all-down warning", func() (bool, string) {
 		lines = o.findLog(enter)
 		return len(lines) == 1, fmt.Sprint(lines)
 	})
@@ -970,12 +953,12 @@ func TestPoolAllDownVisible(t *testing.T) {
 	}
 
 	be.get(t, ip12).Start(t)
-	d = pollUntil(t, riseBound()+5*time.Second, "dnslb_pool_all_down 0", func() (bool, string) {
+	d = dnstest.Eventually(t, riseBound()+5*time.Second, "dnslb_pool_all_down 0", func() (bool, string) {
 		v, n := gauge()
 		return v == 0 && n == 1, fmt.Sprintf("%v (%d series)", v, n)
 	})
 	t.Logf("one backend back: dnslb_pool_all_down 0 after %v", d.Round(time.Millisecond))
-	pollUntil(t, 5*time.Second, "the leaving line", func() (bool, string) {
+	dnstest.Eventually(t, 5*time.Second, "the leaving line", func() (bool, string) {
 		lines = o.findLog(leave)
 		return len(lines) == 1, fmt.Sprint(lines)
 	})

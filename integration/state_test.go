@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +85,7 @@ func TestStateFullDisk(t *testing.T) {
 	statePath := filepath.Join(mnt, "dnslb.state.json")
 	cfg := opConfig(plainAdmin, "", statePool) + "state_file: " + statePath + "\n"
 	o := newOpServer(t, stateZone(), cfg)
-	pollUntil(t, startupDeadline, "the state file is written on the tmpfs", func() (bool, string) {
+	dnstest.Eventually(t, startupDeadline, "the state file is written on the tmpfs", func() (bool, string) {
 		_, err := os.Stat(statePath)
 		return err == nil, fmt.Sprint(err)
 	})

@@ -8,6 +8,7 @@ package integration
 
 import (
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -168,7 +169,7 @@ www IN A 127.0.0.13
 	// Make sure unbound holds a freshly cached copy when the backend dies
 	// (the worst case for the window): wait for a cache refill — a reply
 	// whose TTL is the full pool TTL again.
-	pollUntil(t, 2*poolTTL*time.Second+5*time.Second, "unbound to refetch from dnslb", func() (bool, string) {
+	dnstest.Eventually(t, 2*poolTTL*time.Second+5*time.Second, "unbound to refetch from dnslb", func() (bool, string) {
 		_, r := resolve()
 		return len(r.Answer) > 0 && r.Answer[0].Header().Ttl == poolTTL, fmt.Sprint(r.Answer)
 	})
@@ -213,7 +214,7 @@ www IN A 127.0.0.13
 	// And it returns through the resolver once healthy: within interval×rise
 	// + pool TTL + margin.
 	victim.Start(t)
-	back := pollUntil(t, riseBound()+poolTTL*time.Second+10*time.Second, ip12+" back through unbound", func() (bool, string) {
+	back := dnstest.Eventually(t, riseBound()+poolTTL*time.Second+10*time.Second, ip12+" back through unbound", func() (bool, string) {
 		got, _ := resolve()
 		return slices.Contains(got, victim.ip), fmt.Sprint(got)
 	})
@@ -250,7 +251,7 @@ www IN A 127.0.0.12
 	for _, b := range be.Backends {
 		b.Stop()
 	}
-	pollUntil(t, poolTTL*time.Second+fallBound()+5*time.Second, "NODATA through unbound", func() (bool, string) {
+	dnstest.Eventually(t, poolTTL*time.Second+fallBound()+5*time.Second, "NODATA through unbound", func() (bool, string) {
 		r := resolve()
 		return r.Rcode == dns.RcodeSuccess && len(r.Answer) == 0, fmt.Sprint(r)
 	})

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,7 +52,7 @@ func TestVIPPairFailover(t *testing.T) {
 	lb1.wait(t, 5*time.Second)
 	l.waitHolders(t, settle, "lb1", "lb2")
 	ping.waitTTL(t, settle, labTTL2, event)
-	waitFor(t, settle, "client ARP entry moved to lb2", func() bool { return l.clientNeigh() == mac2 })
+	dnstest.Until(t, settle, "client ARP entry moved to lb2", func() bool { return l.clientNeigh() == mac2 })
 	gap, take := ping.outage(event, labTTL2)
 	t.Logf("kill -9 master: client outage %v, first reply from lb2 after %v", gap, take)
 
@@ -60,7 +61,7 @@ func TestVIPPairFailover(t *testing.T) {
 	lb1 = l.startVIP("lb1", 150, "")
 	l.waitHolders(t, settle, "lb1")
 	ping.waitTTL(t, settle, labTTL1, event)
-	waitFor(t, settle, "client ARP entry back on lb1", func() bool { return l.clientNeigh() == mac1 })
+	dnstest.Until(t, settle, "client ARP entry back on lb1", func() bool { return l.clientNeigh() == mac1 })
 	if !strings.Contains(lb1.logText(), "virtual address removed") {
 		t.Fatal("restarted agent did not log removing the stale VIP")
 	}
@@ -211,11 +212,11 @@ func TestVIPForeignAdvertsIgnored(t *testing.T) {
 	dnslb := l.startVIP("lb1", 100, "")
 	l.waitHolders(t, settle, "lb1")
 	ka := l.startKeepalivedVIP("lb2", 200, "0.2", otherVIP)
-	waitFor(t, settle, "keepalived holding its own address", func() bool {
+	dnstest.Until(t, settle, "keepalived holding its own address", func() bool {
 		return slices.Equal(l.holdersOf(otherVIP), []string{"lb2"})
 	})
 	l.holdersStay(t, 2*time.Second, "lb1") // ten of keepalived's adverts
-	waitFor(t, settle, "dnslb logging the foreign adverts", func() bool {
+	dnstest.Until(t, settle, "dnslb logging the foreign adverts", func() bool {
 		return strings.Contains(dnslb.logText(), "address_mismatch")
 	})
 	if log := ka.logText(); !strings.Contains(log, "Entering MASTER STATE") {
@@ -235,7 +236,7 @@ func TestVIPIPv6(t *testing.T) {
 	l.startVIP("lb2", 100, extra)
 	wait6 := func(want ...string) {
 		t.Helper()
-		waitFor(t, settle, fmt.Sprintf("IPv6 VIP on %v", want), func() bool { return slices.Equal(l.holdersOf(vip6), want) })
+		dnstest.Until(t, settle, fmt.Sprintf("IPv6 VIP on %v", want), func() bool { return slices.Equal(l.holdersOf(vip6), want) })
 	}
 	wait6("lb1")
 	neigh := func() string {
@@ -247,13 +248,13 @@ func TestVIPIPv6(t *testing.T) {
 		return ""
 	}
 	mac1, mac2 := l.mac("lb1"), l.mac("lb2")
-	waitFor(t, settle, "client neighbour entry on lb1", func() bool { return neigh() == mac1 })
+	dnstest.Until(t, settle, "client neighbour entry on lb1", func() bool { return neigh() == mac1 })
 	lb1.kill(syscall.SIGTERM)
 	lb1.wait(t, 5*time.Second)
 	wait6("lb2")
 	// No solicitation needed: the NA (override) updates the cached entry.
 	s, _ := l.run("-n", l.hosts["cl"], "-6", "neigh", "show", vip6, "dev", labIface)
-	waitFor(t, settle, "client neighbour entry moved to lb2 ("+s+")", func() bool {
+	dnstest.Until(t, settle, "client neighbour entry moved to lb2 ("+s+")", func() bool {
 		s, _ := l.run("-n", l.hosts["cl"], "-6", "neigh", "show", vip6, "dev", labIface)
 		m := llRe.FindStringSubmatch(s)
 		return m != nil && m[1] == mac2

@@ -1,0 +1,88 @@
+package dnstest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"time"
+)
+
+// Errors of Exchange that tests often expect rather than fail on.
+var (
+	// ErrNoReply: nothing came back in time.
+	ErrNoReply = errors.New("no reply (timeout)")
+	// ErrClosed: the server closed the TCP connection without a reply.
+	ErrClosed = errors.New("connection closed without a reply")
+)
+
+// WriteTCP writes one DNS message with its two-byte length prefix, in one
+// write.
+func WriteTCP(w io.Writer, wire []byte) error {
+	msg := make([]byte, 2+len(wire))
+	binary.BigEndian.PutUint16(msg, uint16(len(wire)))
+	copy(msg[2:], wire)
+	_, err := w.Write(msg)
+	return err
+}
+
+// ReadTCP reads one length-prefixed DNS message. A timeout is ErrNoReply; a
+// close or reset before a whole message is ErrClosed.
+func ReadTCP(r io.Reader) ([]byte, error) {
+	var l [2]byte
+	if _, err := io.ReadFull(r, l[:]); err != nil {
+		return nil, classify(err)
+	}
+	buf := make([]byte, binary.BigEndian.Uint16(l[:]))
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, classify(err)
+	}
+	return buf, nil
+}
+
+func classify(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return ErrNoReply
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		return ErrClosed
+	}
+	return err
+}
+
+// Exchange sends wire to addr over network ("udp" or "tcp") and returns the
+// raw reply, whatever it holds: wire may be any bytes. It never returns a nil
+// reply with a nil error: no reply within timeout is ErrNoReply, a TCP close
+// before a reply ErrClosed. UDP replies are read into 64 KiB, so an
+// oversized one is seen, not cut short.
+func Exchange(network, addr string, wire []byte, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, err
+	}
+	if network == "tcp" {
+		if err := WriteTCP(conn, wire); err != nil {
+			return nil, err
+		}
+		return ReadTCP(conn)
+	}
+	if _, err := conn.Write(wire); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 65536)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return buf[:n], nil
+}
