@@ -11,7 +11,6 @@ package integration
 import (
 	"errors"
 	"fmt"
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"net/http"
 	"strconv"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 const healthPath = "/healthz"

@@ -2,13 +2,13 @@ package integration
 
 import (
 	"context"
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 

@@ -6,12 +6,13 @@ package integration
 // show what a user expects to see.
 
 import (
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"os/exec"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 // digResult is dig's output, parsed.

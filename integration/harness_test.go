@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 

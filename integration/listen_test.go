@@ -2,13 +2,14 @@ package integration
 
 import (
 	"fmt"
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 // The listen tests run dnslb in the VRRP lab's namespaces (netlab_test.go),

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 // The VRRP lab: three hosts on one bridge, all in network namespaces with

@@ -32,13 +32,13 @@ package integration
 import (
 	"errors"
 	"fmt"
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"net"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 

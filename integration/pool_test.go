@@ -11,7 +11,6 @@ package integration
 
 import (
 	"fmt"
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 

@@ -8,7 +8,6 @@ package integration
 
 import (
 	"fmt"
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"github.com/dnslb/dnslb/internal/dnstest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 // Timings at advert_interval 200ms (both sides):
