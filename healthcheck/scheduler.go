@@ -33,7 +33,7 @@ type Target struct {
 // keys are checked once, however many pools register them.
 type TargetKey struct {
 	// Check is the canonical, readable form of the check with its defaults
-	// applied and without the port, e.g. `tcp interval=2s timeout=1s rise=2 …`.
+	// applied and without the port, e.g. `tcp interval=1s timeout=1s rise=2 …`.
 	Check string
 	// Addr is the address and port actually probed.
 	Addr netip.AddrPort

@@ -35,7 +35,7 @@ const (
 	DefaultExpect   = "200-299"
 	DefaultQType    = "A"
 	DefaultRcode    = "NOERROR"
-	DefaultInterval = 2 * time.Second
+	DefaultInterval = 1 * time.Second
 	DefaultTimeout  = 1 * time.Second
 	DefaultRise     = 2
 	DefaultFall     = 3
@@ -90,7 +90,7 @@ type Spec struct {
 	Command []string
 
 	// Interval is the time between the end of a probe and the start of the
-	// next while the target is stable; default 2s.
+	// next while the target is stable; default 1s.
 	Interval time.Duration
 	// Timeout is the hard limit of one probe; default 1s (or Interval if
 	// smaller). It must not exceed Interval. It is the ceiling of the

@@ -16,22 +16,22 @@ func TestWithDefaults(t *testing.T) {
 		{
 			name: "empty is tcp",
 			in:   Spec{},
-			want: Spec{Type: "tcp", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
-				Jitter: 200 * time.Millisecond, FastInterval: 500 * time.Millisecond, Initial: "up"},
+			want: Spec{Type: "tcp", Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
+				Jitter: 100 * time.Millisecond, FastInterval: 250 * time.Millisecond, Initial: "up"},
 		},
 		{
 			name: "http",
 			in:   Spec{Type: "HTTP", Port: 8080},
 			want: Spec{Type: "http", Port: 8080, Path: "/", Method: "GET", Expect: "200-299",
-				Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
-				Jitter: 200 * time.Millisecond, FastInterval: 500 * time.Millisecond, Initial: "up"},
+				Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
+				Jitter: 100 * time.Millisecond, FastInterval: 250 * time.Millisecond, Initial: "up"},
 		},
 		{
 			name: "dns normalises case and name",
 			in:   Spec{Type: "dns", Name: "www.example.test", QType: "aaaa", Rcode: "nxdomain"},
 			want: Spec{Type: "dns", Name: "www.example.test.", QType: "AAAA", Rcode: "NXDOMAIN",
-				Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
-				Jitter: 200 * time.Millisecond, FastInterval: 500 * time.Millisecond, Initial: "up"},
+				Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
+				Jitter: 100 * time.Millisecond, FastInterval: 250 * time.Millisecond, Initial: "up"},
 		},
 		{
 			name: "short interval scales timeout, jitter, fast interval",

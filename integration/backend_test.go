@@ -36,6 +36,7 @@ type backend struct {
 	srv    *http.Server // nil while stopped
 	done   chan struct{}
 	status int           // status code answered (200 by default)
+	delay  time.Duration // added before each answer
 	hang   chan struct{} // non-nil while hanging; closed to release
 }
 
@@ -128,8 +129,15 @@ func (b *backend) handle(w http.ResponseWriter, r *http.Request) {
 	// reader does next (Unhang), so no answer escapes the count.
 	b.mu.Lock()
 	b.hits.Add(1)
-	hang, status := b.hang, b.status
+	hang, status, delay := b.hang, b.status, b.delay
 	b.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if hang != nil {
 		select {
 		case <-hang:
@@ -215,6 +223,13 @@ func (b *backend) Unhang() {
 	if hang != nil {
 		close(hang)
 	}
+}
+
+// SetDelay makes later answers wait d first (a slow but healthy backend).
+func (b *backend) SetDelay(d time.Duration) {
+	b.mu.Lock()
+	b.delay = d
+	b.mu.Unlock()
 }
 
 // SetStatus sets the status code of later answers.

@@ -46,7 +46,7 @@ import (
 
 func main() {
 	if len(os.Args) > 2 && os.Args[1] == "backend" {
-		backend(os.Args[2])
+		backend(os.Args[2], len(os.Args) > 3 && os.Args[3] == "hits")
 		return
 	}
 	kills := flag.Int("kills", 20, "failures of each kind (crash, hang)")
@@ -74,8 +74,9 @@ type config struct {
 	every                time.Duration
 }
 
-// backend serves HTTP 200 on addr until killed.
-func backend(addr string) {
+// backend serves HTTP 200 on addr until killed. With hits it writes a
+// line to stdout for every request (for tests that wait for checks).
+func backend(addr string, hits bool) {
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(false)
 	ln, err := lc.Listen(context.Background(), "tcp", addr)
@@ -84,8 +85,11 @@ func backend(addr string) {
 		os.Exit(1)
 	}
 	fmt.Println("ready")
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
+		if hits {
+			fmt.Println("hit", r.URL.Path)
+		}
 	}), ReadHeaderTimeout: time.Minute}
 	_ = srv.Serve(ln)
 }
