@@ -62,6 +62,9 @@ type Runtime struct {
 	auth    *Authority
 	sched   *healthcheck.Scheduler
 	server  *Server
+	// runner runs the exec checks: one per process, so its containment is
+	// probed once.
+	runner *healthcheck.Runner
 
 	// reloadMu serialises reloads. Files are read and generations built
 	// under it alone, so the API, metrics and shutdown never wait on disk.
@@ -158,7 +161,9 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, g.Failed
 	}
 	cfg := g.Loaded.Config
-	r.sched = healthcheck.NewScheduler(healthcheck.WithObserver(r.observeProbe))
+	r.runner = new(healthcheck.Runner)
+	r.sched = healthcheck.NewScheduler(healthcheck.WithObserver(r.observeProbe),
+		healthcheck.WithCheckerFactory(r.runner.NewChecker))
 	r.sched.Seed(seed)
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return nil, fmt.Errorf("health checks: %w", err)
@@ -291,6 +296,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	for name, p := range view.Pools {
 		r.log.Info().Str("pool", name).Str("policy", p.Policy.String()).Int("members", len(p.V4)+len(p.V6)).Msg("pool ready")
 	}
+	r.log.Info().Str("containment", r.runner.Containment()).Msg("exec checks run contained")
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package healthcheck
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -471,59 +472,86 @@ func processGone(pid int) bool {
 	return false
 }
 
-// waitGone polls until pid has exited, or fails the test after a deadline.
-func waitGone(t *testing.T, pid int) {
+// waitUnmarked polls until no process with marker in its argv or
+// environment is alive, or fails the test after a deadline. (Pids the
+// command writes are no use: it may run in its own PID namespace.)
+func waitUnmarked(t *testing.T, marker string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for !processGone(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d still running", pid)
+	for {
+		pids := markedProcesses(t, marker)
+		if len(pids) == 0 {
+			return
 		}
-		time.Sleep(10 * time.Millisecond) // polling an external process: no event to wait on
+		if time.Now().After(deadline) {
+			t.Fatalf("processes %v still running", pids)
+		}
+		time.Sleep(10 * time.Millisecond) // polling external processes: no event to wait on
 	}
 }
 
-func readPid(t *testing.T, file string) int {
+// markedProcesses returns the live (not zombie) processes whose argv or
+// environment contains marker.
+func markedProcesses(t *testing.T, marker string) []int {
 	t.Helper()
-	b, err := os.ReadFile(file)
+	dirs, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("pid file: %v", err)
+	var pids []int
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		found := false
+		for _, f := range []string{"cmdline", "environ"} {
+			b, err := os.ReadFile(filepath.Join("/proc", d.Name(), f))
+			if err == nil && bytes.Contains(b, []byte(marker)) {
+				found = true
+			}
+		}
+		if found && !processGone(pid) {
+			pids = append(pids, pid)
+		}
 	}
-	return pid
+	return pids
+}
+
+// testMarker returns an environment assignment unique to this test run,
+// to find the processes a command started.
+func testMarker(t *testing.T) string {
+	return fmt.Sprintf("DNSLB_TEST_MARKER=%d-%d", os.Getpid(), time.Now().UnixNano())
 }
 
 func TestExecCheckerTimeoutKillsGroup(t *testing.T) {
 	requireProc(t)
-	pidFile := filepath.Join(t.TempDir(), "pid")
+	marker := testMarker(t)
 	const timeout = 300 * time.Millisecond
 	// The script starts a grandchild and waits for it: killing only the shell
 	// would leave the sleep running.
 	c := mustChecker(t, Spec{Type: "exec", Timeout: timeout,
-		Command: []string{"/bin/sh", "-c", `sleep 30 & echo $! > "$1"; wait`, "sh", pidFile}})
+		Command: []string{"/usr/bin/env", marker, "/bin/sh", "-c", `sleep 30 & wait`}})
 	start := time.Now()
 	err := c.Check(context.Background(), netip.MustParseAddrPort("127.0.0.1:1"))
 	elapsed := time.Since(start)
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Check() = %v, want ErrTimeout", err)
 	}
-	checkResult(t, err, "process group killed")
+	checkResult(t, err, "killed with what it started")
 	if elapsed > timeout+5*time.Second {
 		t.Errorf("Check took %s with timeout %s", elapsed, timeout)
 	}
-	waitGone(t, readPid(t, pidFile))
+	waitUnmarked(t, marker)
 }
 
 func TestExecCheckerBackgroundChild(t *testing.T) {
 	requireProc(t)
-	pidFile := filepath.Join(t.TempDir(), "pid")
+	marker := testMarker(t)
 	// Exits 0 at once, leaving a child that holds stdout open: healthy, and
 	// the child is cleaned up.
 	c := mustChecker(t, Spec{Type: "exec", Timeout: 5 * time.Second, Interval: 10 * time.Second,
-		Command: []string{"/bin/sh", "-c", `sleep 30 & echo $! > "$1"; exit 0`, "sh", pidFile}})
+		Command: []string{"/usr/bin/env", marker, "/bin/sh", "-c", `sleep 30 & exit 0`}})
 	start := time.Now()
 	if err := c.Check(context.Background(), netip.MustParseAddrPort("127.0.0.1:1")); err != nil {
 		t.Fatalf("Check() = %v, want nil", err)
@@ -531,7 +559,7 @@ func TestExecCheckerBackgroundChild(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > 4*time.Second {
 		t.Errorf("Check took %s: it waited for the background child", elapsed)
 	}
-	waitGone(t, readPid(t, pidFile))
+	waitUnmarked(t, marker)
 }
 
 func TestNoneChecker(t *testing.T) {

@@ -2,11 +2,8 @@ package healthcheck
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,57 +16,26 @@ const (
 	EnvCheckPort    = "DNSLB_CHECK_PORT"
 )
 
-const (
-	// execOutputMax is how much of a command's combined output is kept for
-	// the error message.
-	execOutputMax = 4 << 10
-	// execWaitDelay bounds the wait for the output pipes once the command has
-	// exited or been killed (a daemonised grandchild may hold them open).
-	execWaitDelay = 250 * time.Millisecond
-)
-
 // execChecker runs a command; exit status 0 means healthy.
 type execChecker struct {
 	argv    []string
 	timeout time.Duration
+	run     *Runner
 }
 
 func newExecChecker(s Spec) *execChecker {
-	return &execChecker{argv: append([]string(nil), s.Command...), timeout: s.Timeout}
+	return &execChecker{argv: append([]string(nil), s.Command...), timeout: s.Timeout, run: new(Runner)}
 }
 
 func (c *execChecker) Check(ctx context.Context, addr netip.AddrPort) error {
-	ctx, cancel := withTimeout(ctx, c.timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)
-	cmd.Env = append(os.Environ(),
-		EnvCheckAddress+"="+addr.Addr().String(),
-		EnvCheckPort+"="+strconv.Itoa(int(addr.Port())),
-	)
-	out := &limitedBuffer{max: execOutputMax}
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.WaitDelay = execWaitDelay
-	setProcessGroup(cmd) // Cancel kills the whole group
-
-	err := cmd.Run()
-	if cmd.Process != nil {
-		// Whatever happened, leave nothing of the check running.
-		killProcessGroup(cmd)
+	err := c.run.Run(ctx, c.argv, []string{
+		EnvCheckAddress + "=" + addr.Addr().String(),
+		EnvCheckPort + "=" + strconv.Itoa(int(addr.Port())),
+	}, c.timeout)
+	if err != nil {
+		return fmt.Errorf("exec check %q: %w", c.argv[0], err)
 	}
-	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
-		err = nil // exited 0; only a background child held the output open
-	}
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%w after %s: process group killed (%w)", ErrTimeout, c.timeout, err)
-	}
-	if msg := out.lastLine(); msg != "" {
-		return fmt.Errorf("exec check %q: %w: %s", c.argv[0], err, msg)
-	}
-	return fmt.Errorf("exec check %q: %w", c.argv[0], err)
+	return nil
 }
 
 // limitedBuffer keeps the last max bytes written to it.

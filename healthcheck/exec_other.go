@@ -4,9 +4,8 @@ package healthcheck
 
 import "os/exec"
 
-// setProcessGroup is a no-op where process groups do not exist; cancelling
-// the context kills the command's own process only.
-func setProcessGroup(*exec.Cmd) {}
-
-// killProcessGroup kills cmd's process if it is still running.
-func killProcessGroup(cmd *exec.Cmd) { _ = cmd.Process.Kill() }
+// fallbackContainment kills the command only: there are no process groups.
+// Cancelling the context kills the command's own process (exec's default).
+func fallbackContainment() containment {
+	return containment{name: ContainNone, prepare: func(*exec.Cmd) {}}
+}

@@ -7,6 +7,11 @@ import (
 	"syscall"
 )
 
+// fallbackContainment kills the command's process group.
+func fallbackContainment() containment {
+	return containment{name: ContainProcessGroup, prepare: setProcessGroup, afterWait: killProcessGroup}
+}
+
 // setProcessGroup makes cmd the leader of a new process group, and makes
 // cancelling cmd's context kill the whole group, so that children of a shell
 // script die with it.

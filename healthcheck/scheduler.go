@@ -580,21 +580,15 @@ func (s *Scheduler) record(t *target, latency time.Duration, err error) (next ti
 	st := from
 	st.Checked = true
 	st.LastLatency = latency
-	if err == nil {
-		st.Successes++
-		st.Failures = 0
-		st.LastError = ""
-	} else {
-		st.Failures++
-		st.Successes = 0
+	st.LastError = ""
+	if err != nil {
 		st.LastError = err.Error()
 	}
-	switch {
-	case !st.Up && st.Successes >= spec.Rise:
-		st.Up, st.Since = true, now
-	case st.Up && st.Failures >= spec.Fall:
-		st.Up, st.Since = false, now
+	th := Thresholds{Rise: spec.Rise, Fall: spec.Fall, Up: st.Up, Successes: st.Successes, Failures: st.Failures}
+	if th.Record(err == nil) {
+		st.Since = now
 	}
+	st.Up, st.Successes, st.Failures = th.Up, th.Successes, th.Failures
 	t.status = st
 	if st.Up != from.Up {
 		t.published = st

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os/exec"
 	"sync"
 	"time"
 
+	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
@@ -25,6 +25,9 @@ type Options struct {
 	// CheckProbe builds the probe of a `check:` track; nil uses the
 	// healthcheck package.
 	CheckProbe func(CheckConfig) (Probe, error)
+	// Runner runs the exec tracks, the exec checks and the notify hooks;
+	// nil: one of the agent's own.
+	Runner *healthcheck.Runner
 }
 
 // Agent runs every configured VRRP instance.
@@ -43,6 +46,9 @@ func New(cfg Config, log zerolog.Logger, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Runner == nil {
+		opts.Runner = new(healthcheck.Runner)
+	}
 	a := &Agent{log: log, admin: cfg.Admin}
 	for _, s := range specs {
 		probes, err := buildProbes(s, opts)
@@ -55,7 +61,12 @@ func New(cfg Config, log zerolog.Logger, opts Options) (*Agent, error) {
 			a.Close()
 			return nil, fmt.Errorf("vip: instance %s: %w", s.name, err)
 		}
-		a.instances = append(a.instances, newInstance(s, n, probes, log))
+		in := newInstance(s, n, probes, log)
+		in.runner = opts.Runner
+		a.instances = append(a.instances, in)
+	}
+	if usesRunner(specs) {
+		log.Info().Str("containment", opts.Runner.Containment()).Msg("vip: exec tracks and notify hooks run contained")
 	}
 	return a, nil
 }
@@ -66,13 +77,13 @@ func buildProbes(s instanceSpec, opts Options) ([]Probe, error) {
 		var p Probe
 		switch t.kind {
 		case trackExec:
-			p = execProbe(t.exec)
+			p = execProbe(opts.Runner, t.exec)
 		case trackInterface:
 			p = interfaceProbe(t.ifname)
 		case trackCheck:
 			mk := opts.CheckProbe
 			if mk == nil {
-				mk = newCheckProbe
+				mk = func(c CheckConfig) (Probe, error) { return newCheckProbe(opts.Runner, c) }
 			}
 			var err error
 			if p, err = mk(*t.check); err != nil {
@@ -190,16 +201,27 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// execProbe runs a shell command; exit status 0 means up.
-func execProbe(command string) Probe {
-	return ProbeFunc(func(ctx context.Context) error {
-		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-		cmd.WaitDelay = 100 * time.Millisecond
-		if out, err := cmd.CombinedOutput(); err != nil {
-			if len(out) > 200 {
-				out = out[:200]
+// usesRunner reports whether any instance runs commands.
+func usesRunner(specs []instanceSpec) bool {
+	for _, s := range specs {
+		if s.notify != "" {
+			return true
+		}
+		for _, t := range s.tracks {
+			if t.kind == trackExec || t.kind == trackCheck && t.check.Type == healthcheck.TypeExec {
+				return true
 			}
-			return fmt.Errorf("%s: %w: %s", command, err, out)
+		}
+	}
+	return false
+}
+
+// execProbe runs a shell command; exit status 0 means up. At the probe's
+// timeout the shell is killed with everything it started.
+func execProbe(r *healthcheck.Runner, command string) Probe {
+	return ProbeFunc(func(ctx context.Context) error {
+		if err := r.Run(ctx, []string{"/bin/sh", "-c", command}, nil, 0); err != nil {
+			return fmt.Errorf("%s: %w", command, err)
 		}
 		return nil
 	})

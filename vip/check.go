@@ -63,9 +63,10 @@ func (c CheckConfig) validate() error {
 	return c.healthSpec().Validate()
 }
 
-// newCheckProbe builds a probe from the healthcheck package.
-func newCheckProbe(c CheckConfig) (Probe, error) {
-	chk, err := healthcheck.NewChecker(c.healthSpec())
+// newCheckProbe builds a probe from the healthcheck package; exec checks
+// run under r.
+func newCheckProbe(r *healthcheck.Runner, c CheckConfig) (Probe, error) {
+	chk, err := r.NewChecker(c.healthSpec())
 	if err != nil {
 		return nil, err
 	}

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/rs/zerolog"
 )
 
@@ -77,6 +77,7 @@ type instance struct {
 	net    Net
 	probes []Probe
 	log    zerolog.Logger
+	runner *healthcheck.Runner // runs the notify hook
 
 	m     *Machine
 	since time.Time
@@ -87,8 +88,12 @@ type instance struct {
 	status atomic.Pointer[Status]
 }
 
+// notifyTimeout bounds a notify hook's run.
+const notifyTimeout = 30 * time.Second
+
 func newInstance(spec instanceSpec, n Net, probes []Probe, log zerolog.Logger) *instance {
 	in := &instance{
+		runner: new(healthcheck.Runner),
 		spec:   spec,
 		net:    n,
 		probes: probes,
@@ -304,7 +309,7 @@ func (in *instance) trackChanged(ev trackEvent, notes chan<- Action) {
 // consecutive results. At most one probe is in flight; each has a timeout.
 func (in *instance) track(ctx context.Context, idx int, p Probe, out chan<- trackEvent) {
 	ts := in.spec.tracks[idx]
-	up, streak := true, 0
+	th := healthcheck.Thresholds{Rise: ts.rise, Fall: ts.fall, Up: true}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -319,21 +324,11 @@ func (in *instance) track(ctx context.Context, idx int, p Probe, out chan<- trac
 		if ctx.Err() != nil {
 			return
 		}
-		if (err == nil) == up {
-			streak = 0
-		} else {
-			streak++
-			need := ts.fall
-			if !up {
-				need = ts.rise
-			}
-			if streak >= need {
-				up, streak = !up, 0
-				select {
-				case out <- trackEvent{idx: idx, up: up, err: err}:
-				case <-ctx.Done():
-					return
-				}
+		if th.Record(err == nil) {
+			select {
+			case out <- trackEvent{idx: idx, up: th.Up, err: err}:
+			case <-ctx.Done():
+				return
 			}
 		}
 		t.Reset(ts.interval)
@@ -346,13 +341,10 @@ func (in *instance) notifier(notes <-chan Action) {
 		if in.spec.notify == "" {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := exec.CommandContext(ctx, in.spec.notify, in.spec.name, a.From.String(), a.To.String())
-		cmd.WaitDelay = time.Second
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if err != nil {
-			in.log.Error().Err(err).Str("notify", in.spec.notify).Bytes("output", out).Msg("vip: notify hook failed")
+		// The runner kills the hook with all it started at the timeout.
+		argv := []string{in.spec.notify, in.spec.name, a.From.String(), a.To.String()}
+		if err := in.runner.Run(context.Background(), argv, nil, notifyTimeout); err != nil {
+			in.log.Error().Err(err).Str("notify", in.spec.notify).Msg("vip: notify hook failed")
 		}
 	}
 }
