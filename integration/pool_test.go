@@ -130,7 +130,7 @@ func poolAddrs(t testing.TB, addr, name string, qtype uint16) []string {
 	return addrsOf(r)
 }
 
-// sameSet reports whether got holds exactly the addresses of want (any order).
+// sameAddrs reports whether got holds exactly the addresses of want (any order).
 func sameAddrs(got []string, want ...string) bool {
 	g, w := slices.Clone(got), slices.Clone(want)
 	slices.Sort(g)
@@ -151,7 +151,7 @@ func digShort(t testing.TB, addr, name, qtype string) []string {
 	return strings.Fields(string(out))
 }
 
-// waitFor polls cond every pollStep until it holds and returns how long that
+// pollUntil polls cond every pollStep until it holds and returns how long that
 // took; after within it fails the test with cond's last description.
 func pollUntil(t testing.TB, within time.Duration, what string, cond func() (bool, string)) time.Duration {
 	t.Helper()
