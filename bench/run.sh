@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark dnslb the way ../shared/bench (and the README) measure it: the
-# bench.test zone with www as a health-checked pool of 8 A + 4 AAAA members,
-# 1,000 static hosts, and the query mix 40 % www A, 10 % www AAAA, 30 % host
-# A, 10 % NXDOMAIN, 10 % NODATA. dnslb is pinned to one CPU and dnsperf to
+# Benchmark dnslb the way the README measures it: the bench.test zone with
+# www as a health-checked pool of 8 A + 4 AAAA members, 1,000 static hosts,
+# and the query mix 40 % www A, 10 % www AAAA, 30 % host A, 10 % NXDOMAIN,
+# 10 % NODATA. dnslb is pinned to one CPU and dnsperf to
 # the other; the output is dnsperf's summary plus the server's CPU share.
 #
 #   bench/run.sh [SECONDS] [PORT]          (needs dnsperf, taskset; Linux)

@@ -631,32 +631,6 @@ type ZoneRoot struct {
 	Dir string
 }
 
-// LoadZones loads every configured zone. The error lists every problem in
-// every zone (a zones.ErrorList), so an operator sees them all at once.
-func LoadZones(cfg *Config, root ZoneRoot) (*zones.Set, error) {
-	var (
-		loaded []*zones.Zone
-		errs   zones.ErrorList
-	)
-	for _, zc := range cfg.Zones {
-		src := zoneSource(zc, root)
-		z, err := zones.Load(src)
-		if err != nil {
-			errs = append(errs, zones.Errors(err)...)
-			continue
-		}
-		loaded = append(loaded, z)
-	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	set, err := zones.NewSet(loaded...)
-	if err != nil {
-		return nil, err
-	}
-	return set, nil
-}
-
 func zoneSource(zc ZoneConfig, root ZoneRoot) zones.Source {
 	src := zones.Source{Origin: zc.Origin, FS: root.FS, Path: path.Clean(filepath.ToSlash(zc.File)), Display: root.Display}
 	if filepath.IsAbs(zc.File) && root.Dir != "" {

@@ -49,17 +49,6 @@ func (o *Overrides) Get(addr netip.Addr) (admin.Override, bool) {
 	return ov, ok
 }
 
-// All returns a copy of the overrides.
-func (o *Overrides) All() map[netip.Addr]admin.Override {
-	c := map[netip.Addr]admin.Override{}
-	if o != nil {
-		for a, ov := range o.byAddr {
-			c[a] = ov
-		}
-	}
-	return c
-}
-
 // Generation identifies the set.
 func (o *Overrides) Generation() uint64 {
 	if o == nil {

@@ -33,11 +33,6 @@ type View struct {
 	gen uint64
 }
 
-// ZonesOnly is a View without pools.
-func ZonesOnly(set *zones.Set) *View {
-	return &View{Zones: set, Pools: map[string]*pool.Pool{}, targetPools: map[healthcheck.TargetKey][]string{}}
-}
-
 // PoolsOf returns the names of the pools a health target serves.
 func (v *View) PoolsOf(key healthcheck.TargetKey) []string {
 	return v.targetPools[key]

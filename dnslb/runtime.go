@@ -701,7 +701,7 @@ func (r *Runtime) publishOverridesLocked() {
 	r.pokeFallback()
 }
 
-// errorLines splits an error (errors.Join trees, ErrorLists) into lines.
+// errorLines splits an error (errors.Join trees, zones.ErrorList) into lines.
 func errorLines(err error) []string {
 	var out []string
 	for _, line := range strings.Split(err.Error(), "\n") {

@@ -929,7 +929,7 @@ func tcpRawCase(t *testing.T, server, addr string, c rawCase, want outcome) {
 	}
 }
 
-// TestTCPPipelineAndStall: several queries written at once on one TCP
+// TestMalformedTCPPipelineAndStall: several queries written at once on one TCP
 // connection are all answered; a client that stalls mid-message does not
 // block other clients.
 func TestMalformedTCPPipelineAndStall(t *testing.T) {

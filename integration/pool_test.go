@@ -1,8 +1,9 @@
 package integration
 
-// End-to-end tests of pools (DESIGN.md, "Pools: the answer contract"): the
-// built binary, real HTTP backends on 127.0.0.11… that the tests stop, start
-// and hang, and real clients (dig and the miekg/dns client).
+// End-to-end tests of pools (docs/design.md, "Pools: the answer
+// contract"): the built binary, real HTTP backends on 127.0.0.11… that the
+// tests stop, start and hang, and real clients (dig and the miekg/dns
+// client).
 //
 // Timing figures (detection of a refused and of a hung backend, return after
 // rise) are logged with t.Log; bounds are generous multiples of the
@@ -130,7 +131,7 @@ func poolAddrs(t testing.TB, addr, name string, qtype uint16) []string {
 	return addrsOf(r)
 }
 
-// sameSet reports whether got holds exactly the addresses of want (any order).
+// sameAddrs reports whether got holds exactly the addresses of want (any order).
 func sameAddrs(got []string, want ...string) bool {
 	g, w := slices.Clone(got), slices.Clone(want)
 	slices.Sort(g)
@@ -398,7 +399,7 @@ www IN A 127.0.0.13
 			t.Errorf("NODATA: want the zone's SOA in authority, got:\n%v", last)
 		} else {
 			// RFC 2308: a resolver caches the NODATA for min(SOA TTL, MINIMUM).
-			// "NODATA with the SOA, so resolvers retry soon" (DESIGN.md) holds
+			// "NODATA with the SOA, so resolvers retry soon" (docs/design.md) holds
 			// only when that is capped by the pool TTL: a pool coming back must
 			// not stay invisible for the zone's negative TTL (300 s here).
 			neg := min(soa.Hdr.Ttl, soa.Minttl)

@@ -229,7 +229,7 @@ www IN A 127.0.0.13
 // NODATA; once a backend recovers, clients must get it back about as soon as
 // they would lose a dead one — within pool TTL + interval×rise + 1 s — not
 // after the zone's negative TTL (here 300 s). The NODATA is "so resolvers
-// retry soon" (DESIGN.md), which only holds if its negative TTL is capped by
+// retry soon" (docs/design.md), which only holds if its negative TTL is capped by
 // the pool TTL.
 func TestUnboundEmptyRecovery(t *testing.T) {
 	requireTool(t, "unbound")

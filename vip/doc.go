@@ -7,9 +7,9 @@
 //   - packet.go: the advertisement codec (encode, decode, checksum over the
 //     IPv4/IPv6 pseudo-header, validation with counted drop reasons);
 //   - machine.go: the state machine (Initialize, Backup, Master, Fault) as pure
-//     transitions that take the current time and return Actions (AddVIPs,
-//     RemoveVIPs, SendAdvert, SendGARP, Notify) plus the next deadline, so it
-//     is table-tested with a fake clock and no sockets;
+//     transitions that take the current time and return Actions (ActAddVIPs,
+//     ActRemoveVIPs, ActSendAdvert, ActSendGARP, ActNotify) plus the next
+//     deadline, so it is table-tested with a fake clock and no sockets;
 //   - instance.go: the event loop that drives one Machine through a Net (the
 //     sockets, addresses and announcements) and the trackers;
 //   - net_linux.go: the Linux Net: raw IP protocol 112 sockets (multicast

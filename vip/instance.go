@@ -136,13 +136,17 @@ func (in *instance) run(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// recvErr is why the reader stopped the loop; it is written before
+	// cancel, and read only after loopCtx is done. It is returned, not
+	// logged: the caller says what a failed instance means.
+	var recvErr error
 	wg.Go(func() {
 		defer close(pkts)
 		for {
 			p, err := in.net.Recv()
 			if err != nil {
 				if loopCtx.Err() == nil {
-					in.log.Error().Err(err).Msg("vip: receive failed; instance stops")
+					recvErr = err
 					cancel()
 				}
 				return
@@ -181,7 +185,7 @@ func (in *instance) run(ctx context.Context) error {
 			in.publish()
 			in.log.Info().Msg("vip: instance stopped")
 			if ctx.Err() == nil {
-				return fmt.Errorf("vip: instance %s: receiving stopped", in.spec.name)
+				return fmt.Errorf("vip: instance %s: receive: %w", in.spec.name, recvErr)
 			}
 			return nil
 		case <-timer.C:

@@ -1,8 +1,10 @@
 package vip
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -471,5 +473,30 @@ func TestInstanceForeignAddressList(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// brokenNet is a Net whose socket fails at once.
+type brokenNet struct {
+	*fakeNet
+	err error
+}
+
+func (n brokenNet) Recv() (Packet, error) { return Packet{}, n.err }
+
+// TestInstanceReceiveFailure: an instance whose socket fails stops and
+// returns the socket's error for its caller to report; it logs no error
+// itself, so the failure is reported once.
+func TestInstanceReceiveFailure(t *testing.T) {
+	errBroken := errors.New("socket broken")
+	sw := &fakeSwitch{}
+	var logs bytes.Buffer
+	in := newInstance(testSpec(100), brokenNet{sw.attach("192.0.2.11"), errBroken}, nil, zerolog.New(&logs))
+	err := in.run(t.Context())
+	if !errors.Is(err, errBroken) {
+		t.Fatalf("run returned %v, want the receive error %q", err, errBroken)
+	}
+	if strings.Contains(logs.String(), `"level":"error"`) {
+		t.Errorf("the receive error was logged as well as returned:\n%s", logs.String())
 	}
 }

@@ -35,7 +35,8 @@ func newNodeIndex(hint int) nodeIndex {
 	return x
 }
 
-// slotsFor returns a power of two of slots that holds n names below maxLoad.
+// slotsFor returns a power of two of slots that holds n names below the
+// maximum load factor, maxLoadNum/maxLoadDen.
 func slotsFor(n int) int {
 	need := n*maxLoadDen/maxLoadNum + 1
 	return 1 << bits.Len(uint(need-1))

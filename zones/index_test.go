@@ -37,7 +37,7 @@ func TestNodeIndex(t *testing.T) {
 }
 
 func TestRRsetsWrittenApart(t *testing.T) {
-	z, err := Parse("example.test.", "z", `$TTL 300
+	z, err := parseText("example.test.", "z", `$TTL 300
 @ SOA ns1 hostmaster 1 3600 600 86400 60
 @ NS ns1
 ns1 A 192.0.2.53

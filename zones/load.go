@@ -10,7 +10,6 @@ import (
 	"path"
 	"runtime"
 	"strings"
-	"testing/fstest"
 
 	"github.com/miekg/dns"
 )
@@ -129,12 +128,6 @@ func parseRecords(src Source, origin string, data []byte, buf []dns.RR, workers,
 		return nil, ErrorList{fromParseError(err, src.display, src.display(src.Path))}
 	}
 	return rrs, nil
-}
-
-// Parse loads a zone from text, for tests and embedded examples. $INCLUDE is
-// not allowed.
-func Parse(origin, name, text string) (*Zone, error) {
-	return Load(Source{Origin: origin, FS: fstest.MapFS{name: {Data: []byte(text)}}, Path: name})
 }
 
 type builder struct {

@@ -119,20 +119,12 @@ func TestWeights(t *testing.T) {
 		"dnslb.yaml": "zones:\n  - {origin: example.test., file: z.zone}\npools:\n  www.example.test.:\n    policy: weighted\n    members:\n      192.0.2.11: {weight: 5}\n      192.0.2.10: {backup: false}\n",
 		"z.zone":     goodZone + "www A 192.0.2.11\nwww A 192.0.2.12\n",
 	})
-	sc, err := loadServerConfig(filepath.Join(dir, "dnslb.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := dnslb.LoadZones(sc.Config, sc.Root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := dnslb.BuildView(sc.Config, set)
+	g, err := dnslb.Check(func() (*dnslb.Loaded, error) { return loadServerConfig(filepath.Join(dir, "dnslb.yaml")) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]int{}
-	for _, m := range v.Pools["www.example.test."].V4 {
+	for _, m := range g.View.Pools["www.example.test."].V4 {
 		got[m.Addr.String()] = m.Weight
 	}
 	want := map[string]int{"192.0.2.10": 1, "192.0.2.11": 5, "192.0.2.12": 1}

@@ -144,16 +144,6 @@ type Health interface {
 	Drained(m *Member) bool
 }
 
-// Checks is the Health of health checks alone: members are eligible when
-// their target is up in the snapshot (nil: all up), and none is drained.
-type Checks struct{ Snapshot *healthcheck.Snapshot }
-
-// Eligible implements Health.
-func (c Checks) Eligible(m *Member) bool { return m.Up(c.Snapshot) }
-
-// Drained implements Health.
-func (c Checks) Drained(*Member) bool { return false }
-
 // Pool is the load-balancing state of one owner name. It is built once per
 // configuration and shared by all queries; its only mutable state is the
 // rotation counter and the cached plans, all atomic.

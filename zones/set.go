@@ -2,16 +2,14 @@ package zones
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/miekg/dns"
 )
 
-// Set is an immutable collection of zones with distinct origins.
+// Set is an immutable collection of zones with distinct origins. A server
+// swaps whole sets (in its generation), so readers never lock.
 type Set struct {
 	zones map[string]*Zone
-	// Generation identifies this set; it grows with every swap into a Store.
-	Generation uint64
 }
 
 // NewSet collects zones; two zones with one origin are an error.
@@ -75,32 +73,4 @@ func (s *Set) Zones() []*Zone {
 		out = append(out, z)
 	}
 	return out
-}
-
-// Store holds the current Set. Readers call Current once per query and use
-// that snapshot throughout; a reload builds a new Set to the side and swaps
-// it in with Replace.
-type Store struct {
-	cur atomic.Pointer[Set]
-	gen atomic.Uint64
-}
-
-// NewStore returns a store holding set (which may be nil: no zones).
-func NewStore(set *Set) *Store {
-	s := &Store{}
-	if set == nil {
-		set = &Set{zones: map[string]*Zone{}}
-	}
-	s.Replace(set)
-	return s
-}
-
-// Current returns the current set; never nil.
-func (s *Store) Current() *Set { return s.cur.Load() }
-
-// Replace swaps set in, stamping it with the next generation. The set must
-// not be shared with another store.
-func (s *Store) Replace(set *Set) {
-	set.Generation = s.gen.Add(1)
-	s.cur.Store(set)
 }
