@@ -144,7 +144,9 @@ func TestFallbackVisible(t *testing.T) {
 				WhenAllDown: tc.mode,
 				Members:     map[string]MemberConfig{b12: {Backup: true}},
 				Check: &CheckConfig{Type: "exec", Command: []string{"sh", "-c", `test ! -e "$0/$DNSLB_CHECK_ADDRESS"`, down},
-					Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 1},
+					// Fall 2: one slow start of sh on a loaded machine must
+					// not take the backup down.
+					Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond, Rise: 1, Fall: 2},
 			}}
 			logs := &logLines{}
 			rt := newTestRuntime(t, dir, fc, zerolog.New(logs))
