@@ -75,7 +75,7 @@ type Runtime struct {
 	// across file reads.
 	mu        sync.Mutex
 	gen       *Generation
-	overrides map[netip.Addr]admin.Override
+	overrides map[netip.Addr]Override
 	ovGen     uint64
 	serials   map[string]serialState
 	statePath string
@@ -122,7 +122,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		opts:         opts,
 		log:          opts.Log,
 		metrics:      NewMetrics(),
-		overrides:    map[netip.Addr]admin.Override{},
+		overrides:    map[netip.Addr]Override{},
 		serials:      map[string]serialState{},
 		leads:        map[string]map[netip.Addr]*pool.LeadCounter{},
 		reloadReq:    make(chan struct{}, 1),
@@ -677,10 +677,10 @@ func (r *Runtime) expireOverrides() {
 	now := r.opts.Now()
 	changed := false
 	for a, ov := range r.overrides {
-		if !ov.Until.IsZero() && !now.Before(ov.Until) {
+		if ov.expired(now) {
 			delete(r.overrides, a)
 			changed = true
-			r.log.Info().Str("member", a.String()).Str("mode", string(ov.Mode)).Str("reason", ov.Reason).Msg("override expired")
+			r.log.Info().Str("member", a.String()).Str("mode", ov.Mode.String()).Str("reason", ov.Reason).Msg("override expired")
 		}
 	}
 	if changed {
@@ -748,11 +748,22 @@ func (r *Runtime) Zones() []admin.ZoneStatus {
 	return out
 }
 
-// SetOverride implements admin.Backend. The change is written to the state
+// SetOverride implements admin.Backend: the API's mode converted, see
+// setOverride.
+func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until time.Time, reason string) error {
+	m, ok := overrideModeFromAdmin(mode)
+	if !ok {
+		return fmt.Errorf("unknown override mode %q", mode)
+	}
+	return r.setOverride(addr, m, until, reason)
+}
+
+// setOverride drains, undrains (OverrideNone) or forces down a member
+// address in every pool that has it. The change is written to the state
 // file before it is applied: one that could not be saved would be lost
 // by the next restart, so it is refused (admin.ErrNotPersisted) and
 // nothing changes.
-func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until time.Time, reason string) error {
+func (r *Runtime) setOverride(addr netip.Addr, mode OverrideMode, until time.Time, reason string) error {
 	addr = addr.Unmap()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -761,26 +772,25 @@ func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until ti
 	}
 	next := maps.Clone(r.overrides)
 	old, had := next[addr]
-	ov := admin.Override{Mode: mode, Reason: reason, Since: r.opts.Now(), Until: until}
 	switch mode {
-	case admin.OverrideNone:
+	case OverrideNone:
 		if !had {
 			return nil // nothing to lift, nothing to save
 		}
 		delete(next, addr)
-	case admin.OverrideDrain, admin.OverrideForceDown:
-		next[addr] = ov
+	case OverrideDrain, OverrideForceDown:
+		next[addr] = Override{Mode: mode, Reason: reason, Since: r.opts.Now(), Until: until}
 	default:
-		return fmt.Errorf("unknown override mode %q", mode)
+		return fmt.Errorf("unknown override mode %v", mode)
 	}
 	if err := r.writeStateLocked(next); err != nil {
 		return fmt.Errorf("%s: %w: %w", addr, admin.ErrNotPersisted, err)
 	}
 	r.overrides = next
-	if mode == admin.OverrideNone {
-		r.log.Info().Str("member", addr.String()).Str("was", string(old.Mode)).Str("reason", reason).Msg("override lifted")
+	if mode == OverrideNone {
+		r.log.Info().Str("member", addr.String()).Str("was", old.Mode.String()).Str("reason", reason).Msg("override lifted")
 	} else {
-		ev := r.log.Info().Str("member", addr.String()).Str("mode", string(mode)).Str("reason", reason)
+		ev := r.log.Info().Str("member", addr.String()).Str("mode", mode.String()).Str("reason", reason)
 		if !until.IsZero() {
 			ev = ev.Time("until", until)
 		}
@@ -860,21 +870,15 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 		}
 		for _, m := range p.Members() {
 			ms := admin.MemberStatus{Address: m.Addr.String(), Weight: m.Weight, Backup: m.Backup,
-				Healthy: true, Checked: m.Checked, State: "up"}
+				Healthy: true, Checked: m.Checked}
 			if m.Checked {
 				r.checkStates(&ms, &m)
 			}
-			if !ms.Healthy {
-				ms.State = "down"
+			ov, ok := overrides.Get(m.Addr)
+			if ok {
+				ms.Override = adminOverride(ov)
 			}
-			if ov, ok := overrides.Get(m.Addr); ok {
-				o := ov
-				ms.Override = &o
-				ms.State = "drained"
-				if ov.Mode == admin.OverrideForceDown {
-					ms.State = "forced-down"
-				}
-			}
+			ms.State = memberStateOf(ms.Healthy, ov, ok).String()
 			ms.Share = shares[name][m.Addr]
 			ps.Members = append(ps.Members, ms)
 		}

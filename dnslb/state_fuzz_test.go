@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/internal/fuzzguard"
 	"github.com/rs/zerolog"
 )
@@ -88,7 +87,7 @@ func stateOnly(data []byte) *Runtime {
 	return &Runtime{
 		opts:      RuntimeOptions{Now: func() time.Time { return stateT0 }},
 		log:       zerolog.Nop(),
-		overrides: map[netip.Addr]admin.Override{},
+		overrides: map[netip.Addr]Override{},
 		serials:   map[string]serialState{},
 		statePath: path,
 		stateFS:   fsys,
@@ -131,7 +130,7 @@ func checkState(t *testing.T, data []byte) {
 		return
 	}
 	for a, ov := range r.overrides {
-		if !a.IsValid() || a.Zone() != "" || a.Is4In6() || (ov.Mode != admin.OverrideDrain && ov.Mode != admin.OverrideForceDown) {
+		if !a.IsValid() || a.Zone() != "" || a.Is4In6() || (ov.Mode != OverrideDrain && ov.Mode != OverrideForceDown) {
 			t.Fatalf("restored an override dnslb could not have made: %s %+v", a, ov)
 		}
 	}
