@@ -63,3 +63,14 @@ func (o *Overrides) Generation() uint64 {
 	}
 	return o.gen
 }
+
+// clone returns a copy of the overrides, to build the next set from.
+func (o *Overrides) clone() map[netip.Addr]Override {
+	c := map[netip.Addr]Override{}
+	if o != nil {
+		for a, ov := range o.byAddr {
+			c[a] = ov
+		}
+	}
+	return c
+}

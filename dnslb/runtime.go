@@ -71,12 +71,15 @@ type Runtime struct {
 	building atomic.Bool
 	stopping chan struct{} // closed by Shutdown
 
-	// mu guards what follows; it is held only to read or swap, never
-	// across file reads.
+	// cur is the generation being served, with the overrides in force:
+	// one immutable value that readers load without a lock. It is swapped
+	// under mu (a reload's commit, an override change), so that no swap
+	// loses another's change.
+	cur atomic.Pointer[Generation]
+
+	// mu guards what follows, and the swaps of cur; it is held only to
+	// read or swap, never across file reads.
 	mu        sync.Mutex
-	gen       *Generation
-	overrides map[netip.Addr]Override
-	ovGen     uint64
 	serials   map[string]serialState
 	statePath string
 	stateFS   stateFS
@@ -122,7 +125,6 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		opts:         opts,
 		log:          opts.Log,
 		metrics:      NewMetrics(),
-		overrides:    map[netip.Addr]Override{},
 		serials:      map[string]serialState{},
 		leads:        map[string]map[netip.Addr]*pool.LeadCounter{},
 		reloadReq:    make(chan struct{}, 1),
@@ -131,7 +133,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		fallbackPoke: make(chan struct{}, 1),
 		rrlNow:       rrlNow,
 	}
-	var seed map[healthcheck.TargetKey]healthcheck.Status
+	var rs restored
 	res, err := r.buildAside(func() (*Generation, error) {
 		l, err := opts.Load()
 		if err != nil {
@@ -145,7 +147,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		if r.stateFS == nil {
 			r.stateFS = osStateFS{}
 		}
-		if seed, err = r.loadState(); err != nil {
+		if rs, err = r.loadState(); err != nil {
 			return nil, err
 		}
 		return build(l, buildBase{serials: maps.Clone(r.serials), now: opts.Now()})
@@ -159,7 +161,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	cfg := g.Loaded.Config
 	r.sched = healthcheck.NewScheduler(healthcheck.WithObserver(r.observeProbe))
-	r.sched.Seed(seed)
+	r.sched.Seed(rs.health)
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return nil, fmt.Errorf("health checks: %w", err)
 	}
@@ -181,8 +183,8 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.auth.SetRRL(lim)
 	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
-	r.ovGen++
-	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
+	g = g.withOverrides(NewOverrides(rs.overrides, 1))
+	r.auth.SetOverrides(g.Overrides)
 	r.server = NewServer(ServerOptions{
 		Listen:         cfg.Listen,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
@@ -191,7 +193,9 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		Freebind:       cfg.Freebind,
 		Observer:       r.metrics,
 	}, r.auth, r.log)
+	r.mu.Lock()
 	r.commit(g)
+	r.mu.Unlock()
 	// Loading a big zone leaves the parser's garbage behind: have
 	// housekeeping hand that memory back to the OS soon, rather than hold
 	// the peak until the next collection (and without delaying the start
@@ -239,9 +243,7 @@ func (r *Runtime) buildAside(build func() (*Generation, error)) (*Generation, er
 
 // Config returns the config being served, with its defaults applied.
 func (r *Runtime) Config() *Config {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.gen.Loaded.Config
+	return r.cur.Load().Loaded.Config
 }
 
 // Metrics returns the runtime's metrics (its Registry feeds /metrics).
@@ -282,9 +284,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 			r.run(func() { w.run(ctx) })
 		}
 	}
-	r.mu.Lock()
-	view := r.gen.View
-	r.mu.Unlock()
+	view := r.cur.Load().View
 	for _, z := range view.Zones.Zones() {
 		r.log.Info().Str("zone", z.Origin).Uint32("serial", z.Serial()).Int("records", z.Records()).Str("file", z.File).Msg("zone loaded")
 	}
@@ -371,7 +371,7 @@ var errUnchanged = errors.New("nothing changed")
 
 func (r *Runtime) reloadLocked() error {
 	r.mu.Lock()
-	base := buildBase{prev: r.gen, serials: maps.Clone(r.serials), now: r.opts.Now()}
+	base := buildBase{prev: r.cur.Load(), serials: maps.Clone(r.serials), now: r.opts.Now()}
 	r.mu.Unlock()
 	restore := boundReloadMemory()
 	defer func() {
@@ -425,6 +425,9 @@ func (r *Runtime) reloadLocked() error {
 	r.mu.Lock()
 	r.metrics.attachCounters(g.View)
 	r.attachLeads(g.View)
+	// The overrides in force now, not when the build started: one may
+	// have changed meanwhile.
+	g = g.withOverrides(r.cur.Load().Overrides)
 	r.auth.SetView(g.View)
 	r.commit(g)
 	r.mu.Unlock()
@@ -539,10 +542,10 @@ func unchanged(l *Loaded, prev *Generation) bool {
 	return true
 }
 
-// commit records a generation that has been swapped in, and logs what its
-// build found. r.mu is held.
+// commit makes g the generation being served (the Authority has its view
+// already), and logs what its build found. r.mu is held.
 func (r *Runtime) commit(g *Generation) {
-	r.gen = g
+	r.cur.Store(g)
 	for origin, st := range g.zones {
 		failed := 0.0
 		if st.err != nil {
@@ -615,9 +618,7 @@ func (r *Runtime) logTransitions(ch <-chan healthcheck.Transition) {
 	for tr := range ch {
 		r.metrics.Transitions.WithLabelValues(upDown(tr.To.Up)).Inc()
 		r.stateDirty.Store(true)
-		r.mu.Lock()
-		pools := r.gen.View.PoolsOf(tr.Key)
-		r.mu.Unlock()
+		pools := r.cur.Load().View.PoolsOf(tr.Key)
 		ev := r.log.Warn()
 		if tr.To.Up {
 			ev = r.log.Info()
@@ -675,23 +676,28 @@ func (r *Runtime) expireOverrides() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.opts.Now()
+	next := r.cur.Load().Overrides.clone()
 	changed := false
-	for a, ov := range r.overrides {
+	for a, ov := range next {
 		if ov.expired(now) {
-			delete(r.overrides, a)
+			delete(next, a)
 			changed = true
 			r.log.Info().Str("member", a.String()).Str("mode", ov.Mode.String()).Str("reason", ov.Reason).Msg("override expired")
 		}
 	}
 	if changed {
-		r.publishOverridesLocked()
+		r.publishOverridesLocked(next)
 		r.stateDirty.Store(true)
 	}
 }
 
-func (r *Runtime) publishOverridesLocked() {
-	r.ovGen++
-	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
+// publishOverridesLocked swaps in the generation being served with the
+// overrides ovs, and gives them to the answer path. r.mu is held.
+func (r *Runtime) publishOverridesLocked(ovs map[netip.Addr]Override) {
+	g := r.cur.Load()
+	g = g.withOverrides(NewOverrides(ovs, g.Overrides.Generation()+1))
+	r.cur.Store(g)
+	r.auth.SetOverrides(g.Overrides)
 	r.pokeFallback()
 }
 
@@ -728,10 +734,9 @@ func (r *Runtime) LastReload() (time.Time, error) {
 
 // Zones implements admin.Backend.
 func (r *Runtime) Zones() []admin.ZoneStatus {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]admin.ZoneStatus, 0, len(r.gen.zones))
-	for origin, st := range r.gen.zones {
+	g := r.cur.Load()
+	out := make([]admin.ZoneStatus, 0, len(g.zones))
+	for origin, st := range g.zones {
 		zs := admin.ZoneStatus{Origin: origin, File: st.cfg.File}
 		if st.zone != nil {
 			zs.File = st.zone.File
@@ -770,7 +775,7 @@ func (r *Runtime) setOverride(addr netip.Addr, mode OverrideMode, until time.Tim
 	if !r.isMemberLocked(addr) {
 		return fmt.Errorf("%s: %w", addr, admin.ErrUnknownMember)
 	}
-	next := maps.Clone(r.overrides)
+	next := r.cur.Load().Overrides.clone()
 	old, had := next[addr]
 	switch mode {
 	case OverrideNone:
@@ -786,7 +791,6 @@ func (r *Runtime) setOverride(addr netip.Addr, mode OverrideMode, until time.Tim
 	if err := r.writeStateLocked(next); err != nil {
 		return fmt.Errorf("%s: %w: %w", addr, admin.ErrNotPersisted, err)
 	}
-	r.overrides = next
 	if mode == OverrideNone {
 		r.log.Info().Str("member", addr.String()).Str("was", old.Mode.String()).Str("reason", reason).Msg("override lifted")
 	} else {
@@ -796,12 +800,12 @@ func (r *Runtime) setOverride(addr netip.Addr, mode OverrideMode, until time.Tim
 		}
 		ev.Msg("override set")
 	}
-	r.publishOverridesLocked()
+	r.publishOverridesLocked(next)
 	return nil
 }
 
 func (r *Runtime) isMemberLocked(addr netip.Addr) bool {
-	for _, p := range r.gen.View.Pools {
+	for _, p := range r.cur.Load().View.Pools {
 		for _, m := range p.Members() {
 			if m.Addr == addr {
 				return true
@@ -813,9 +817,11 @@ func (r *Runtime) isMemberLocked(addr netip.Addr) bool {
 
 // Pools implements admin.Backend.
 func (r *Runtime) Pools() []admin.PoolStatus {
+	// Under mu (for the shares), which also keeps g and the answer
+	// path's overrides from being swapped in between.
 	r.mu.Lock()
-	view := r.gen.View
-	cfg := r.gen.Loaded.Config
+	g := r.cur.Load()
+	view, cfg := g.View, g.Loaded.Config
 	// One judgement for the fallback and the member states: the health
 	// and overrides the answer path uses.
 	judge := r.auth.judgement()

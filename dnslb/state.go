@@ -105,28 +105,37 @@ func (e *StateFileError) Unwrap() error { return e.Err }
 // the versions before; fields that older versions may ignore do not.
 const stateVersion = 1
 
-// loadState reads the state file, restores unexpired overrides and serials,
-// and returns the saved health to seed the scheduler with. A missing file
+// restored is what the state file gives a starting Runtime besides the
+// serials and the cookie secret, which loadState sets.
+type restored struct {
+	overrides map[netip.Addr]Override // unexpired ones
+	health    map[healthcheck.TargetKey]healthcheck.Status
+}
+
+// loadState reads the state file, restores the serials and the cookie
+// secret, and returns the unexpired overrides, for the first generation,
+// and the saved health, to seed the scheduler with. A missing file
 // is normal. One that cannot be read or parsed is a *StateFileError and is
 // not touched, unless IgnoreState: then it is renamed aside, an error is
 // logged, and dnslb starts without it. Temporary files of writes cut short
 // by a crash are removed once the state is settled.
-func (r *Runtime) loadState() (map[healthcheck.TargetKey]healthcheck.Status, error) {
+func (r *Runtime) loadState() (restored, error) {
+	rs := restored{overrides: map[netip.Addr]Override{}, health: map[healthcheck.TargetKey]healthcheck.Status{}}
 	if r.statePath == "" {
-		return nil, nil
+		return rs, nil
 	}
 	sf, err := r.readState()
 	if err != nil {
 		if !r.opts.IgnoreState {
-			return nil, err
+			return rs, err
 		}
 		if err := r.setStateAside(err); err != nil {
-			return nil, err
+			return rs, err
 		}
 	}
 	r.removeStaleTemps()
 	if sf == nil {
-		return nil, nil
+		return rs, nil
 	}
 	now := r.opts.Now()
 	for a, so := range sf.Overrides {
@@ -139,7 +148,7 @@ func (r *Runtime) loadState() (map[healthcheck.TargetKey]healthcheck.Status, err
 		if ov.expired(now) {
 			continue
 		}
-		r.overrides[addr] = ov
+		rs.overrides[addr] = ov
 		r.log.Info().Str("member", a).Str("mode", so.Mode).Str("reason", ov.Reason).Msg("override restored from state file")
 	}
 	for origin, s := range sf.Serials {
@@ -151,15 +160,14 @@ func (r *Runtime) loadState() (map[healthcheck.TargetKey]healthcheck.Status, err
 	} else if sf.CookieSecret != "" {
 		r.log.Warn().Str("file", r.statePath).Msg("state file: the cookie secret is not 32 hex digits; a new one is made (cookies handed out before are invalid)")
 	}
-	seed := map[healthcheck.TargetKey]healthcheck.Status{}
 	for _, h := range sf.Health {
 		ap, err := netip.ParseAddrPort(h.Address)
 		if err != nil {
 			continue // refused by readState
 		}
-		seed[healthcheck.TargetKey{Check: h.Check, Addr: ap}] = healthcheck.Status{Up: h.Up, Since: h.Since}
+		rs.health[healthcheck.TargetKey{Check: h.Check, Addr: ap}] = healthcheck.Status{Up: h.Up, Since: h.Since}
 	}
-	return seed, nil
+	return rs, nil
 }
 
 // readState reads and parses the state file: nil, nil when there is none.
@@ -311,7 +319,7 @@ func (r *Runtime) saveState() {
 }
 
 func (r *Runtime) saveStateLocked() {
-	if err := r.writeStateLocked(r.overrides); err != nil && !r.stateFail {
+	if err := r.writeStateLocked(r.cur.Load().Overrides.clone()); err != nil && !r.stateFail {
 		r.stateFail = true
 		r.log.Warn().Err(err).Str("file", r.statePath).Msg("state file not written; retrying each second, logging again once it works")
 	}

@@ -236,9 +236,7 @@ func TestSetOverrideNotPersisted(t *testing.T) {
 			}
 			// Nothing changed: not in memory, not in the answers' overrides,
 			// not in what the API shows.
-			rt.mu.Lock()
-			ovs := maps2slice(rt.overrides)
-			rt.mu.Unlock()
+			ovs := maps2slice(rt.cur.Load().Overrides.clone())
 			if len(ovs) != 1 || ovs[0] != member11.String()+" drain" {
 				t.Errorf("overrides after refused changes: %v, want only %s drained", ovs, member11)
 			}

@@ -34,7 +34,7 @@ func TestStateFileFromMain(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := stateOnly(data)
-	seed, err := r.loadState()
+	rs, err := r.loadState()
 	if err != nil {
 		t.Fatalf("loadState: %v", err)
 	}
@@ -47,8 +47,8 @@ func TestStateFileFromMain(t *testing.T) {
 		netip.MustParseAddr("2001:db8::14"): {Mode: OverrideDrain, Reason: "v6 rollout",
 			Since: mustTime(t, "2026-12-02T05:28:49.137035063Z"), Until: mustTime(t, "2026-12-02T06:28:49.137027092Z")},
 	}
-	if !reflect.DeepEqual(r.overrides, wantOv) {
-		t.Errorf("overrides restored:\n%+v\nwant\n%+v", r.overrides, wantOv)
+	if !reflect.DeepEqual(rs.overrides, wantOv) {
+		t.Errorf("overrides restored:\n%+v\nwant\n%+v", rs.overrides, wantOv)
 	}
 
 	const check = "tcp interval=1s timeout=500ms rise=1 fall=1 jitter=100ms fast_interval=250ms initial=up"
@@ -61,8 +61,8 @@ func TestStateFileFromMain(t *testing.T) {
 		key("127.0.0.13:18081"):     {Up: false, Since: mustTime(t, "2026-12-02T05:28:39.573628521Z")},
 		key("[2001:db8::14]:18081"): {Up: false, Since: mustTime(t, "2026-12-02T05:28:40.452291302Z")},
 	}
-	if !maps.Equal(seed, wantSeed) {
-		t.Errorf("health restored:\n%+v\nwant\n%+v", seed, wantSeed)
+	if !maps.Equal(rs.health, wantSeed) {
+		t.Errorf("health restored:\n%+v\nwant\n%+v", rs.health, wantSeed)
 	}
 	wantSerials := map[string]serialState{"example.test.": {Serial: 2024010101, Digest: "3d3c273bac067848929a5432cf4d3f0de90d079971c9ff5a61e5230562193bb8"}}
 	if !maps.Equal(r.serials, wantSerials) {
@@ -74,7 +74,7 @@ func TestStateFileFromMain(t *testing.T) {
 
 	// Saved again: what the earlier dnslb wrote, field for field (but the
 	// health, which comes from the scheduler, and the time of the save).
-	if err := r.writeStateLocked(r.overrides); err != nil {
+	if err := r.writeStateLocked(rs.overrides); err != nil {
 		t.Fatal(err)
 	}
 	saved, err := r.stateFS.ReadFile(r.statePath)
