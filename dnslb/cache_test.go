@@ -14,7 +14,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/miekg/dns"
 )
@@ -131,7 +130,7 @@ func TestNoStaleAnswerAfterChange(t *testing.T) {
 	}
 
 	// Drain: the next answer.
-	auth.SetOverrides(NewOverrides(map[netip.Addr]admin.Override{netip.MustParseAddr("192.0.2.10"): {Mode: admin.OverrideDrain}}, 1))
+	auth.SetOverrides(NewOverrides(map[netip.Addr]Override{netip.MustParseAddr("192.0.2.10"): {Mode: OverrideDrain}}, 1))
 	if got := ask(); len(got) != 1 || got[0] != "192.0.2.11" {
 		t.Fatalf("after drain: %v", got)
 	}

@@ -47,6 +47,20 @@ type Generation struct {
 	// Notes are what building decided that an operator should know
 	// (a serial raised by serial: auto).
 	Notes []Note
+	// Overrides are the operator overrides (drains, force-downs) in force
+	// with this generation; nil for none. A build has none: the Runtime
+	// gives a new generation the overrides of the one it replaces, and an
+	// override change swaps in a copy of the generation being served with
+	// new Overrides (withOverrides).
+	Overrides *Overrides
+}
+
+// withOverrides returns a copy of g with the overrides o, sharing
+// everything else (g itself does not change).
+func (g *Generation) withOverrides(o *Overrides) *Generation {
+	ng := *g
+	ng.Overrides = o
+	return &ng
 }
 
 // Note is something a build decided, for the log.

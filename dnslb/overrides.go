@@ -1,21 +1,17 @@
 package dnslb
 
-import (
-	"net/netip"
-
-	"github.com/dnslb/dnslb/dnslb/admin"
-)
+import "net/netip"
 
 // Overrides is an immutable set of operator overrides (drain, force-down)
 // by member address. A nil *Overrides holds none.
 type Overrides struct {
-	byAddr map[netip.Addr]admin.Override
+	byAddr map[netip.Addr]Override
 	gen    uint64
 }
 
 // NewOverrides builds a set; gen must differ from the previous set's.
-func NewOverrides(m map[netip.Addr]admin.Override, gen uint64) *Overrides {
-	c := make(map[netip.Addr]admin.Override, len(m))
+func NewOverrides(m map[netip.Addr]Override, gen uint64) *Overrides {
+	c := make(map[netip.Addr]Override, len(m))
 	for a, o := range m {
 		c[a.Unmap()] = o
 	}
@@ -37,13 +33,13 @@ func (o *Overrides) Drained(addr netip.Addr) bool {
 		return false
 	}
 	ov, ok := o.byAddr[addr]
-	return ok && ov.Mode == admin.OverrideDrain
+	return ok && ov.Mode == OverrideDrain
 }
 
 // Get returns addr's override.
-func (o *Overrides) Get(addr netip.Addr) (admin.Override, bool) {
+func (o *Overrides) Get(addr netip.Addr) (Override, bool) {
 	if o == nil {
-		return admin.Override{}, false
+		return Override{}, false
 	}
 	ov, ok := o.byAddr[addr]
 	return ov, ok
@@ -55,4 +51,15 @@ func (o *Overrides) Generation() uint64 {
 		return 0
 	}
 	return o.gen
+}
+
+// clone returns a copy of the overrides, to build the next set from.
+func (o *Overrides) clone() map[netip.Addr]Override {
+	c := map[netip.Addr]Override{}
+	if o != nil {
+		for a, ov := range o.byAddr {
+			c[a] = ov
+		}
+	}
+	return c
 }

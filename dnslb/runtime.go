@@ -74,12 +74,15 @@ type Runtime struct {
 	building atomic.Bool
 	stopping chan struct{} // closed by Shutdown
 
-	// mu guards what follows; it is held only to read or swap, never
-	// across file reads.
+	// cur is the generation being served, with the overrides in force:
+	// one immutable value that readers load without a lock. It is swapped
+	// under mu (a reload's commit, an override change), so that no swap
+	// loses another's change.
+	cur atomic.Pointer[Generation]
+
+	// mu guards what follows, and the swaps of cur; it is held only to
+	// read or swap, never across file reads.
 	mu        sync.Mutex
-	gen       *Generation
-	overrides map[netip.Addr]admin.Override
-	ovGen     uint64
 	serials   map[string]serialState
 	statePath string
 	stateFS   stateFS
@@ -125,7 +128,6 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		opts:         opts,
 		log:          opts.Log,
 		metrics:      NewMetrics(),
-		overrides:    map[netip.Addr]admin.Override{},
 		serials:      map[string]serialState{},
 		leads:        map[string]map[netip.Addr]*pool.LeadCounter{},
 		reloadReq:    make(chan struct{}, 1),
@@ -134,7 +136,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		fallbackPoke: make(chan struct{}, 1),
 		rrlNow:       rrlNow,
 	}
-	var seed map[healthcheck.TargetKey]healthcheck.Status
+	var rs restored
 	res, err := r.buildAside(func() (*Generation, error) {
 		l, err := opts.Load()
 		if err != nil {
@@ -148,7 +150,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		if r.stateFS == nil {
 			r.stateFS = osStateFS{}
 		}
-		if seed, err = r.loadState(); err != nil {
+		if rs, err = r.loadState(); err != nil {
 			return nil, err
 		}
 		return build(l, buildBase{serials: maps.Clone(r.serials), now: opts.Now()})
@@ -164,7 +166,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.runner = new(healthcheck.Runner)
 	r.sched = healthcheck.NewScheduler(healthcheck.WithObserver(r.observeProbe),
 		healthcheck.WithCheckerFactory(r.runner.NewChecker))
-	r.sched.Seed(seed)
+	r.sched.Seed(rs.health)
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return nil, fmt.Errorf("health checks: %w", err)
 	}
@@ -186,8 +188,8 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.auth.SetRRL(lim)
 	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
-	r.ovGen++
-	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
+	g = g.withOverrides(NewOverrides(rs.overrides, 1))
+	r.auth.SetOverrides(g.Overrides)
 	r.server = NewServer(ServerOptions{
 		Listen:         cfg.Listen,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
@@ -196,7 +198,9 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		Freebind:       cfg.Freebind,
 		Observer:       r.metrics,
 	}, r.auth, r.log)
+	r.mu.Lock()
 	r.commit(g)
+	r.mu.Unlock()
 	// Loading a big zone leaves the parser's garbage behind: have
 	// housekeeping hand that memory back to the OS soon, rather than hold
 	// the peak until the next collection (and without delaying the start
@@ -244,9 +248,7 @@ func (r *Runtime) buildAside(build func() (*Generation, error)) (*Generation, er
 
 // Config returns the config being served, with its defaults applied.
 func (r *Runtime) Config() *Config {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.gen.Loaded.Config
+	return r.cur.Load().Loaded.Config
 }
 
 // Metrics returns the runtime's metrics (its Registry feeds /metrics).
@@ -287,9 +289,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 			r.run(func() { w.run(ctx) })
 		}
 	}
-	r.mu.Lock()
-	view := r.gen.View
-	r.mu.Unlock()
+	view := r.cur.Load().View
 	for _, z := range view.Zones.Zones() {
 		r.log.Info().Str("zone", z.Origin).Uint32("serial", z.Serial()).Int("records", z.Records()).Str("file", z.File).Msg("zone loaded")
 	}
@@ -377,7 +377,7 @@ var errUnchanged = errors.New("nothing changed")
 
 func (r *Runtime) reloadLocked() error {
 	r.mu.Lock()
-	base := buildBase{prev: r.gen, serials: maps.Clone(r.serials), now: r.opts.Now()}
+	base := buildBase{prev: r.cur.Load(), serials: maps.Clone(r.serials), now: r.opts.Now()}
 	r.mu.Unlock()
 	restore := boundReloadMemory()
 	defer func() {
@@ -431,6 +431,9 @@ func (r *Runtime) reloadLocked() error {
 	r.mu.Lock()
 	r.metrics.attachCounters(g.View)
 	r.attachLeads(g.View)
+	// The overrides in force now, not when the build started: one may
+	// have changed meanwhile.
+	g = g.withOverrides(r.cur.Load().Overrides)
 	r.auth.SetView(g.View)
 	r.commit(g)
 	r.mu.Unlock()
@@ -545,10 +548,10 @@ func unchanged(l *Loaded, prev *Generation) bool {
 	return true
 }
 
-// commit records a generation that has been swapped in, and logs what its
-// build found. r.mu is held.
+// commit makes g the generation being served (the Authority has its view
+// already), and logs what its build found. r.mu is held.
 func (r *Runtime) commit(g *Generation) {
-	r.gen = g
+	r.cur.Store(g)
 	for origin, st := range g.zones {
 		failed := 0.0
 		if st.err != nil {
@@ -621,9 +624,7 @@ func (r *Runtime) logTransitions(ch <-chan healthcheck.Transition) {
 	for tr := range ch {
 		r.metrics.Transitions.WithLabelValues(upDown(tr.To.Up)).Inc()
 		r.stateDirty.Store(true)
-		r.mu.Lock()
-		pools := r.gen.View.PoolsOf(tr.Key)
-		r.mu.Unlock()
+		pools := r.cur.Load().View.PoolsOf(tr.Key)
 		ev := r.log.Warn()
 		if tr.To.Up {
 			ev = r.log.Info()
@@ -681,23 +682,28 @@ func (r *Runtime) expireOverrides() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.opts.Now()
+	next := r.cur.Load().Overrides.clone()
 	changed := false
-	for a, ov := range r.overrides {
-		if !ov.Until.IsZero() && !now.Before(ov.Until) {
-			delete(r.overrides, a)
+	for a, ov := range next {
+		if ov.expired(now) {
+			delete(next, a)
 			changed = true
-			r.log.Info().Str("member", a.String()).Str("mode", string(ov.Mode)).Str("reason", ov.Reason).Msg("override expired")
+			r.log.Info().Str("member", a.String()).Str("mode", ov.Mode.String()).Str("reason", ov.Reason).Msg("override expired")
 		}
 	}
 	if changed {
-		r.publishOverridesLocked()
+		r.publishOverridesLocked(next)
 		r.stateDirty.Store(true)
 	}
 }
 
-func (r *Runtime) publishOverridesLocked() {
-	r.ovGen++
-	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
+// publishOverridesLocked swaps in the generation being served with the
+// overrides ovs, and gives them to the answer path. r.mu is held.
+func (r *Runtime) publishOverridesLocked(ovs map[netip.Addr]Override) {
+	g := r.cur.Load()
+	g = g.withOverrides(NewOverrides(ovs, g.Overrides.Generation()+1))
+	r.cur.Store(g)
+	r.auth.SetOverrides(g.Overrides)
 	r.pokeFallback()
 }
 
@@ -734,10 +740,9 @@ func (r *Runtime) LastReload() (time.Time, error) {
 
 // Zones implements admin.Backend.
 func (r *Runtime) Zones() []admin.ZoneStatus {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]admin.ZoneStatus, 0, len(r.gen.zones))
-	for origin, st := range r.gen.zones {
+	g := r.cur.Load()
+	out := make([]admin.ZoneStatus, 0, len(g.zones))
+	for origin, st := range g.zones {
 		zs := admin.ZoneStatus{Origin: origin, File: st.cfg.File}
 		if st.zone != nil {
 			zs.File = st.zone.File
@@ -754,50 +759,59 @@ func (r *Runtime) Zones() []admin.ZoneStatus {
 	return out
 }
 
-// SetOverride implements admin.Backend. The change is written to the state
+// SetOverride implements admin.Backend: the API's mode converted, see
+// setOverride.
+func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until time.Time, reason string) error {
+	m, ok := overrideModeFromAdmin(mode)
+	if !ok {
+		return fmt.Errorf("unknown override mode %q", mode)
+	}
+	return r.setOverride(addr, m, until, reason)
+}
+
+// setOverride drains, undrains (OverrideNone) or forces down a member
+// address in every pool that has it. The change is written to the state
 // file before it is applied: one that could not be saved would be lost
 // by the next restart, so it is refused (admin.ErrNotPersisted) and
 // nothing changes.
-func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until time.Time, reason string) error {
+func (r *Runtime) setOverride(addr netip.Addr, mode OverrideMode, until time.Time, reason string) error {
 	addr = addr.Unmap()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.isMemberLocked(addr) {
 		return fmt.Errorf("%s: %w", addr, admin.ErrUnknownMember)
 	}
-	next := maps.Clone(r.overrides)
+	next := r.cur.Load().Overrides.clone()
 	old, had := next[addr]
-	ov := admin.Override{Mode: mode, Reason: reason, Since: r.opts.Now(), Until: until}
 	switch mode {
-	case admin.OverrideNone:
+	case OverrideNone:
 		if !had {
 			return nil // nothing to lift, nothing to save
 		}
 		delete(next, addr)
-	case admin.OverrideDrain, admin.OverrideForceDown:
-		next[addr] = ov
+	case OverrideDrain, OverrideForceDown:
+		next[addr] = Override{Mode: mode, Reason: reason, Since: r.opts.Now(), Until: until}
 	default:
-		return fmt.Errorf("unknown override mode %q", mode)
+		return fmt.Errorf("unknown override mode %v", mode)
 	}
 	if err := r.writeStateLocked(next); err != nil {
 		return fmt.Errorf("%s: %w: %w", addr, admin.ErrNotPersisted, err)
 	}
-	r.overrides = next
-	if mode == admin.OverrideNone {
-		r.log.Info().Str("member", addr.String()).Str("was", string(old.Mode)).Str("reason", reason).Msg("override lifted")
+	if mode == OverrideNone {
+		r.log.Info().Str("member", addr.String()).Str("was", old.Mode.String()).Str("reason", reason).Msg("override lifted")
 	} else {
-		ev := r.log.Info().Str("member", addr.String()).Str("mode", string(mode)).Str("reason", reason)
+		ev := r.log.Info().Str("member", addr.String()).Str("mode", mode.String()).Str("reason", reason)
 		if !until.IsZero() {
 			ev = ev.Time("until", until)
 		}
 		ev.Msg("override set")
 	}
-	r.publishOverridesLocked()
+	r.publishOverridesLocked(next)
 	return nil
 }
 
 func (r *Runtime) isMemberLocked(addr netip.Addr) bool {
-	for _, p := range r.gen.View.Pools {
+	for _, p := range r.cur.Load().View.Pools {
 		for _, m := range p.Members() {
 			if m.Addr == addr {
 				return true
@@ -809,9 +823,11 @@ func (r *Runtime) isMemberLocked(addr netip.Addr) bool {
 
 // Pools implements admin.Backend.
 func (r *Runtime) Pools() []admin.PoolStatus {
+	// Under mu (for the shares), which also keeps g and the answer
+	// path's overrides from being swapped in between.
 	r.mu.Lock()
-	view := r.gen.View
-	cfg := r.gen.Loaded.Config
+	g := r.cur.Load()
+	view, cfg := g.View, g.Loaded.Config
 	// One judgement for the fallback and the member states: the health
 	// and overrides the answer path uses.
 	judge := r.auth.judgement()
@@ -866,21 +882,15 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 		}
 		for _, m := range p.Members() {
 			ms := admin.MemberStatus{Address: m.Addr.String(), Weight: m.Weight, Backup: m.Backup,
-				Healthy: true, Checked: m.Checked, State: "up"}
+				Healthy: true, Checked: m.Checked}
 			if m.Checked {
 				r.checkStates(&ms, &m)
 			}
-			if !ms.Healthy {
-				ms.State = "down"
+			ov, ok := overrides.Get(m.Addr)
+			if ok {
+				ms.Override = adminOverride(ov)
 			}
-			if ov, ok := overrides.Get(m.Addr); ok {
-				o := ov
-				ms.Override = &o
-				ms.State = "drained"
-				if ov.Mode == admin.OverrideForceDown {
-					ms.State = "forced-down"
-				}
-			}
+			ms.State = memberStateOf(ms.Healthy, ov, ok).String()
 			ms.Share = shares[name][m.Addr]
 			ps.Members = append(ps.Members, ms)
 		}

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/healthcheck"
 )
 
@@ -23,18 +22,37 @@ const DefaultStateFile = "dnslb.state.json"
 
 // stateFile is what dnslb keeps across restarts: operator overrides, the
 // last known health of every target (so a restart does not start blind),
-// and the serials it manages (serial: auto).
+// and the serials it manages (serial: auto). It is the file's format,
+// version stateVersion, and its types are its own: the admin API's JSON
+// and the core's types may change without changing what is on disk.
+// decodeState reads every version this dnslb knows into it.
 type stateFile struct {
-	Version   int                       `json:"version"`
-	SavedAt   time.Time                 `json:"saved_at"`
-	Overrides map[string]admin.Override `json:"overrides"`
-	Health    []savedHealth             `json:"health"`
-	Serials   map[string]serialState    `json:"serials"`
+	Version   int                      `json:"version"`
+	SavedAt   time.Time                `json:"saved_at"`
+	Overrides map[string]stateOverride `json:"overrides"`
+	Health    []savedHealth            `json:"health"`
+	Serials   map[string]serialState   `json:"serials"`
 	// CookieSecret is the generated DNS Cookie secret (hex), so that
 	// server cookies handed out stay valid across a restart. A secret
 	// of the config's (cookies.secret) is not written here.
-	CookieSecret string `json:"cookie_secret,omitempty"`
+	CookieSecret secretHex `json:"cookie_secret,omitempty"`
 }
+
+// stateOverride is an operator override as the state file spells it.
+type stateOverride struct {
+	Mode   string    `json:"mode"` // "drain" or "force-down"
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	Until  time.Time `json:"until,omitzero"`
+}
+
+// secretHex is a secret kept in the state file. It prints as
+// "[redacted]", so that a state file logged or put into an error by
+// mistake does not hand it out; JSON writes it as it is.
+type secretHex string
+
+func (secretHex) String() string   { return "[redacted]" }
+func (secretHex) GoString() string { return "[redacted]" }
 
 type savedHealth struct {
 	Address string    `json:"address"` // the probed address:port
@@ -80,58 +98,76 @@ type StateFileError struct {
 func (e *StateFileError) Error() string { return fmt.Sprintf("state file %s %v", e.Path, e.Err) }
 func (e *StateFileError) Unwrap() error { return e.Err }
 
-// stateVersion is the stateFile version this dnslb reads and writes.
+// stateVersion is the stateFile version this dnslb writes. Version 1 is
+// what dnslb has written since it has a state file (its override entries
+// then had the admin API's JSON shape, which stateOverride keeps). A
+// change that old versions cannot read bumps it, and decodeState migrates
+// the versions before; fields that older versions may ignore do not.
 const stateVersion = 1
 
-// loadState reads the state file, restores unexpired overrides and serials,
-// and returns the saved health to seed the scheduler with. A missing file
+// restored is what the state file gives a starting Runtime besides the
+// serials and the cookie secret, which loadState sets.
+type restored struct {
+	overrides map[netip.Addr]Override // unexpired ones
+	health    map[healthcheck.TargetKey]healthcheck.Status
+}
+
+// loadState reads the state file, restores the serials and the cookie
+// secret, and returns the unexpired overrides, for the first generation,
+// and the saved health, to seed the scheduler with. A missing file
 // is normal. One that cannot be read or parsed is a *StateFileError and is
 // not touched, unless IgnoreState: then it is renamed aside, an error is
 // logged, and dnslb starts without it. Temporary files of writes cut short
 // by a crash are removed once the state is settled.
-func (r *Runtime) loadState() (map[healthcheck.TargetKey]healthcheck.Status, error) {
+func (r *Runtime) loadState() (restored, error) {
+	rs := restored{overrides: map[netip.Addr]Override{}, health: map[healthcheck.TargetKey]healthcheck.Status{}}
 	if r.statePath == "" {
-		return nil, nil
+		return rs, nil
 	}
 	sf, err := r.readState()
 	if err != nil {
 		if !r.opts.IgnoreState {
-			return nil, err
+			return rs, err
 		}
 		if err := r.setStateAside(err); err != nil {
-			return nil, err
+			return rs, err
 		}
 	}
 	r.removeStaleTemps()
 	if sf == nil {
-		return nil, nil
+		return rs, nil
 	}
 	now := r.opts.Now()
-	for a, ov := range sf.Overrides {
+	for a, so := range sf.Overrides {
 		addr, err := netip.ParseAddr(a)
-		if err != nil || (!ov.Until.IsZero() && !now.Before(ov.Until)) {
-			continue // bad addresses are refused by readState
+		mode, ok := parseOverrideMode(so.Mode)
+		if err != nil || !ok {
+			continue // refused by readState
 		}
-		r.overrides[addr] = ov
-		r.log.Info().Str("member", a).Str("mode", string(ov.Mode)).Str("reason", ov.Reason).Msg("override restored from state file")
+		ov := Override{Mode: mode, Reason: so.Reason, Since: so.Since, Until: so.Until}
+		if ov.expired(now) {
+			continue
+		}
+		rs.overrides[addr] = ov
+		r.log.Info().Str("member", a).Str("mode", so.Mode).Str("reason", ov.Reason).Msg("override restored from state file")
 	}
 	for origin, s := range sf.Serials {
 		r.serials[origin] = s
 	}
-	if _, err := ParseCookieSecret(sf.CookieSecret); err == nil {
-		r.cookieSecret = sf.CookieSecret
+	// The secret is never logged, not even when it is unusable.
+	if _, err := ParseCookieSecret(string(sf.CookieSecret)); err == nil {
+		r.cookieSecret = string(sf.CookieSecret)
 	} else if sf.CookieSecret != "" {
 		r.log.Warn().Str("file", r.statePath).Msg("state file: the cookie secret is not 32 hex digits; a new one is made (cookies handed out before are invalid)")
 	}
-	seed := map[healthcheck.TargetKey]healthcheck.Status{}
 	for _, h := range sf.Health {
 		ap, err := netip.ParseAddrPort(h.Address)
 		if err != nil {
 			continue // refused by readState
 		}
-		seed[healthcheck.TargetKey{Check: h.Check, Addr: ap}] = healthcheck.Status{Up: h.Up, Since: h.Since}
+		rs.health[healthcheck.TargetKey{Check: h.Check, Addr: ap}] = healthcheck.Status{Up: h.Up, Since: h.Since}
 	}
-	return seed, nil
+	return rs, nil
 }
 
 // readState reads and parses the state file: nil, nil when there is none.
@@ -143,17 +179,43 @@ func (r *Runtime) readState() (*stateFile, *StateFileError) {
 	if err != nil {
 		return nil, &StateFileError{Path: r.statePath, Err: fmt.Errorf("cannot be read: %w", r.withoutStatePath(err))}
 	}
-	var sf stateFile
-	if err := json.Unmarshal(data, &sf); err != nil {
-		return nil, &StateFileError{Path: r.statePath, Err: fmt.Errorf("cannot be parsed (truncated or corrupt?): %w", err)}
-	}
-	if sf.Version != stateVersion {
-		return nil, &StateFileError{Path: r.statePath, Err: fmt.Errorf("has version %d; this dnslb understands version %d", sf.Version, stateVersion)}
+	sf, err := decodeState(data)
+	if err != nil {
+		return nil, &StateFileError{Path: r.statePath, Err: err}
 	}
 	if err := sf.check(); err != nil {
 		return nil, &StateFileError{Path: r.statePath, Err: fmt.Errorf("is invalid (edited by hand?): %w", err)}
 	}
-	return &sf, nil
+	return sf, nil
+}
+
+// decodeState parses a state file of any version this dnslb reads into
+// the current format, migrating older ones. A version it does not know
+// (a newer dnslb's, or none at all) is refused: read as this version, the
+// parts it does not know would be dropped and the next save would
+// overwrite them.
+func decodeState(data []byte) (*stateFile, error) {
+	var head struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("cannot be parsed (truncated or corrupt?): %w", err)
+	}
+	switch head.Version {
+	case stateVersion:
+		var sf stateFile
+		if err := json.Unmarshal(data, &sf); err != nil {
+			return nil, fmt.Errorf("cannot be parsed (truncated or corrupt?): %w", err)
+		}
+		return &sf, nil
+	case 0:
+		return nil, fmt.Errorf("has version 0 or none (not written by dnslb?); this dnslb understands version %d", stateVersion)
+	}
+	more := ""
+	if head.Version > stateVersion {
+		more = " (written by a newer dnslb: run that one, or move the file aside to start without its drains)"
+	}
+	return nil, fmt.Errorf("has version %d; this dnslb understands version %d%s", head.Version, stateVersion, more)
 }
 
 // check finds entries dnslb never writes. Each would otherwise be
@@ -173,8 +235,8 @@ func (sf *stateFile) check() error {
 			return fmt.Errorf("overrides[%q]: the same address as overrides[%q]", a, seen[addr])
 		}
 		seen[addr] = a
-		if m := sf.Overrides[a].Mode; m != admin.OverrideDrain && m != admin.OverrideForceDown {
-			return fmt.Errorf("overrides[%q]: mode %q is not %q or %q", a, m, admin.OverrideDrain, admin.OverrideForceDown)
+		if m := sf.Overrides[a].Mode; m != OverrideDrain.String() && m != OverrideForceDown.String() {
+			return fmt.Errorf("overrides[%q]: mode %q is not %q or %q", a, m, OverrideDrain, OverrideForceDown)
 		}
 	}
 	for i, h := range sf.Health {
@@ -257,7 +319,7 @@ func (r *Runtime) saveState() {
 }
 
 func (r *Runtime) saveStateLocked() {
-	if err := r.writeStateLocked(r.overrides); err != nil && !r.stateFail {
+	if err := r.writeStateLocked(r.cur.Load().Overrides.clone()); err != nil && !r.stateFail {
 		r.stateFail = true
 		r.log.Warn().Err(err).Str("file", r.statePath).Msg("state file not written; retrying each second, logging again once it works")
 	}
@@ -275,15 +337,15 @@ func (r *Runtime) saveIfDirty() {
 // snapshot, so that a health transition during the write still causes a
 // save of its own, and sets it again on failure: what is on disk may then
 // differ from what is in memory.
-func (r *Runtime) writeStateLocked(ovs map[netip.Addr]admin.Override) error {
+func (r *Runtime) writeStateLocked(ovs map[netip.Addr]Override) error {
 	if r.statePath == "" {
 		return nil
 	}
 	r.stateDirty.Store(false)
-	sf := stateFile{Version: stateVersion, SavedAt: r.opts.Now(), Overrides: map[string]admin.Override{}, Serials: r.serials,
-		CookieSecret: r.cookieSecret}
+	sf := stateFile{Version: stateVersion, SavedAt: r.opts.Now(), Overrides: map[string]stateOverride{}, Serials: r.serials,
+		CookieSecret: secretHex(r.cookieSecret)}
 	for a, ov := range ovs {
-		sf.Overrides[a.String()] = ov
+		sf.Overrides[a.String()] = stateOverride{Mode: ov.Mode.String(), Reason: ov.Reason, Since: ov.Since, Until: ov.Until}
 	}
 	if r.sched != nil {
 		for k, st := range r.sched.Statuses() {

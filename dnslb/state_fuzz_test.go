@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"net/netip"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/internal/fuzzguard"
 	"github.com/rs/zerolog"
 )
@@ -88,7 +86,6 @@ func stateOnly(data []byte) *Runtime {
 	return &Runtime{
 		opts:      RuntimeOptions{Now: func() time.Time { return stateT0 }},
 		log:       zerolog.Nop(),
-		overrides: map[netip.Addr]admin.Override{},
 		serials:   map[string]serialState{},
 		statePath: path,
 		stateFS:   fsys,
@@ -123,28 +120,30 @@ func FuzzLoadState(f *testing.F) {
 func checkState(t *testing.T, data []byte) {
 	t.Helper()
 	r := stateOnly(data)
-	if _, err := r.loadState(); err != nil {
+	rs, err := r.loadState()
+	if err != nil {
 		var se *StateFileError
 		if !errors.As(err, &se) || se.Path != r.statePath {
 			t.Fatalf("loadState: %v, want a *StateFileError for %s", err, r.statePath)
 		}
 		return
 	}
-	for a, ov := range r.overrides {
-		if !a.IsValid() || a.Zone() != "" || a.Is4In6() || (ov.Mode != admin.OverrideDrain && ov.Mode != admin.OverrideForceDown) {
+	for a, ov := range rs.overrides {
+		if !a.IsValid() || a.Zone() != "" || a.Is4In6() || (ov.Mode != OverrideDrain && ov.Mode != OverrideForceDown) {
 			t.Fatalf("restored an override dnslb could not have made: %s %+v", a, ov)
 		}
 	}
 	// Save what was restored, restore it again: the same state.
-	if err := r.writeStateLocked(r.overrides); err != nil {
+	if err := r.writeStateLocked(rs.overrides); err != nil {
 		t.Fatal(err)
 	}
 	saved, _ := r.stateFS.ReadFile(r.statePath)
 	again := stateOnly(saved)
-	if _, err := again.loadState(); err != nil {
+	rs2, err := again.loadState()
+	if err != nil {
 		t.Fatalf("dnslb cannot read the state it saved: %v\n%s", err, saved)
 	}
-	if !maps.Equal(again.overrides, r.overrides) || !maps.Equal(again.serials, r.serials) {
-		t.Fatalf("restored again: overrides %v serials %v, want %v %v", again.overrides, again.serials, r.overrides, r.serials)
+	if !maps.Equal(rs2.overrides, rs.overrides) || !maps.Equal(again.serials, r.serials) {
+		t.Fatalf("restored again: overrides %v serials %v, want %v %v", rs2.overrides, again.serials, rs.overrides, r.serials)
 	}
 }

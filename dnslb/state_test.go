@@ -164,7 +164,7 @@ func memberState(t *testing.T, rt *Runtime, addr netip.Addr) admin.MemberStatus 
 }
 
 // diskOverrides reads the overrides in the state file in dir.
-func diskOverrides(t *testing.T, dir string) map[string]admin.Override {
+func diskOverrides(t *testing.T, dir string) map[string]stateOverride {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, DefaultStateFile))
 	if err != nil {
@@ -236,9 +236,7 @@ func TestSetOverrideNotPersisted(t *testing.T) {
 			}
 			// Nothing changed: not in memory, not in the answers' overrides,
 			// not in what the API shows.
-			rt.mu.Lock()
-			ovs := maps2slice(rt.overrides)
-			rt.mu.Unlock()
+			ovs := maps2slice(rt.cur.Load().Overrides.clone())
 			if len(ovs) != 1 || ovs[0] != member11.String()+" drain" {
 				t.Errorf("overrides after refused changes: %v, want only %s drained", ovs, member11)
 			}
@@ -286,10 +284,10 @@ func TestSetOverrideNotPersisted(t *testing.T) {
 	}
 }
 
-func maps2slice(m map[netip.Addr]admin.Override) []string {
+func maps2slice(m map[netip.Addr]Override) []string {
 	var out []string
 	for a, ov := range m {
-		out = append(out, a.String()+" "+string(ov.Mode))
+		out = append(out, a.String()+" "+ov.Mode.String())
 	}
 	slices.Sort(out)
 	return out
@@ -357,7 +355,7 @@ func TestSetOverrideWritesOnce(t *testing.T) {
 	if ops := ffs.takeOps(); !slices.Equal(ops, slices.Concat(want, want, want)) {
 		t.Errorf("filesystem calls of three changes:\n%v\nwant three times %v", ops, want)
 	}
-	if ov := diskOverrides(t, dir); len(ov) != 1 || ov[member11.String()].Mode != admin.OverrideForceDown {
+	if ov := diskOverrides(t, dir); len(ov) != 1 || ov[member11.String()].Mode != "force-down" {
 		t.Errorf("state file: %+v, want %s forced down", ov, member11)
 	}
 

@@ -121,12 +121,12 @@ func (w *watcher) run(ctx context.Context) {
 // resolve).
 func (w *watcher) sync() (moved bool) {
 	files := map[string]bool{}
-	w.r.mu.Lock()
 	if w.r.opts.ConfigFile != "" {
 		files[abs(w.r.opts.ConfigFile)] = true
 	}
-	root := w.r.gen.Loaded.Root
-	for _, st := range w.r.gen.zones {
+	g := w.r.cur.Load()
+	root := g.Loaded.Root
+	for _, st := range g.zones {
 		if root.Dir != "" {
 			files[abs(filepath.Join(root.Dir, st.cfg.File))] = true
 		}
@@ -136,7 +136,6 @@ func (w *watcher) sync() (moved bool) {
 			}
 		}
 	}
-	w.r.mu.Unlock()
 	w.files = w.files[:0]
 	for f := range files {
 		w.files = append(w.files, f)

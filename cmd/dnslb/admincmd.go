@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -47,107 +45,44 @@ func (f *adminFlags) client(cmd *cobra.Command) (*adminClient, error) {
 	if addr == "" {
 		addr = defaultAdminAddr
 	}
-	base := addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	u, err := url.Parse(base)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	c, err := admin.NewClient(addr, admin.ClientOptions{Token: token})
+	if err != nil {
 		return nil, fmt.Errorf("--admin %q: want host:port or an http(s) URL", addr)
 	}
-	return &adminClient{
-		base:  strings.TrimSuffix(u.String(), "/"),
-		token: token,
-		http:  &http.Client{Timeout: 2 * time.Minute},
-	}, nil
+	return &adminClient{Client: c, token: token}, nil
 }
 
+// adminClient is the API's client with the commands' advice on errors.
 type adminClient struct {
-	base  string
+	*admin.Client
 	token string
-	http  *http.Client
 }
 
-// apiError is a non-2xx reply from the admin API.
-type apiError struct {
-	status int
-	msg    string
-	hint   string
-}
-
-func (e *apiError) Error() string {
-	s := fmt.Sprintf("%s (HTTP %d %s)", e.msg, e.status, http.StatusText(e.status))
-	if e.hint != "" {
-		s += "; " + e.hint
-	}
-	return s
-}
-
-// do sends a request and decodes a 2xx reply into out; other replies
-// become an *apiError carrying the API's message.
-func (c *adminClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
+// explain adds to an error of the API what the user can do about it.
+func (c *adminClient) explain(err error) error {
+	var ae *admin.APIError
+	switch {
+	case errors.Is(err, admin.ErrUnreachable):
+		return fmt.Errorf("%w (is dnslb serve running with admin: set? --admin, DNSLB_ADMIN)", err)
+	case !errors.As(err, &ae):
 		return err
 	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the admin API at %s (is dnslb serve running with admin: set? --admin, DNSLB_ADMIN): %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return fmt.Errorf("admin API %s %s: reading reply: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		e := &apiError{status: resp.StatusCode}
-		var er admin.ErrorResponse
-		if json.Unmarshal(data, &er) == nil && er.Error != "" {
-			e.msg = er.Error
-		} else {
-			e.msg = strings.TrimSpace(string(data))
-			if len(e.msg) > 200 {
-				e.msg = e.msg[:200] + "…"
-			}
-			if e.msg == "" {
-				e.msg = method + " " + path
-			}
+	hint := ""
+	switch ae.StatusCode {
+	case http.StatusUnauthorized:
+		hint = "check --token / DNSLB_ADMIN_TOKEN"
+		if c.token == "" {
+			hint = "the server wants a token: pass --token or set DNSLB_ADMIN_TOKEN"
 		}
-		switch resp.StatusCode {
-		case http.StatusUnauthorized:
-			if c.token == "" {
-				e.hint = "the server wants a token: pass --token or set DNSLB_ADMIN_TOKEN"
-			} else {
-				e.hint = "check --token / DNSLB_ADMIN_TOKEN"
-			}
-		case http.StatusForbidden:
-			e.hint = "run this on the server itself, or set a token in the server's admin config"
-		case http.StatusMisdirectedRequest:
-			e.hint = "give --admin as an IP address, or list the name in the server's admin.allowed_hosts"
-		}
-		return e
+	case http.StatusForbidden:
+		hint = "run this on the server itself, or set a token in the server's admin config"
+	case http.StatusMisdirectedRequest:
+		hint = "give --admin as an IP address, or list the name in the server's admin.allowed_hosts"
 	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("admin API %s %s: decoding reply: %w", method, path, err)
-		}
+	if hint == "" {
+		return err
 	}
-	return nil
+	return fmt.Errorf("%w; %s", err, hint)
 }
 
 func newStatusCommand() *cobra.Command {
@@ -168,18 +103,18 @@ error; then the zones with their serials and load errors.`,
 			ctx := cmd.Context()
 			var pools []admin.PoolStatus
 			if len(args) == 1 {
-				var p admin.PoolStatus
-				if err := c.do(ctx, "GET", "/api/v1/pools/"+url.PathEscape(args[0]), nil, &p); err != nil {
-					return err
+				p, err := c.Pool(ctx, args[0])
+				if err != nil {
+					return c.explain(err)
 				}
 				pools = []admin.PoolStatus{p}
-			} else if err := c.do(ctx, "GET", "/api/v1/pools", nil, &pools); err != nil {
-				return err
+			} else if pools, err = c.Pools(ctx); err != nil {
+				return c.explain(err)
 			}
 			var zones []admin.ZoneStatus
 			if len(args) == 0 {
-				if err := c.do(ctx, "GET", "/api/v1/zones", nil, &zones); err != nil {
-					return err
+				if zones, err = c.Zones(ctx); err != nil {
+					return c.explain(err)
 				}
 			}
 			out := cmd.OutOrStdout()
@@ -332,15 +267,18 @@ its health check failed.`,
 			if dur < 0 {
 				return fmt.Errorf("--for %v: must be positive", dur)
 			}
-			mode := "drain"
-			if forceDown {
-				mode = "force-down"
-			}
 			req := admin.OverrideRequest{Reason: reason}
 			if dur > 0 {
 				req.For = dur.String()
 			}
-			return runOverride(cmd, &af, args[0], mode, req)
+			if forceDown {
+				return runOverride(cmd, &af, "force-down", func(ctx context.Context, c *adminClient) (admin.OverrideResult, error) {
+					return c.ForceDown(ctx, args[0], req)
+				})
+			}
+			return runOverride(cmd, &af, "drain", func(ctx context.Context, c *adminClient) (admin.OverrideResult, error) {
+				return c.Drain(ctx, args[0], req)
+			})
 		},
 	}
 	af.register(cmd)
@@ -358,7 +296,9 @@ func newUndrainCommand() *cobra.Command {
 		Short: "Lift a drain or force-down: the member is answered again when healthy",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runOverride(cmd, &af, args[0], "undrain", admin.OverrideRequest{Reason: reason})
+			return runOverride(cmd, &af, "undrain", func(ctx context.Context, c *adminClient) (admin.OverrideResult, error) {
+				return c.Undrain(ctx, args[0], reason)
+			})
 		},
 	}
 	af.register(cmd)
@@ -366,14 +306,15 @@ func newUndrainCommand() *cobra.Command {
 	return cmd
 }
 
-func runOverride(cmd *cobra.Command, af *adminFlags, address, action string, req admin.OverrideRequest) error {
+// runOverride makes the change (action names it) and prints its result.
+func runOverride(cmd *cobra.Command, af *adminFlags, action string, change func(context.Context, *adminClient) (admin.OverrideResult, error)) error {
 	c, err := af.client(cmd)
 	if err != nil {
 		return err
 	}
-	var res admin.OverrideResult
-	if err := c.do(cmd.Context(), "POST", "/api/v1/members/"+url.PathEscape(address)+"/"+action, req, &res); err != nil {
-		return fmt.Errorf("%s: %w", action, err)
+	res, err := change(cmd.Context(), c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, c.explain(err))
 	}
 	out := cmd.OutOrStdout()
 	now := time.Now()
@@ -405,17 +346,16 @@ server keeps serving the old data and this command prints the problems
 			if err != nil {
 				return err
 			}
-			var res admin.ReloadResult
-			if err := c.do(cmd.Context(), "POST", "/api/v1/reload", nil, &res); err != nil {
-				var ae *apiError
-				if errors.As(err, &ae) && ae.status == http.StatusUnprocessableEntity {
+			if err := c.Reload(cmd.Context()); err != nil {
+				var ae *admin.APIError
+				if errors.As(err, &ae) && ae.StatusCode == http.StatusUnprocessableEntity {
 					fmt.Fprintln(cmd.ErrOrStderr(), "reload failed; the server keeps serving the previous config and zones:")
-					for _, line := range strings.Split(strings.TrimRight(ae.msg, "\n"), "\n") {
+					for _, line := range strings.Split(strings.TrimRight(ae.Message, "\n"), "\n") {
 						fmt.Fprintln(cmd.ErrOrStderr(), line)
 					}
 					return exitError{code: 1}
 				}
-				return fmt.Errorf("reload: %w", err)
+				return fmt.Errorf("reload: %w", c.explain(err))
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "reloaded")
 			return nil

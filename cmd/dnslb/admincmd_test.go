@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -256,5 +258,50 @@ func TestStatusCommandAllDown(t *testing.T) {
 	want := "ALL DOWN: www.example.test. answers by its when_all_down fallback: every member (fail-open) (A only)"
 	if !strings.Contains(out, want) {
 		t.Errorf("status output lacks %q:\n%s", want, out)
+	}
+}
+
+// TestAdminHints: the commands add to the server's refusal what to do
+// about it.
+func TestAdminHints(t *testing.T) {
+	tokenAddr := startAdmin(t, newCLIBackend(), "s3cret")
+	stub := func(code int) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			fmt.Fprintf(w, `{"error": "refused by the stub"}`)
+		}))
+		t.Cleanup(s.Close)
+		return s.URL
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"no token", []string{"--admin", tokenAddr}, []string{"missing or wrong bearer token", "(HTTP 401 Unauthorized); the server wants a token: pass --token or set DNSLB_ADMIN_TOKEN"}},
+		{"wrong token", []string{"--admin", tokenAddr, "--token", "guess"}, []string{"(HTTP 401 Unauthorized); check --token / DNSLB_ADMIN_TOKEN"}},
+		{"forbidden", []string{"--admin", stub(http.StatusForbidden)}, []string{"refused by the stub (HTTP 403 Forbidden); run this on the server itself"}},
+		{"misdirected", []string{"--admin", stub(http.StatusMisdirectedRequest)}, []string{"refused by the stub (HTTP 421 Misdirected Request); give --admin as an IP address"}},
+		{"other", []string{"--admin", stub(http.StatusTeapot)}, []string{"refused by the stub (HTTP 418 I'm a teapot)"}},
+		{"unreachable", []string{"--admin", "127.0.0.1:1"}, []string{"cannot reach the admin API at http://127.0.0.1:1", "(is dnslb serve running with admin: set? --admin, DNSLB_ADMIN)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(envAdmin, "")
+			t.Setenv(envAdminToken, "")
+			_, _, err := runCmd(t, newStatusCommand(), tc.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if tc.name == "other" && strings.Contains(err.Error(), "; ") {
+				t.Errorf("a hint for a status that has none: %q", err)
+			}
+		})
 	}
 }

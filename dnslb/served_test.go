@@ -1,0 +1,104 @@
+package dnslb
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/miekg/dns"
+)
+
+func servedAddrs(resp *dns.Msg) []netip.Addr {
+	var out []netip.Addr
+	for _, rr := range resp.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			ip, _ := netip.AddrFromSlice(a.A)
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
+}
+
+// TestOverrideSwapsGeneration: an override change swaps in a new
+// generation that shares everything but the overrides with the one it
+// replaces, which does not change; the answer path serves its overrides;
+// readers of the generation take no lock.
+func TestOverrideSwapsGeneration(t *testing.T) {
+	rt, bfs, _ := newBlockedRuntime(t, 30*time.Second)
+	defer rt.Shutdown(context.Background())
+	defer close(bfs.release)
+
+	before := rt.cur.Load()
+	if err := rt.SetOverride(member10, admin.OverrideDrain, time.Time{}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	after := rt.cur.Load()
+	switch {
+	case after == before:
+		t.Fatal("the override change did not swap in a new generation")
+	case after.View != before.View || after.Loaded != before.Loaded:
+		t.Error("the new generation does not share the view and config of the old one")
+	case before.Overrides.Has(member10):
+		t.Error("the override changed the generation it replaced")
+	case !after.Overrides.Drained(member10):
+		t.Error("the new generation does not have the drain")
+	case rt.auth.overrides.Load() != after.Overrides:
+		t.Error("the answer path does not serve the generation's overrides")
+	}
+	if got := servedAddrs(askRT(t, rt, "www.example.test.", dns.TypeA)); slices.Contains(got, member10) {
+		t.Errorf("answers %v after the drain of %s", got, member10)
+	}
+
+	// The generation's readers answer while a writer holds mu.
+	rt.mu.Lock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rt.Config()
+		_ = rt.Zones()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Error("Config or Zones waits for the Runtime's lock")
+	}
+	rt.mu.Unlock()
+	<-done
+}
+
+// TestOverrideDuringReloadKept: an override set while a reload builds is
+// in the generation the reload swaps in, not lost to the overrides the
+// build started with.
+func TestOverrideDuringReloadKept(t *testing.T) {
+	rt, bfs, dir := newBlockedRuntime(t, 30*time.Second)
+	defer rt.Shutdown(context.Background())
+
+	writeZone(t, dir, "2", "")
+	bfs.arm()
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- rt.Reload() }()
+	<-bfs.entered // the build has started; it reads the zone
+	if err := rt.SetOverride(member10, admin.OverrideForceDown, time.Time{}, "during the reload"); err != nil {
+		t.Fatal(err)
+	}
+	close(bfs.release)
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
+	g := rt.cur.Load()
+	if soa := askRT(t, rt, "example.test.", dns.TypeSOA).Answer[0].(*dns.SOA); soa.Serial != 2 {
+		t.Fatalf("serial %d after the reload, want 2", soa.Serial)
+	}
+	if ov, ok := g.Overrides.Get(member10); !ok || ov.Mode != OverrideForceDown {
+		t.Fatalf("after the reload: override of %s %+v, %v; want the force-down set during it", member10, ov, ok)
+	}
+	if rt.auth.overrides.Load() != g.Overrides {
+		t.Error("the answer path does not serve the generation's overrides")
+	}
+	if got := servedAddrs(askRT(t, rt, "www.example.test.", dns.TypeA)); slices.Contains(got, member10) {
+		t.Errorf("answers %v with %s forced down", got, member10)
+	}
+}
