@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 // TestExecCheckReapsDetached runs a pool whose exec check starts a `setsid
@@ -50,7 +52,7 @@ exit 0
 		b, _ := os.ReadFile(filepath.Join(runs, "runs."+member))
 		return bytes.Count(b, []byte("\n"))
 	}
-	pollUntil(t, 30*time.Second, "six runs of each member's check", func() (bool, string) {
+	dnstest.Eventually(t, 30*time.Second, "six runs of each member's check", func() (bool, string) {
 		a, b := runCount(ip11), runCount(ip12)
 		return a >= 6 && b >= 6, fmt.Sprintf("%d and %d runs", a, b)
 	})
