@@ -421,8 +421,9 @@ func (l *lab) startKeepalived(host string, prio int, advert string) *labProc {
 	return l.startKeepalivedVIP(host, prio, advert, labVIP)
 }
 
-// startKeepalivedVIP is startKeepalived with another virtual address.
-func (l *lab) startKeepalivedVIP(host string, prio int, advert, vip string) *labProc {
+// startKeepalivedVIP is startKeepalived with another virtual address, and
+// extra lines in the vrrp_instance block.
+func (l *lab) startKeepalivedVIP(host string, prio int, advert, vip string, extra ...string) *labProc {
 	l.t.Helper()
 	bin := requireTool(l.t, "keepalived")
 	conf := fmt.Sprintf(`global_defs {
@@ -441,8 +442,9 @@ vrrp_instance VI_1 {
     virtual_ipaddress {
         %s/24 dev %s
     }
+%s
 }
-`, host, labIface, prio, advert, vip, labIface)
+`, host, labIface, prio, advert, vip, labIface, strings.Join(extra, "\n"))
 	base := filepath.Join(l.dir, host+"-keepalived")
 	if err := os.WriteFile(base+".conf", []byte(conf), 0o644); err != nil {
 		l.t.Fatal(err)

@@ -29,7 +29,7 @@ func TestVIPPairFailover(t *testing.T) {
 	mac1, mac2 := l.mac("lb1"), l.mac("lb2")
 	notifyLog := filepath.Join(l.dir, "notify.log")
 	notify := filepath.Join(l.dir, "notify.sh")
-	if err := os.WriteFile(notify, []byte("#!/bin/sh\necho \"$1 $2 $3\" >> "+notifyLog+"\n"), 0o755); err != nil {
+	if err := os.WriteFile(notify, []byte("#!/bin/sh\necho \"$@\" >> "+notifyLog+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	lb1 := l.startVIP("lb1", 150, "    notify: "+notify)
@@ -41,7 +41,7 @@ func TestVIPPairFailover(t *testing.T) {
 		t.Fatalf("client resolves the VIP to %s, want lb1 %s", got, mac1)
 	}
 	l.holdersStay(t, time.Second, "lb1") // a stable election, no flapping
-	if b, _ := os.ReadFile(notifyLog); !strings.Contains(string(b), "front INIT BACKUP\nfront BACKUP MASTER\n") {
+	if b, _ := os.ReadFile(notifyLog); string(b) != "INSTANCE front BACKUP 150\nINSTANCE front MASTER 150\n" {
 		t.Fatalf("notify log %q", b)
 	}
 
@@ -97,6 +97,50 @@ func TestVIPPairFailover(t *testing.T) {
 	gap, take = ping.outage(event, labTTL2)
 	t.Logf("crash (link cut + kill -9): client outage %v, first reply from lb2 after %v (Master_Down_Interval of lb2 = 722ms)", gap, take)
 	l.setPort("lb1", true)
+}
+
+// One keepalived notify script serves both daemons: dnslb calls notify with
+// the arguments keepalived does (its own, then INSTANCE NAME STATE
+// PRIORITY), runs notify_master and the others first, and STOP at shutdown.
+func TestVIPNotifyLikeKeepalived(t *testing.T) {
+	l := newLab(t)
+	// The script's first argument names its log; the rest is logged.
+	script := filepath.Join(l.dir, "notify.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nlog=\""+l.dir+"/$1.log\"\nshift\necho \"$*\" >> \"$log\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logOf := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(l.dir, name+".log"))
+		return string(b)
+	}
+	hooks := "    notify: " + script + " dnslb"
+	for _, h := range []string{"notify_master", "notify_backup", "notify_fault", "notify_stop"} {
+		hooks += fmt.Sprintf("\n    %s: \"%s dnslb %s\"", h, script, h)
+	}
+	lb1 := l.startVIP("lb1", 150, hooks)
+	l.waitHolders(t, settle, "lb1")
+	ka := l.startKeepalivedVIP("lb2", 100, "0.2", labVIP, "    notify \""+script+" keepalived\"")
+	dnstest.Until(t, settle, "the holder's hooks recording MASTER", func() bool {
+		return logOf("dnslb") == "notify_backup\nINSTANCE front BACKUP 150\nnotify_master\nINSTANCE front MASTER 150\n"
+	})
+	dnstest.Until(t, settle, "keepalived's notify recording BACKUP", func() bool {
+		return strings.Contains(logOf("keepalived"), "INSTANCE VI_1 BACKUP 100\n")
+	})
+
+	lb1.kill(syscall.SIGTERM)
+	lb1.wait(t, 10*time.Second) // the STOP hooks have run
+	if got, want := logOf("dnslb"), "notify_backup\nINSTANCE front BACKUP 150\nnotify_master\nINSTANCE front MASTER 150\nnotify_stop\nINSTANCE front STOP 150\n"; got != want {
+		t.Fatalf("dnslb's hooks ran:\n%s\nwant:\n%s", got, want)
+	}
+	l.waitHolders(t, settle, "lb2")
+	dnstest.Until(t, settle, "keepalived's notify recording MASTER", func() bool {
+		return strings.Contains(logOf("keepalived"), "INSTANCE VI_1 BACKUP 100\nINSTANCE VI_1 MASTER 100\n")
+	})
+	ka.kill(syscall.SIGTERM)
+	ka.wait(t, 10*time.Second)
+	if got := logOf("keepalived"); !strings.HasSuffix(got, "INSTANCE VI_1 MASTER 100\nINSTANCE VI_1 STOP 100\n") {
+		t.Fatalf("keepalived's notify at stop: %q", got)
+	}
 }
 
 // Preemption off: a returning higher-priority host stays backup. It also

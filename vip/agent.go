@@ -204,7 +204,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 // usesRunner reports whether any instance runs commands.
 func usesRunner(specs []instanceSpec) bool {
 	for _, s := range specs {
-		if s.notify != "" {
+		if s.hooks.any() {
 			return true
 		}
 		for _, t := range s.tracks {

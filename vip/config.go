@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"github.com/dnslb/dnslb/healthcheck"
+	"io"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -57,9 +61,19 @@ type InstanceConfig struct {
 	// (default 5s; 0 = none).
 	GARPDelay *time.Duration `mapstructure:"garp_master_delay"`
 	Track     []TrackConfig  `mapstructure:"track"`
-	// Notify is a command run on every transition with the arguments
-	// instance old_state new_state (INIT, BACKUP, MASTER, FAULT).
-	Notify string `mapstructure:"notify"`
+	// Notify hooks, as keepalived's: each a program and its arguments,
+	// split at white space ('single' or "double" quotes keep it, a
+	// backslash escapes the next character) and run directly, never
+	// through a shell. Notify runs on every state change with keepalived's
+	// arguments INSTANCE NAME STATE PRIORITY appended (STATE: MASTER,
+	// BACKUP, FAULT, or STOP at shutdown); each per-state hook runs, before
+	// Notify, on entering its state with no arguments added. The program
+	// must exist and be executable when the file is loaded.
+	Notify       string `mapstructure:"notify"`
+	NotifyMaster string `mapstructure:"notify_master"`
+	NotifyBackup string `mapstructure:"notify_backup"`
+	NotifyFault  string `mapstructure:"notify_fault"`
+	NotifyStop   string `mapstructure:"notify_stop"`
 }
 
 // TrackConfig is one tracked object. Exactly one of Check, Exec and Interface
@@ -109,8 +123,35 @@ type instanceSpec struct {
 	peers        []netip.Addr
 	garpRepeat   int
 	garpDelay    time.Duration
-	notify       string
+	hooks        hookSet
 	tracks       []trackSpec
+}
+
+// hookSet is an instance's notify hooks, each an argv (nil: none).
+type hookSet struct {
+	notify                      []string
+	master, backup, fault, stop []string
+}
+
+// any reports whether a hook is configured.
+func (h hookSet) any() bool {
+	return h.notify != nil || h.master != nil || h.backup != nil || h.fault != nil || h.stop != nil
+}
+
+// forState returns the per-state hook run on entering to (StateInit: the
+// stop at shutdown) and its config key.
+func (h hookSet) forState(to State) (string, []string) {
+	switch to {
+	case StateMaster:
+		return "notify_master", h.master
+	case StateBackup:
+		return "notify_backup", h.backup
+	case StateFault:
+		return "notify_fault", h.fault
+	case StateInit:
+		return "notify_stop", h.stop
+	}
+	return "", nil
 }
 
 type trackKind int
@@ -206,7 +247,6 @@ func (ic InstanceConfig) spec(path string) (instanceSpec, []error) {
 		interval:     ic.AdvertInterval,
 		garpRepeat:   ic.GARPRepeat,
 		garpDelay:    DefaultGARPDelay,
-		notify:       ic.Notify,
 	}
 	if s.name == "" {
 		bad("name", "required")
@@ -283,6 +323,26 @@ func (ic InstanceConfig) spec(path string) (instanceSpec, []error) {
 			s.peers = append(s.peers, p.Unmap())
 		}
 	}
+	for _, h := range []struct {
+		key, cmd string
+		dst      *[]string
+	}{
+		{"notify", ic.Notify, &s.hooks.notify},
+		{"notify_master", ic.NotifyMaster, &s.hooks.master},
+		{"notify_backup", ic.NotifyBackup, &s.hooks.backup},
+		{"notify_fault", ic.NotifyFault, &s.hooks.fault},
+		{"notify_stop", ic.NotifyStop, &s.hooks.stop},
+	} {
+		if h.cmd == "" {
+			continue
+		}
+		argv, err := parseHook(h.cmd)
+		if err != nil {
+			bad(h.key, "%v", err)
+			continue
+		}
+		*h.dst = argv
+	}
 	for j, tc := range ic.Track {
 		ts, err := tc.spec()
 		if err != nil {
@@ -292,6 +352,101 @@ func (ic InstanceConfig) spec(path string) (instanceSpec, []error) {
 		s.tracks = append(s.tracks, ts)
 	}
 	return s, errs
+}
+
+// parseHook splits a notify hook's command line and checks, as keepalived
+// does at start, that its program can be run: it must exist, be an
+// executable regular file, and not be writable by every user (dnslb,
+// often root, runs it). The program is run directly (no shell), so it must
+// be a binary or start with #!. A bare name is looked up in PATH now; the
+// argv returned holds the program's absolute path.
+func parseHook(cmd string) ([]string, error) {
+	argv, err := splitWords(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if len(argv) == 0 {
+		return nil, errors.New("empty command")
+	}
+	prog := argv[0]
+	if !strings.Contains(prog, "/") {
+		p, err := exec.LookPath(prog)
+		if err != nil {
+			return nil, fmt.Errorf("%s: not found in PATH; give the full path", prog)
+		}
+		prog = p
+	}
+	if prog, err = filepath.Abs(prog); err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(prog)
+	switch {
+	case err != nil:
+		return nil, err // names the path and the reason
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is not a regular file", prog)
+	case fi.Mode().Perm()&0o111 == 0:
+		return nil, fmt.Errorf("%s is not executable (chmod +x)", prog)
+	case fi.Mode().Perm()&0o002 != 0:
+		return nil, fmt.Errorf("%s is writable by every user, who could make dnslb run anything (chmod o-w)", prog)
+	}
+	if f, err := os.Open(prog); err == nil {
+		head := make([]byte, 4)
+		n, _ := io.ReadFull(f, head)
+		_ = f.Close()
+		if h := string(head[:n]); !strings.HasPrefix(h, "#!") && h != "\x7fELF" {
+			return nil, fmt.Errorf("%s has no #! line: hooks run directly, not through a shell", prog)
+		}
+	} // unreadable but executable (mode 0111): let exec decide
+	argv[0] = prog
+	return argv, nil
+}
+
+// splitWords splits a command line as keepalived splits a script's: at
+// white space outside quotes; 'single' and "double" quotes group words
+// with their spaces and are removed; a backslash takes the next character
+// literally, also inside quotes. No variables, globs or other shell syntax.
+func splitWords(s string) ([]string, error) {
+	var (
+		words  []string
+		cur    strings.Builder
+		inWord bool
+		quote  rune
+		esc    bool
+	)
+	for _, r := range s {
+		switch {
+		case esc:
+			cur.WriteRune(r)
+			esc = false
+		case r == '\\':
+			esc, inWord = true, true
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	switch {
+	case esc:
+		return nil, errors.New("ends with a lone backslash")
+	case quote != 0:
+		return nil, fmt.Errorf("unterminated %c quote", quote)
+	case inWord:
+		words = append(words, cur.String())
+	}
+	return words, nil
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

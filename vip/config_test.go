@@ -3,6 +3,9 @@ package vip
 import (
 	"github.com/dnslb/dnslb/healthcheck"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +95,93 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("err %v, want it to contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// Each notify hook's program must be runnable when the file is loaded;
+// problems carry the hook's key path (the CLI adds file:line).
+func TestConfigNotifyHooks(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.sh", "#!/bin/sh\n", 0o755)
+	cases := []struct {
+		key, cmd string
+		want     string // "" = valid
+	}{
+		{"notify", good + " 'a b' c", ""},
+		{"notify_master", good, ""},
+		{"notify_backup", "true", ""}, // a bare name is looked up in PATH
+		{"notify_fault", filepath.Join(dir, "missing.sh"), "vip[0].notify_fault: stat " + filepath.Join(dir, "missing.sh") + ": no such file or directory"},
+		{"notify_stop", write("plain.sh", "#!/bin/sh\n", 0o644), "vip[0].notify_stop: " + filepath.Join(dir, "plain.sh") + " is not executable"},
+		{"notify", write("noshebang.sh", "echo hi\n", 0o755), "vip[0].notify: " + filepath.Join(dir, "noshebang.sh") + " has no #! line"},
+		{"notify_master", write("open.sh", "#!/bin/sh\n", 0o757), "vip[0].notify_master: " + filepath.Join(dir, "open.sh") + " is writable by every user"},
+		{"notify_backup", dir, "vip[0].notify_backup: " + dir + " is not a regular file"},
+		{"notify_fault", "dnslb-no-such-hook", "vip[0].notify_fault: dnslb-no-such-hook: not found in PATH"},
+		{"notify_stop", good + " 'unterminated", "vip[0].notify_stop: unterminated ' quote"},
+		{"notify", "   ", "vip[0].notify: empty command"},
+	}
+	for _, c := range cases {
+		t.Run(c.key+" "+c.cmd, func(t *testing.T) {
+			ic := goodInstance()
+			*map[string]*string{
+				"notify": &ic.Notify, "notify_master": &ic.NotifyMaster, "notify_backup": &ic.NotifyBackup,
+				"notify_fault": &ic.NotifyFault, "notify_stop": &ic.NotifyStop,
+			}[c.key] = c.cmd
+			err := Config{Instances: []InstanceConfig{ic}}.Validate()
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+				t.Fatalf("err %v, want %q", err, c.want)
+			}
+		})
+	}
+	ic := goodInstance()
+	ic.Notify, ic.NotifyBackup = good+` 'a b' "c\"d" e\ f`, "true"
+	specs, err := Config{Instances: []InstanceConfig{ic}}.specs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := specs[0].hooks.notify, []string{good, "a b", `c"d`, "e f"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("notify argv %q, want %q", got, want)
+	}
+	if got := specs[0].hooks.backup; len(got) != 1 || !filepath.IsAbs(got[0]) {
+		t.Errorf("notify_backup argv %q, want the absolute path of true", got)
+	}
+}
+
+func TestSplitWords(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+	}{
+		{"/bin/x", []string{"/bin/x"}},
+		{"  /bin/x  a\tb  ", []string{"/bin/x", "a", "b"}},
+		{`/bin/x 'a b' "c d"`, []string{"/bin/x", "a b", "c d"}},
+		{`abcd" efg h jkl "mnop`, []string{"abcd efg h jkl mnop"}}, // keepalived's own example
+		{`abcd "efg h jkl" mnop`, []string{"abcd", "efg h jkl", "mnop"}},
+		{`a '' b`, []string{"a", "", "b"}},
+		{`a "it's" 'say "hi"'`, []string{"a", "it's", `say "hi"`}},
+		{`a\ b \'c\' "\"d\""`, []string{"a b", "'c'", `"d"`}},
+		{`$HOME *`, []string{"$HOME", "*"}}, // no shell expansion
+		{"", nil},
+	}
+	for _, c := range cases {
+		got, err := splitWords(c.in)
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("splitWords(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+	for _, in := range []string{`a 'b`, `a "b`, `a \`} {
+		if got, err := splitWords(in); err == nil {
+			t.Errorf("splitWords(%q) = %q, want an error", in, got)
+		}
 	}
 }
 

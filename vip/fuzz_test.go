@@ -85,7 +85,7 @@ func checkReceive(t *testing.T, data []byte, ttl uint8, v6 bool, host uint8, mas
 		prio = 150
 	}
 	in := newInstance(testSpec(prio), n, nil, zerolog.Nop())
-	notes := make(chan Action, 64)
+	notes := newNotifyQueue()
 	now := time.Now() // receive reads the clock itself
 	in.exec(in.m.Start(now), notes)
 	if master {

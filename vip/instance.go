@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +79,7 @@ type instance struct {
 	net    Net
 	probes []Probe
 	log    zerolog.Logger
-	runner *healthcheck.Runner // runs the notify hook
+	runner *healthcheck.Runner // runs the notify hooks
 
 	m     *Machine
 	since time.Time
@@ -88,8 +90,17 @@ type instance struct {
 	status atomic.Pointer[Status]
 }
 
-// notifyTimeout bounds a notify hook's run.
-const notifyTimeout = 30 * time.Second
+const (
+	// notifyTimeout bounds a notify hook's run.
+	notifyTimeout = 30 * time.Second
+	// notifyStopTimeout bounds a STOP hook's: shutdown waits for it
+	// (keepalived gives its stop scripts about a second).
+	notifyStopTimeout = 5 * time.Second
+	// notifyQueueMax bounds the transitions waiting for a slow hook; past
+	// it the oldest waiting one is dropped, so the last run is the state
+	// in force.
+	notifyQueueMax = 256
+)
 
 func newInstance(spec instanceSpec, n Net, probes []Probe, log zerolog.Logger) *instance {
 	in := &instance{
@@ -132,7 +143,7 @@ func (in *instance) run(ctx context.Context) error {
 
 	pkts := make(chan Packet, 16)
 	tracks := make(chan trackEvent)
-	notes := make(chan Action, 64)
+	notes := newNotifyQueue()
 	loopCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -164,7 +175,7 @@ func (in *instance) run(ctx context.Context) error {
 	var nwg sync.WaitGroup
 	nwg.Go(func() { in.notifier(notes) })
 	defer nwg.Wait()
-	defer close(notes)
+	defer notes.close() // the notifier runs what is queued (STOP last), then ends
 
 	in.exec(in.m.Start(time.Now()), notes)
 	in.log.Info().Str("state", in.m.State().String()).Uint8("priority", in.m.Priority()).
@@ -201,7 +212,7 @@ func (in *instance) run(ctx context.Context) error {
 	}
 }
 
-func (in *instance) receive(p Packet, notes chan<- Action) {
+func (in *instance) receive(p Packet, notes *notifyQueue) {
 	if p.Src == in.net.Primary() {
 		in.drops[DropOwn].Add(1)
 		return
@@ -234,7 +245,7 @@ func (in *instance) receive(p Packet, notes chan<- Action) {
 }
 
 // exec performs the machine's actions in order.
-func (in *instance) exec(acts []Action, notes chan<- Action) {
+func (in *instance) exec(acts []Action, notes *notifyQueue) {
 	for _, a := range acts {
 		var err error
 		switch a.Kind {
@@ -250,10 +261,12 @@ func (in *instance) exec(acts []Action, notes chan<- Action) {
 			in.since = time.Now()
 			in.log.Info().Str("from", a.From.String()).Str("to", a.To.String()).
 				Uint8("priority", in.m.Priority()).Msg("vip: state change")
-			select {
-			case notes <- a:
-			default:
-				in.log.Warn().Msg("vip: notify queue full; hook skipped")
+			if !in.spec.hooks.any() {
+				break
+			}
+			if old, dropped := notes.push(notification{from: a.From, to: a.To, prio: in.m.Priority()}); dropped {
+				in.log.Warn().Str("from", old.from.String()).Str("to", old.to.String()).Int("queued", notifyQueueMax).
+					Msg("vip: notify hooks too slow; oldest queued transition skipped")
 			}
 		}
 		if err != nil {
@@ -287,7 +300,7 @@ func (in *instance) sendAdvert(prio uint8) error {
 }
 
 // trackChanged recomputes the effective priority and the fault state.
-func (in *instance) trackChanged(ev trackEvent, notes chan<- Action) {
+func (in *instance) trackChanged(ev trackEvent, notes *notifyQueue) {
 	in.up[ev.idx] = ev.up
 	ts := in.spec.tracks[ev.idx]
 	l := in.log.Warn()
@@ -339,17 +352,119 @@ func (in *instance) track(ctx context.Context, idx int, p Probe, out chan<- trac
 	}
 }
 
-// notifier runs the notify hook for each transition, one at a time, in order.
-func (in *instance) notifier(notes <-chan Action) {
-	for a := range notes {
-		if in.spec.notify == "" {
-			continue
+// notification is one state change for the hooks.
+type notification struct {
+	from, to State // to is StateInit for the stop at shutdown
+	prio     uint8 // the effective priority when it happened
+}
+
+// notifyQueue carries the transitions from the run loop to the notifier in
+// order, without ever blocking the run loop on a slow hook.
+type notifyQueue struct {
+	mu      sync.Mutex
+	pending []notification
+	closed  bool
+	wake    chan struct{} // one token: something was pushed, or closed
+}
+
+func newNotifyQueue() *notifyQueue { return &notifyQueue{wake: make(chan struct{}, 1)} }
+
+// push queues n. When notifyQueueMax are already waiting, the oldest is
+// dropped and returned.
+func (q *notifyQueue) push(n notification) (old notification, dropped bool) {
+	q.mu.Lock()
+	if len(q.pending) >= notifyQueueMax {
+		old, dropped = q.pending[0], true
+		q.pending = q.pending[1:]
+	}
+	q.pending = append(q.pending, n)
+	q.mu.Unlock()
+	q.signal()
+	return old, dropped
+}
+
+// close makes pop return false once the queue is empty.
+func (q *notifyQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *notifyQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default: // a token is pending: the notifier will look again
+	}
+}
+
+// pop waits for the next transition; false once closed and empty.
+func (q *notifyQueue) pop() (notification, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.pending) > 0 {
+			n := q.pending[0]
+			q.pending = q.pending[1:]
+			q.mu.Unlock()
+			return n, true
 		}
-		// The runner kills the hook with all it started at the timeout.
-		argv := []string{in.spec.notify, in.spec.name, a.From.String(), a.To.String()}
-		if err := in.runner.Run(context.Background(), argv, nil, notifyTimeout); err != nil {
-			in.log.Error().Err(err).Str("notify", in.spec.notify).Msg("vip: notify hook failed")
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return notification{}, false
 		}
+		<-q.wake
+	}
+}
+
+// notifier runs the hooks of each transition, one at a time and in order,
+// so a slow hook delays the later ones but never reorders them.
+func (in *instance) notifier(q *notifyQueue) {
+	for {
+		n, ok := q.pop()
+		if !ok {
+			return
+		}
+		in.notify(n)
+	}
+}
+
+// hookState is the state as keepalived names it to its notify scripts.
+func hookState(s State) string {
+	if s == StateInit {
+		return "STOP" // Init is only entered by stopping
+	}
+	return s.String()
+}
+
+// notify runs n's hooks as keepalived does: the per-state hook with no
+// arguments, then the generic one with TYPE NAME STATE PRIORITY; both
+// also get the transition in the environment. The runner kills a hook
+// with all it started at the timeout.
+func (in *instance) notify(n notification) {
+	state, prio := hookState(n.to), strconv.Itoa(int(n.prio))
+	env := []string{
+		"DNSLB_VIP_INSTANCE=" + in.spec.name,
+		"DNSLB_VIP_STATE=" + state,
+		"DNSLB_VIP_OLD_STATE=" + n.from.String(),
+		"DNSLB_VIP_PRIORITY=" + prio,
+		"DNSLB_VIP_INTERFACE=" + in.spec.ifname,
+		"DNSLB_VIP_VRID=" + strconv.Itoa(int(in.spec.vrid)),
+	}
+	timeout := notifyTimeout
+	if n.to == StateInit {
+		timeout = notifyStopTimeout
+	}
+	run := func(key string, argv []string) {
+		if err := in.runner.Run(context.Background(), argv, env, timeout); err != nil {
+			in.log.Error().Err(err).Str("hook", key).Str("command", argv[0]).Str("state", state).Msg("vip: notify hook failed")
+		}
+	}
+	if key, argv := in.spec.hooks.forState(n.to); argv != nil {
+		run(key, argv)
+	}
+	if g := in.spec.hooks.notify; g != nil {
+		run("notify", append(slices.Clip(g), "INSTANCE", in.spec.name, state, prio))
 	}
 }
 

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -381,41 +379,6 @@ func TestInstanceUnicastPeers(t *testing.T) {
 			t.Fatalf("a non-peer got %d adverts", len(n3.in))
 		}
 	})
-}
-
-// The notify hook runs with instance, old and new state, in order.
-func TestNotifyHook(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "out")
-	script := filepath.Join(dir, "notify.sh")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$1 $2 $3\" >> "+out+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sw := &fakeSwitch{}
-	spec := testSpec(100)
-	spec.interval = 10 * time.Millisecond
-	spec.notify = script
-	r := start(t, spec, sw.attach("192.0.2.11"))
-	want := "front INIT BACKUP\nfront BACKUP MASTER\n"
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile(out)
-		if string(b) == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("notify log %q, want %q", b, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := r.stop(); err != nil {
-		t.Fatal(err)
-	}
-	// stop waits for the notifier: the last transition is already written.
-	b, _ := os.ReadFile(out)
-	if !strings.HasSuffix(string(b), "front MASTER INIT\n") {
-		t.Fatalf("after stop %q", b)
-	}
 }
 
 // An advert for our VRID whose address list is not ours (another cluster

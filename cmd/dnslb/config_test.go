@@ -68,6 +68,8 @@ func TestStrictValues(t *testing.T) {
 			[]problemAt{{line: 9, msg: "vip[0].track[0].interval: 1" + noUnit}}},
 		{"vip track check timeout", vipYAML("    track:\n      - check:\n          type: tcp\n          address: 127.0.0.1:53\n          timeout: 1\n"),
 			[]problemAt{{line: 11, msg: "vip[0].track[0].check.timeout: 1" + noUnit}}},
+		{"vip notify hook missing", vipYAML("    notify_master: /nonexistent/to-master.sh\n"),
+			[]problemAt{{line: 7, msg: "vip[0].notify_master: stat /nonexistent/to-master.sh: no such file or directory"}}},
 		{"vip durations with units", vipYAML("    advert_interval: 1s\n    preempt_delay: 0\n    garp_master_delay: 0s\n"), nil},
 
 		{"admin allowed_hosts", zonesYAML + "admin:\n  listen: 127.0.0.1:8053\n  allowed_hosts: [lb1.example.com, \"*.dc1.example.com\", 192.0.2.53, \"[2001:db8::53]\", dnslb.localhost.]\n", nil},
