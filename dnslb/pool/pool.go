@@ -74,9 +74,13 @@ type Member struct {
 	Addr netip.Addr
 	// RR is the record answered for this member: a copy of the zone's, with
 	// the pool TTL.
-	RR     dns.RR
-	Weight int
-	Backup bool
+	RR dns.RR
+	// Degraded is RR at the pool's degraded TTL, answered while the plan is
+	// degraded (see Plan.Degraded); nil answers RR then too. A copy made
+	// when the pool is built, so that a degraded answer allocates nothing.
+	Degraded dns.RR
+	Weight   int
+	Backup   bool
 	// Checked is false for members without a health check: always up.
 	Checked bool
 	// Target is the member's (first) check; Also its further checks, if
@@ -142,6 +146,10 @@ type Health interface {
 	// Drained: an operator took it out; not answered even when failing
 	// open, unless every member is drained.
 	Drained(m *Member) bool
+	// Failing: its checks hold it down, and no operator override (drain,
+	// force-down) does. Its recovery would change the answers by itself,
+	// so the pool is degraded (see Plan.Degraded).
+	Failing(m *Member) bool
 }
 
 // Checks is the Health of health checks alone: members are eligible when
@@ -154,6 +162,9 @@ func (c Checks) Eligible(m *Member) bool { return m.Up(c.Snapshot) }
 // Drained implements Health.
 func (c Checks) Drained(*Member) bool { return false }
 
+// Failing implements Health.
+func (c Checks) Failing(m *Member) bool { return !m.Up(c.Snapshot) }
+
 // Pool is the load-balancing state of one owner name. It is built once per
 // configuration and shared by all queries; its only mutable state is the
 // rotation counter and the cached plans, all atomic.
@@ -162,7 +173,11 @@ type Pool struct {
 	Policy Policy
 	// TTL is the pool TTL (answers carry at most it; so does the NODATA of
 	// when_all_down: empty).
-	TTL         uint32
+	TTL uint32
+	// TTLDegraded is the TTL while a family is degraded (see
+	// Plan.Degraded); answers then carry at most min(TTL, TTLDegraded).
+	// 0: TTL.
+	TTLDegraded uint32
 	MaxAnswers  int
 	WhenAllDown AllDown
 	// V4 and V6 hold the A and AAAA members in zone file order.
@@ -241,6 +256,8 @@ type Plan struct {
 	limit   int
 	sched   *schedule // weighted
 	nslots  int
+	// degraded: answers carry the degraded TTL (see Degraded).
+	degraded bool
 }
 
 // Plan returns the plan for qtype's family under health h at generation
@@ -262,6 +279,7 @@ func (p *Pool) buildPlan(members []Member, h Health, gen uint64) *Plan {
 		return pl
 	}
 	idx, answers, fallback := p.eligible(members, h)
+	pl.degraded = fallback || failing(members, h)
 	if fallback && answers == Empty {
 		pl.empty, pl.nslots = true, 1
 		return pl
@@ -282,6 +300,19 @@ func (p *Pool) buildPlan(members []Member, h Health, gen uint64) *Plan {
 		}
 	}
 	return pl
+}
+
+// failing reports whether a primary member of a family is down by its
+// checks alone (Health.Failing). Backups do not count: while a primary is
+// answered their recovery changes nothing, and in fallback the plan is
+// degraded anyway.
+func failing(members []Member, h Health) bool {
+	for i := range members {
+		if m := &members[i]; !m.Backup && m.Checked && h.Failing(m) {
+			return true
+		}
+	}
+	return false
 }
 
 // eligible returns the members of one family to answer under h (indices,
@@ -342,6 +373,23 @@ func (p *Pool) Fallback(qtype uint16, h Health) (answers AllDown, ok bool) {
 
 // Empty reports whether the pool answers NODATA (when_all_down: empty).
 func (pl *Plan) Empty() bool { return pl.empty }
+
+// Degraded reports whether the plan's answers carry the degraded TTL: the
+// family answers by its when_all_down fallback, or one of its primary
+// members is down by its checks (not merely drained or forced down: an
+// operator's override is intended and lasts). Then a recovery can change
+// the answers at any moment, and resolvers should ask again soon.
+func (pl *Plan) Degraded() bool { return pl.degraded }
+
+// TTL is the most a TTL in the plan's answers may be: the pool TTL, or
+// min(TTL, TTLDegraded) while the plan is degraded. The NODATA of
+// when_all_down: empty caps its SOA at it.
+func (pl *Plan) TTL() uint32 {
+	if pl.degraded && pl.pool.TTLDegraded > 0 {
+		return min(pl.pool.TTL, pl.pool.TTLDegraded)
+	}
+	return pl.pool.TTL
+}
 
 // Slots is the number of distinct answers, or 0 when the answer depends on
 // the client (sticky) and cannot be cached by slot.
@@ -418,7 +466,12 @@ func (pl *Plan) Records(dst []dns.RR, slot int, client netip.Addr, stripe int) [
 	var stack [maxStack]int
 	idx := pl.order(stack[:0], slot, client)
 	for _, i := range idx {
-		dst = append(dst, pl.members[i].RR)
+		m := &pl.members[i]
+		if pl.degraded && m.Degraded != nil {
+			dst = append(dst, m.Degraded)
+		} else {
+			dst = append(dst, m.RR)
+		}
 	}
 	if len(idx) > 0 && pl.members[idx[0]].Leads != nil {
 		pl.members[idx[0]].Leads.Add(stripe)

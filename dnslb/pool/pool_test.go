@@ -12,11 +12,17 @@ import (
 	"github.com/miekg/dns"
 )
 
-// downSet is a Health where the listed addresses are down.
+// downSet is a Health where the listed addresses are down ("ADDR": true),
+// by their checks unless an operator took them out ("ADDR drained" or
+// "ADDR forced": true, with "ADDR": true too).
 type downSet map[string]bool
 
 func (d downSet) Eligible(m *Member) bool { return !d[m.Addr.String()] }
 func (d downSet) Drained(m *Member) bool  { return d[m.Addr.String()+" drained"] }
+func (d downSet) Failing(m *Member) bool {
+	a := m.Addr.String()
+	return d[a] && !d[a+" drained"] && !d[a+" forced"]
+}
 
 func member(addr string, weight int, backup bool) Member {
 	a := netip.MustParseAddr(addr)
