@@ -51,7 +51,7 @@ func TestDegradedTTL(t *testing.T) {
 		{name: "AAAA down: AAAA is degraded", down: downSet{"2001:db8::1": true}, qtype: dns.TypeAAAA, degraded: true},
 		{name: "A down: AAAA is not degraded", down: downSet{"192.0.2.1": true}, qtype: dns.TypeAAAA},
 	}
-	for _, pol := range []Policy{RoundRobin, Weighted, Sticky, FirstHealthy} {
+	for _, pol := range []Policy{RoundRobin{}, Weighted{}, Sticky{}, FirstHealthy{}} {
 		for _, tc := range tests {
 			t.Run(fmt.Sprintf("%s/%s", pol, tc.name), func(t *testing.T) {
 				p := newPool(pol)
@@ -109,7 +109,7 @@ func TestDegradedTTLBounds(t *testing.T) {
 		{ttl: 3, degraded: 5, want: 3},
 		{ttl: 30, degraded: 0, want: 30},
 	} {
-		p := newPool(RoundRobin, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false))
+		p := newPool(RoundRobin{}, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false))
 		p.TTL, p.TTLDegraded = tc.ttl, tc.degraded
 		if got := p.Plan(dns.TypeA, downSet{"192.0.2.1": true}, 1).TTL(); got != tc.want {
 			t.Errorf("ttl %d, ttl_degraded %d: TTL() = %d, want %d", tc.ttl, tc.degraded, got, tc.want)
@@ -128,7 +128,7 @@ func TestDegradedChecks(t *testing.T) {
 		t.Error("failing with no snapshot (all up)")
 	}
 	m.Checked = false
-	p := newPool(RoundRobin, m)
+	p := newPool(RoundRobin{}, m)
 	if p.Plan(dns.TypeA, Checks{}, 1).Degraded() {
 		t.Error("a pool without checks is degraded")
 	}
