@@ -150,6 +150,8 @@ func (h *memberHealth) Eligible(m *pool.Member) bool {
 
 func (h *memberHealth) Drained(m *pool.Member) bool { return h.ov.Drained(m.Addr) }
 
+func (h *memberHealth) Failing(m *pool.Member) bool { return !h.ov.Has(m.Addr) && !m.Up(h.snap) }
+
 // judgement returns the pool.Health for the current snapshot and overrides,
 // and a generation that changes whenever they do.
 func (a *Authority) judgement() *memberHealth {
@@ -465,10 +467,11 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 				r.pool, r.plan, r.slot = p, pl, slot
 				if pl.Empty() {
 					// when_all_down: empty. NODATA that resolvers cache no
-					// longer than the pool TTL, so they ask again soon.
+					// longer than the plan's TTL (degraded: it is the
+					// fallback), so they ask again soon.
 					charge(rrl.NoData, qname)
 					soa := negativeSOA(zone)
-					soa.Header().Ttl = min(soa.Header().Ttl, p.TTL)
+					soa.Header().Ttl = min(soa.Header().Ttl, pl.TTL())
 					r.m.Ns = append(r.m.Ns, soa)
 					return
 				}

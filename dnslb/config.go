@@ -200,6 +200,7 @@ func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`
 type PoolConfig struct {
 	Policy      string                  `mapstructure:"policy"`
 	TTL         int                     `mapstructure:"ttl"`
+	TTLDegraded *int                    `mapstructure:"ttl_degraded"` // nil: DefaultPoolTTLDegraded, at most TTL
 	MaxAnswers  int                     `mapstructure:"max_answers"`
 	WhenAllDown string                  `mapstructure:"when_all_down"`
 	Check       *CheckConfig            `mapstructure:"check"`
@@ -226,6 +227,27 @@ const (
 
 // DefaultPoolTTL is the TTL of pool answers unless the pool sets one.
 const DefaultPoolTTL = 30
+
+// DefaultPoolTTLDegraded is the TTL of a degraded pool's answers unless the
+// pool sets ttl_degraded (and never above its ttl). On the default checks
+// a recovered member is back in the answers within interval + (rise - 1) ×
+// fast_interval = 2.5 s: a TTL of 5 s lets resolvers see it within about
+// 7.5 s instead of 32.5, at 6 times the queries from each resolver, for
+// that pool only while it is degraded (gdnsd's min_ttl is 5 s too). The
+// README says why not gdnsd's time-to-next-change rule.
+const DefaultPoolTTLDegraded = 5
+
+// ttls returns the TTL and the degraded TTL of p, defaults applied.
+func (p PoolConfig) ttls() (ttl, degraded int) {
+	ttl = DefaultPoolTTL
+	if p.TTL > 0 {
+		ttl = p.TTL
+	}
+	if p.TTLDegraded != nil {
+		return ttl, *p.TTLDegraded
+	}
+	return ttl, min(ttl, DefaultPoolTTLDegraded)
+}
 
 // MemberConfig holds per-address settings of a pool member.
 type MemberConfig struct {
@@ -534,6 +556,15 @@ func (c *Config) Validate() error {
 		}
 		if p.TTL < 0 || p.TTL > 1<<31-1 {
 			bad(key+".ttl", "%d is out of range", p.TTL)
+		}
+		if d := p.TTLDegraded; d != nil {
+			ttl, _ := p.ttls()
+			switch {
+			case *d < 1 || *d > 1<<31-1:
+				bad(key+".ttl_degraded", "%d is out of range (1-%d); to keep the TTL while degraded, set it to the ttl (%d)", *d, 1<<31-1, ttl)
+			case *d > ttl:
+				bad(key+".ttl_degraded", "%d is above the ttl (%d): a degraded pool's answers would not be shorter", *d, ttl)
+			}
 		}
 		if p.MaxAnswers < 0 {
 			bad(key+".max_answers", "must not be negative")

@@ -99,11 +99,9 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 		p := keyed(key+".when_all_down", "%v", err)
 		return nil, nil, &p
 	}
-	ttl := uint32(DefaultPoolTTL)
-	if pc.TTL > 0 {
-		ttl = uint32(pc.TTL)
-	}
-	p := &pool.Pool{Name: name, Policy: policy, TTL: ttl, MaxAnswers: pc.MaxAnswers, WhenAllDown: allDown}
+	t, td := pc.ttls()
+	ttl, ttlDegraded := uint32(t), uint32(min(t, td))
+	p := &pool.Pool{Name: name, Policy: policy, TTL: ttl, TTLDegraded: ttlDegraded, MaxAnswers: pc.MaxAnswers, WhenAllDown: allDown}
 
 	checks, problem := poolChecks(key, pc, len(rrs))
 	if problem != nil {
@@ -123,9 +121,10 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 		mkey, mc := lookupMember(pc.Members, addr)
 		// The pool owns its copy: the zone's record keeps its TTL, and
 		// selection can hand this one out without allocating.
-		c := dns.Copy(rr)
+		c, d := dns.Copy(rr), dns.Copy(rr)
 		c.Header().Ttl = min(ttl, rr.Header().Ttl)
-		m := pool.Member{Addr: addr, RR: c, Weight: max(mc.weight(), 1), Backup: mc.Backup, Checked: len(checks) > 0}
+		d.Header().Ttl = min(ttlDegraded, rr.Header().Ttl)
+		m := pool.Member{Addr: addr, RR: c, Degraded: d, Weight: max(mc.weight(), 1), Backup: mc.Backup, Checked: len(checks) > 0}
 		for i, ch := range checks {
 			probe := addr
 			switch {

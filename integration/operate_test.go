@@ -1446,11 +1446,14 @@ func shutdownBacklog(t *testing.T) {
 func TestOperateHealthRestored(t *testing.T) {
 	be := startBackends(t, ip11, ip12)
 	be.get(t, ip12).Stop()
+	// ttl_degraded as ttl: with a member down the answers carry the
+	// configured TTL itself, which shows a reload.
 	pools := func(ttl int) string {
 		return fmt.Sprintf(`  www.example.test.:
     policy: round-robin
-    ttl: %d
-    check: {type: http, port: %d, path: %s, interval: 5s, timeout: 300ms, rise: 2, fall: 2}
+    ttl: %[1]d
+    ttl_degraded: %[1]d
+    check: {type: http, port: %[2]d, path: %[3]s, interval: 5s, timeout: 300ms, rise: 2, fall: 2}
 `, ttl, be.Port, healthPath)
 	}
 	zone := opZone(1, "www     IN A    127.0.0.11\nwww     IN A    127.0.0.12\n")

@@ -555,6 +555,88 @@ def IN A 127.0.0.12
 	}
 }
 
+// TestPoolTTLDegraded: while a backend is down the pool's answers carry
+// ttl_degraded (default min(ttl, 5)), and the pool TTL again once it is
+// back after rise; a pool of other backends keeps its TTL throughout.
+func TestPoolTTLDegraded(t *testing.T) {
+	be := startBackends(t, ip11, ip12, ip13)
+	addr := startPoolDNSLB(t, `www IN A 127.0.0.11
+www IN A 127.0.0.12
+def IN A 127.0.0.11
+def IN A 127.0.0.12
+other IN A 127.0.0.13
+`, fmt.Sprintf(`  www.example.test.:
+    ttl: 20
+    ttl_degraded: 2
+    check: %[1]s
+  def.example.test.:
+    check: %[1]s
+  other.example.test.:
+    ttl: 20
+    ttl_degraded: 2
+    check: %[1]s
+`, httpCheck(be.Port)))
+	waitChecksRunning(t, be)
+	// ttlOf asks name and returns its members and their one TTL (it fails
+	// on records of different TTLs).
+	ttlOf := func(name string) ([]string, uint32) {
+		t.Helper()
+		r := askAuth(t, addr, name, dns.TypeA)
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			t.Fatalf("%s: rcode %s, %d answers\n%v", name, dns.RcodeToString[r.Rcode], len(r.Answer), r)
+		}
+		ttl := r.Answer[0].Header().Ttl
+		for _, rr := range r.Answer {
+			if rr.Header().Ttl != ttl {
+				t.Fatalf("%s: records of different TTLs\n%v", name, r)
+			}
+		}
+		return addrsOf(r), ttl
+	}
+	// want checks one answer of each pool: healthy pools answer every
+	// member at their ttl, a degraded one the rest at its ttl_degraded.
+	want := func(state string, down bool) {
+		t.Helper()
+		for _, c := range []struct {
+			name                string
+			members             []string
+			ttl, degraded       uint32
+			degradedWhenIP12Out bool
+		}{
+			{"www.example.test.", []string{ip11, ip12}, 20, 2, true},
+			{"def.example.test.", []string{ip11, ip12}, 30, 5, true},
+			{"other.example.test.", []string{ip13}, 20, 2, false},
+		} {
+			members, ttl := c.members, c.ttl
+			if down && c.degradedWhenIP12Out {
+				members, ttl = []string{ip11}, c.degraded
+			}
+			got, gotTTL := ttlOf(c.name)
+			if !sameAddrs(got, members...) || gotTTL != ttl {
+				t.Errorf("%s: %s answers %v at TTL %d, want %v at %d", state, c.name, got, gotTTL, members, ttl)
+			}
+		}
+	}
+	want("all healthy", false)
+
+	b := be.get(t, ip12)
+	b.Stop()
+	took := dnstest.Eventually(t, fallBound()+5*time.Second, ip12+" leaves the answers", func() (bool, string) {
+		got, ttl := ttlOf("www.example.test.")
+		return !slices.Contains(got, ip12), fmt.Sprintf("%v at TTL %d", got, ttl)
+	})
+	t.Logf("%s stopped: out of the answers after %v", ip12, took.Round(time.Millisecond))
+	want(ip12+" down", true)
+
+	b.Start(t)
+	took = dnstest.Eventually(t, riseBound()+5*time.Second, ip12+" returns", func() (bool, string) {
+		got, ttl := ttlOf("www.example.test.")
+		return slices.Contains(got, ip12), fmt.Sprintf("%v at TTL %d", got, ttl)
+	})
+	t.Logf("%s started: back in the answers after %v", ip12, took.Round(time.Millisecond))
+	want(ip12+" back", false)
+}
+
 // TestPoolMaxAnswers: max_answers caps the answer; all members still get
 // their turn.
 func TestPoolMaxAnswers(t *testing.T) {

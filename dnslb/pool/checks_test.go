@@ -10,3 +10,5 @@ type Checks struct{ Snapshot *healthcheck.Snapshot }
 func (c Checks) Eligible(m *Member) bool { return m.Up(c.Snapshot) }
 
 func (c Checks) Drained(*Member) bool { return false }
+
+func (c Checks) Failing(m *Member) bool { return !m.Up(c.Snapshot) }

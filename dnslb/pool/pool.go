@@ -3,43 +3,12 @@ package pool
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"net/netip"
 	"sync/atomic"
 
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/miekg/dns"
 )
-
-// Policy orders the healthy members of a pool.
-type Policy int
-
-// The policies.
-const (
-	RoundRobin Policy = iota
-	Weighted
-	Sticky
-	FirstHealthy
-)
-
-// ParsePolicy reads a policy name as written in the config.
-func ParsePolicy(s string) (Policy, error) {
-	switch s {
-	case "", "round-robin":
-		return RoundRobin, nil
-	case "weighted":
-		return Weighted, nil
-	case "sticky":
-		return Sticky, nil
-	case "first-healthy":
-		return FirstHealthy, nil
-	}
-	return 0, fmt.Errorf("%q is not one of round-robin, weighted, sticky, first-healthy", s)
-}
-
-func (p Policy) String() string {
-	return [...]string{"round-robin", "weighted", "sticky", "first-healthy"}[p]
-}
 
 // AllDown says what to answer when no primary member is healthy.
 type AllDown int
@@ -74,9 +43,13 @@ type Member struct {
 	Addr netip.Addr
 	// RR is the record answered for this member: a copy of the zone's, with
 	// the pool TTL.
-	RR     dns.RR
-	Weight int
-	Backup bool
+	RR dns.RR
+	// Degraded is RR at the pool's degraded TTL, answered while the plan is
+	// degraded (see Plan.Degraded); nil answers RR then too. A copy made
+	// when the pool is built, so that a degraded answer allocates nothing.
+	Degraded dns.RR
+	Weight   int
+	Backup   bool
 	// Checked is false for members without a health check: always up.
 	Checked bool
 	// Target is the member's (first) check; Also its further checks, if
@@ -142,6 +115,10 @@ type Health interface {
 	// Drained: an operator took it out; not answered even when failing
 	// open, unless every member is drained.
 	Drained(m *Member) bool
+	// Failing: its checks hold it down, and no operator override (drain,
+	// force-down) does. Its recovery would change the answers by itself,
+	// so the pool is degraded (see Plan.Degraded).
+	Failing(m *Member) bool
 }
 
 // Pool is the load-balancing state of one owner name. It is built once per
@@ -152,7 +129,11 @@ type Pool struct {
 	Policy Policy
 	// TTL is the pool TTL (answers carry at most it; so does the NODATA of
 	// when_all_down: empty).
-	TTL         uint32
+	TTL uint32
+	// TTLDegraded is the TTL while a family is degraded (see
+	// Plan.Degraded); answers then carry at most min(TTL, TTLDegraded).
+	// 0: TTL.
+	TTLDegraded uint32
 	MaxAnswers  int
 	WhenAllDown AllDown
 	// V4 and V6 hold the A and AAAA members in zone file order.
@@ -229,8 +210,9 @@ type Plan struct {
 	idx     []int // members to answer, in base order
 	empty   bool
 	limit   int
-	sched   *schedule // weighted
-	nslots  int
+	sched   schedule // the policy's, over idx
+	// degraded: answers carry the degraded TTL (see Degraded).
+	degraded bool
 }
 
 // Plan returns the plan for qtype's family under health h at generation
@@ -246,32 +228,43 @@ func (p *Pool) Plan(qtype uint16, h Health, gen uint64) *Plan {
 }
 
 func (p *Pool) buildPlan(members []Member, h Health, gen uint64) *Plan {
-	pl := &Plan{pool: p, gen: gen, members: members, limit: p.MaxAnswers}
+	pl := &Plan{pool: p, gen: gen, members: members, limit: p.MaxAnswers, sched: schedule{slots: 1}}
 	if len(members) == 0 {
-		pl.nslots = 1
 		return pl
 	}
 	idx, answers, fallback := p.eligible(members, h)
+	pl.degraded = fallback || failing(members, h)
 	if fallback && answers == Empty {
-		pl.empty, pl.nslots = true, 1
+		pl.empty = true
 		return pl
 	}
 	pl.idx = idx
-	switch p.Policy {
-	case RoundRobin:
-		pl.nslots = len(idx)
-	case Weighted:
-		pl.sched = buildSchedule(members, idx)
-		pl.nslots = len(pl.sched.seq)
-	case Sticky:
-		pl.nslots = 0 // per client: not cacheable by slot
-	case FirstHealthy:
-		pl.nslots = 1
-		if pl.limit == 0 {
-			pl.limit = 1
-		}
+	pl.sched = p.policy().schedule(members, idx)
+	if pl.limit == 0 {
+		pl.limit = pl.sched.limit
 	}
 	return pl
+}
+
+// policy returns the pool's policy; a Pool built without one rotates.
+func (p *Pool) policy() Policy {
+	if p.Policy == nil {
+		return RoundRobin{}
+	}
+	return p.Policy
+}
+
+// failing reports whether a primary member of a family is down by its
+// checks alone (Health.Failing). Backups do not count: while a primary is
+// answered their recovery changes nothing, and in fallback the plan is
+// degraded anyway.
+func failing(members []Member, h Health) bool {
+	for i := range members {
+		if m := &members[i]; !m.Backup && m.Checked && h.Failing(m) {
+			return true
+		}
+	}
+	return false
 }
 
 // eligible returns the members of one family to answer under h (indices,
@@ -333,9 +326,26 @@ func (p *Pool) Fallback(qtype uint16, h Health) (answers AllDown, ok bool) {
 // Empty reports whether the pool answers NODATA (when_all_down: empty).
 func (pl *Plan) Empty() bool { return pl.empty }
 
+// Degraded reports whether the plan's answers carry the degraded TTL: the
+// family answers by its when_all_down fallback, or one of its primary
+// members is down by its checks (not merely drained or forced down: an
+// operator's override is intended and lasts). Then a recovery can change
+// the answers at any moment, and resolvers should ask again soon.
+func (pl *Plan) Degraded() bool { return pl.degraded }
+
+// TTL is the most a TTL in the plan's answers may be: the pool TTL, or
+// min(TTL, TTLDegraded) while the plan is degraded. The NODATA of
+// when_all_down: empty caps its SOA at it.
+func (pl *Plan) TTL() uint32 {
+	if pl.degraded && pl.pool.TTLDegraded > 0 {
+		return min(pl.pool.TTL, pl.pool.TTLDegraded)
+	}
+	return pl.pool.TTL
+}
+
 // Slots is the number of distinct answers, or 0 when the answer depends on
 // the client (sticky) and cannot be cached by slot.
-func (pl *Plan) Slots() int { return pl.nslots }
+func (pl *Plan) Slots() int { return pl.sched.slots }
 
 // Answers is the number of distinct answers the plan's slots give, or 0
 // when the answer depends on the client (sticky). A weighted plan has a
@@ -344,29 +354,28 @@ func (pl *Plan) Slots() int { return pl.nslots }
 // members: a cache keeps one packed reply per answer, not per slot.
 func (pl *Plan) Answers() int {
 	switch {
-	case pl.nslots == 0:
+	case pl.sched.slots == 0:
 		return 0
-	case pl.pool.Policy == Weighted && len(pl.idx) > 0:
+	case pl.sched.starts != nil && len(pl.idx) > 0:
 		return len(pl.idx)
 	}
-	return pl.nslots
+	return pl.sched.slots
 }
 
 // Answer returns which of the plan's distinct answers (0 to Answers()-1)
 // slot gives: slots with the same Answer yield the same records.
 func (pl *Plan) Answer(slot int) int {
 	// Slots come from NextSlot, below Slots(): no division on a cache hit.
-	if pl.sched != nil && len(pl.sched.seq) > 0 {
-		seq := pl.sched.seq
+	if seq := pl.sched.starts; len(seq) > 0 {
 		if uint(slot) >= uint(len(seq)) {
 			slot %= len(seq)
 		}
 		return int(seq[slot])
 	}
-	if uint(slot) < uint(pl.nslots) {
+	if uint(slot) < uint(pl.sched.slots) {
 		return slot
 	}
-	return slot % max(pl.nslots, 1)
+	return slot % max(pl.sched.slots, 1)
 }
 
 // NextSlot advances the rotation of client's group and returns the slot
@@ -377,24 +386,19 @@ func (pl *Plan) Answer(slot int) int {
 // would move between the cores on every pool answer. Over many clients
 // the groups add up to the policy's shares.
 func (pl *Plan) NextSlot(client netip.Addr) int {
-	if pl.nslots <= 1 {
+	if pl.sched.slots <= 1 {
 		return 0
 	}
-	return int(pl.pool.rotation[rotationGroup(client)].n.Add(1) % uint64(pl.nslots))
+	return int(pl.pool.rotation[rotationGroup(client)].n.Add(1) % uint64(pl.sched.slots))
 }
 
 // order writes slot's member order (indices into members) into buf.
 func (pl *Plan) order(buf []int, slot int, client netip.Addr) []int {
 	buf = append(buf[:0], pl.idx...)
-	switch pl.pool.Policy {
-	case RoundRobin:
-		rotate(buf, slot%max(len(buf), 1))
-	case Weighted:
-		if len(pl.sched.seq) > 0 {
-			rotate(buf, int(pl.sched.seq[slot%len(pl.sched.seq)]))
-		}
-	case Sticky:
+	if pl.sched.rendezvous {
 		sortRendezvous(buf, pl.members, client)
+	} else {
+		rotate(buf, pl.Answer(slot))
 	}
 	if pl.limit > 0 && len(buf) > pl.limit {
 		buf = buf[:pl.limit]
@@ -408,7 +412,12 @@ func (pl *Plan) Records(dst []dns.RR, slot int, client netip.Addr, stripe int) [
 	var stack [maxStack]int
 	idx := pl.order(stack[:0], slot, client)
 	for _, i := range idx {
-		dst = append(dst, pl.members[i].RR)
+		m := &pl.members[i]
+		if pl.degraded && m.Degraded != nil {
+			dst = append(dst, m.Degraded)
+		} else {
+			dst = append(dst, m.RR)
+		}
 	}
 	if len(idx) > 0 && pl.members[idx[0]].Leads != nil {
 		pl.members[idx[0]].Leads.Add(stripe)
@@ -430,15 +439,10 @@ func (pl *Plan) lead(slot int) int {
 	if len(pl.idx) == 0 {
 		return -1
 	}
-	switch pl.pool.Policy {
-	case RoundRobin:
-		return pl.idx[slot%len(pl.idx)]
-	case Weighted:
-		if len(pl.sched.seq) > 0 {
-			return pl.idx[pl.sched.seq[slot%len(pl.sched.seq)]]
-		}
+	if pl.sched.rendezvous {
+		return pl.idx[0] // not known without the client; not cached either
 	}
-	return pl.idx[0]
+	return pl.idx[pl.Answer(slot)]
 }
 
 // rotate moves idx[k:] to the front.
@@ -456,127 +460,4 @@ func rotate(idx []int, k int) {
 	n := copy(buf, idx[k:])
 	copy(buf[n:], idx[:k])
 	copy(idx, buf)
-}
-
-// schedule is a precomputed smooth weighted round-robin sequence over one
-// set of eligible members: positions into that set, length = sum of weights.
-// Walking it with an atomic counter gives the same spread as the classic
-// stateful algorithm without a lock on the query path.
-type schedule struct {
-	seq []uint16
-}
-
-// maxSchedule bounds a schedule's length; weights are scaled down past it.
-const maxSchedule = 1 << 16
-
-func buildSchedule(members []Member, idx []int) *schedule {
-	weights := make([]int, len(idx))
-	total := 0
-	for k, i := range idx {
-		w := members[i].Weight
-		if w <= 0 {
-			w = 1
-		}
-		weights[k] = w
-		total += w
-	}
-	if total > maxSchedule {
-		scale := float64(maxSchedule) / float64(total)
-		total = 0
-		for k, w := range weights {
-			weights[k] = max(1, int(float64(w)*scale))
-			total += weights[k]
-		}
-	}
-	// Smooth weighted round-robin: each step every member gains its weight;
-	// the richest is picked and pays the total. Interleaves picks instead
-	// of bursting (3:1:1 gives a b a c a, not a a a b c).
-	current := make([]int, len(weights))
-	seq := make([]uint16, total)
-	for step := range seq {
-		best := 0
-		for k, w := range weights {
-			current[k] += w
-			if current[k] > current[best] {
-				best = k
-			}
-		}
-		current[best] -= total
-		seq[step] = uint16(best)
-	}
-	return &schedule{seq: seq}
-}
-
-// sortRendezvous orders idx by weighted rendezvous (highest random weight)
-// hashing of the client's subnet: each subnet sees a stable order, and when
-// a member leaves only the subnets that had it first move.
-func sortRendezvous(idx []int, members []Member, client netip.Addr) {
-	subnet := clientSubnet(client)
-	var scores [maxStack]float64
-	var sc []float64
-	if len(idx) <= maxStack {
-		sc = scores[:len(idx)]
-	} else {
-		sc = make([]float64, len(idx))
-	}
-	for k, i := range idx {
-		sc[k] = rendezvousScore(subnet, members[i])
-	}
-	// Insertion sort, highest score first: pools are small, and it keeps
-	// the query path free of allocations.
-	for i := 1; i < len(idx); i++ {
-		for j := i; j > 0 && sc[j] > sc[j-1]; j-- {
-			sc[j], sc[j-1] = sc[j-1], sc[j]
-			idx[j], idx[j-1] = idx[j-1], idx[j]
-		}
-	}
-}
-
-// clientSubnet is the unit of stickiness: a /24 for IPv4, a /56 for IPv6
-// (the prefixes EDNS Client Subnet conventionally carries).
-func clientSubnet(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	bits := 56
-	if a.Is4() {
-		bits = 24
-	}
-	p, err := a.Prefix(bits)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	return p
-}
-
-// rendezvousScore is weight / -ln(u) for u uniform in (0,1) drawn from a
-// hash of subnet and member: the weighted rendezvous hashing of Schindelhauer
-// and Schomaker. The hash is fixed (FNV-1a), so every dnslb host agrees.
-func rendezvousScore(subnet netip.Prefix, m Member) float64 {
-	const offset, prime = 14695981039346656037, 1099511628211
-	h := uint64(offset)
-	sub := subnet.Addr().As16()
-	for _, b := range sub {
-		h = (h ^ uint64(b)) * prime
-	}
-	h = (h ^ uint64(subnet.Bits()&0xff)) * prime
-	addr := m.Addr.As16()
-	for _, b := range addr {
-		h = (h ^ uint64(b)) * prime
-	}
-	x := mix64(h)
-	u := (float64(x>>11) + 0.5) / (1 << 53) // in (0,1)
-	w := m.Weight
-	if w <= 0 {
-		w = 1
-	}
-	return float64(w) / -math.Log(u)
-}
-
-// mix64 is the splitmix64 finalizer: FNV's low bits are weak on short keys.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }

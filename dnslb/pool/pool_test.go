@@ -12,11 +12,17 @@ import (
 	"github.com/miekg/dns"
 )
 
-// downSet is a Health where the listed addresses are down.
+// downSet is a Health where the listed addresses are down ("ADDR": true),
+// by their checks unless an operator took them out ("ADDR drained" or
+// "ADDR forced": true, with "ADDR": true too).
 type downSet map[string]bool
 
 func (d downSet) Eligible(m *Member) bool { return !d[m.Addr.String()] }
 func (d downSet) Drained(m *Member) bool  { return d[m.Addr.String()+" drained"] }
+func (d downSet) Failing(m *Member) bool {
+	a := m.Addr.String()
+	return d[a] && !d[a+" drained"] && !d[a+" forced"]
+}
 
 func member(addr string, weight int, backup bool) Member {
 	a := netip.MustParseAddr(addr)
@@ -78,7 +84,7 @@ func TestFilterAndFallback(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPool(FirstHealthy, members...)
+			p := newPool(FirstHealthy{}, members...)
 			p.MaxAnswers = 10
 			p.WhenAllDown = tc.mode
 			got, empty := p.Select(nil, dns.TypeA, tc.down, 1, client)
@@ -114,7 +120,7 @@ func TestFallback(t *testing.T) {
 		{name: "every primary drained", down: downSet{"192.0.2.1": true, "192.0.2.2": true,
 			"192.0.2.1 drained": true, "192.0.2.2 drained": true}, fallback: true},
 	}
-	for _, policy := range []Policy{RoundRobin, Weighted, Sticky, FirstHealthy} {
+	for _, policy := range []Policy{RoundRobin{}, Weighted{}, Sticky{}, FirstHealthy{}} {
 		for _, mode := range []AllDown{FailOpen, Backups, Empty} {
 			for _, tc := range tests {
 				t.Run(fmt.Sprintf("%s/%s/%s", policy, mode, tc.name), func(t *testing.T) {
@@ -175,13 +181,13 @@ func TestFallbackPerFamily(t *testing.T) {
 		_, ok := p.Fallback(qtype, h)
 		return ok
 	}
-	p := newPool(RoundRobin, member("192.0.2.1", 1, false), member("2001:db8::1", 1, false))
+	p := newPool(RoundRobin{}, member("192.0.2.1", 1, false), member("2001:db8::1", 1, false))
 	down := downSet{"2001:db8::1": true}
 	if in(p, dns.TypeA, down) || !in(p, dns.TypeAAAA, down) {
 		t.Errorf("AAAA member down: Fallback(A) = %v, Fallback(AAAA) = %v; want false, true",
 			in(p, dns.TypeA, down), in(p, dns.TypeAAAA, down))
 	}
-	v4 := newPool(RoundRobin, member("192.0.2.1", 1, false))
+	v4 := newPool(RoundRobin{}, member("192.0.2.1", 1, false))
 	if in(v4, dns.TypeAAAA, downSet{"192.0.2.1": true}) {
 		t.Error("Fallback(AAAA) of a pool without AAAA members")
 	}
@@ -191,14 +197,14 @@ func TestFallbackPerFamily(t *testing.T) {
 	// Unchecked members are always up: never in fallback by health.
 	m := member("192.0.2.5", 1, false)
 	m.Checked = false
-	static := newPool(RoundRobin, m)
+	static := newPool(RoundRobin{}, m)
 	if in(static, dns.TypeA, Checks{Snapshot: nil}) {
 		t.Error("a static pool reports fallback")
 	}
 }
 
 func TestRoundRobinRotates(t *testing.T) {
-	p := newPool(RoundRobin, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
+	p := newPool(RoundRobin{}, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
 	first := map[string]int{}
 	for range 300 {
 		got, _ := p.Select(nil, dns.TypeA, downSet{}, 1, client)
@@ -215,7 +221,7 @@ func TestRoundRobinRotates(t *testing.T) {
 }
 
 func TestWeightedProportionsAndSmoothness(t *testing.T) {
-	p := newPool(Weighted, member("192.0.2.1", 3, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
+	p := newPool(Weighted{}, member("192.0.2.1", 3, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
 	first := map[string]int{}
 	var seq []string
 	for i := range 10000 {
@@ -257,7 +263,7 @@ func TestWeightedProportionsAndSmoothness(t *testing.T) {
 }
 
 func TestStickyIsStableAndMovesMinimally(t *testing.T) {
-	p := newPool(Sticky, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false), member("192.0.2.4", 1, false))
+	p := newPool(Sticky{}, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false), member("192.0.2.4", 1, false))
 	p.MaxAnswers = 1
 	before := map[netip.Addr]string{}
 	counts := map[string]int{}
@@ -293,7 +299,7 @@ func TestStickyIsStableAndMovesMinimally(t *testing.T) {
 }
 
 func TestFirstHealthyAndCap(t *testing.T) {
-	p := newPool(FirstHealthy, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
+	p := newPool(FirstHealthy{}, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
 	got, _ := p.Select(nil, dns.TypeA, downSet{}, 1, client)
 	if fmt.Sprint(addrs(got)) != "[192.0.2.1]" {
 		t.Errorf("first-healthy = %v", addrs(got))
@@ -302,7 +308,7 @@ func TestFirstHealthyAndCap(t *testing.T) {
 	if fmt.Sprint(addrs(got)) != "[192.0.2.2]" {
 		t.Errorf("first-healthy after failure = %v", addrs(got))
 	}
-	p.Policy, p.MaxAnswers = RoundRobin, 2
+	p.Policy, p.MaxAnswers = RoundRobin{}, 2
 	got, _ = p.Select(nil, dns.TypeA, downSet{}, 1, client)
 	if len(got) != 2 {
 		t.Errorf("max_answers 2 gave %d", len(got))
@@ -310,7 +316,7 @@ func TestFirstHealthyAndCap(t *testing.T) {
 }
 
 func TestFamiliesAreSeparate(t *testing.T) {
-	p := newPool(RoundRobin, member("192.0.2.1", 1, false), member("2001:db8::1", 1, false))
+	p := newPool(RoundRobin{}, member("192.0.2.1", 1, false), member("2001:db8::1", 1, false))
 	got, _ := p.Select(nil, dns.TypeAAAA, downSet{}, 1, client)
 	if fmt.Sprint(addrs(got)) != "[2001:db8::1]" {
 		t.Errorf("AAAA = %v", addrs(got))
@@ -322,7 +328,7 @@ func TestFamiliesAreSeparate(t *testing.T) {
 }
 
 func TestSelectNeverReordersMembers(t *testing.T) {
-	for _, pol := range []Policy{RoundRobin, Weighted, Sticky, FirstHealthy} {
+	for _, pol := range []Policy{RoundRobin{}, Weighted{}, Sticky{}, FirstHealthy{}} {
 		p := newPool(pol, member("192.0.2.1", 2, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
 		for i := range 50 {
 			p.Select(nil, dns.TypeA, downSet{}, 1, netip.AddrFrom4([4]byte{10, 0, byte(i), 1}))
@@ -336,7 +342,7 @@ func TestSelectNeverReordersMembers(t *testing.T) {
 func TestUncheckedMembersAreUp(t *testing.T) {
 	m := member("192.0.2.1", 1, false)
 	m.Checked = false
-	p := newPool(RoundRobin, m)
+	p := newPool(RoundRobin{}, m)
 	var snap *healthcheck.Snapshot
 	got, _ := p.Select(nil, dns.TypeA, Checks{Snapshot: snap}, 1, client)
 	if len(got) != 1 {
@@ -345,7 +351,7 @@ func TestUncheckedMembersAreUp(t *testing.T) {
 }
 
 func BenchmarkSelect(b *testing.B) {
-	for _, pol := range []Policy{RoundRobin, Weighted, Sticky, FirstHealthy} {
+	for _, pol := range []Policy{RoundRobin{}, Weighted{}, Sticky{}, FirstHealthy{}} {
 		b.Run(pol.String(), func(b *testing.B) {
 			p := newPool(pol, member("192.0.2.1", 3, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false), member("192.0.2.4", 1, true))
 			dst := make([]dns.RR, 0, 8)
@@ -368,12 +374,12 @@ func TestLeadCountsTheFirstRecord(t *testing.T) {
 		max    int
 		down   downSet
 	}{
-		{"round-robin", RoundRobin, 0, downSet{}},
-		{"round-robin, one down, cap 2", RoundRobin, 2, downSet{"192.0.2.2": true}},
-		{"weighted", Weighted, 0, downSet{}},
-		{"weighted, one down", Weighted, 1, downSet{"192.0.2.1": true}},
-		{"first-healthy", FirstHealthy, 0, downSet{"192.0.2.1": true}},
-		{"all down: fail open", RoundRobin, 0, downSet{"192.0.2.1": true, "192.0.2.2": true, "192.0.2.3": true, "192.0.2.4": true}},
+		{"round-robin", RoundRobin{}, 0, downSet{}},
+		{"round-robin, one down, cap 2", RoundRobin{}, 2, downSet{"192.0.2.2": true}},
+		{"weighted", Weighted{}, 0, downSet{}},
+		{"weighted, one down", Weighted{}, 1, downSet{"192.0.2.1": true}},
+		{"first-healthy", FirstHealthy{}, 0, downSet{"192.0.2.1": true}},
+		{"all down: fail open", RoundRobin{}, 0, downSet{"192.0.2.1": true, "192.0.2.2": true, "192.0.2.3": true, "192.0.2.4": true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPool(tc.policy, member("192.0.2.1", 3, false), member("192.0.2.2", 1, false),
@@ -411,7 +417,7 @@ func TestLeadCountsTheFirstRecord(t *testing.T) {
 // for the pool, any other client's query shifts it); over all clients the
 // members' shares are even.
 func TestRotationPerClientGroup(t *testing.T) {
-	p := newPool(RoundRobin, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
+	p := newPool(RoundRobin{}, member("192.0.2.1", 1, false), member("192.0.2.2", 1, false), member("192.0.2.3", 1, false))
 	var clients []netip.Addr
 	for i := range 200 {
 		clients = append(clients,
@@ -488,11 +494,11 @@ func TestAnswersDoNotGrowWithWeight(t *testing.T) {
 		down   downSet
 		want   int // distinct answers
 	}{
-		{"weighted 125 each", Weighted, 0, downSet{}, 8},
-		{"weighted, cap 2, one down", Weighted, 2, downSet{"192.0.2.3": true}, 7},
-		{"round-robin", RoundRobin, 0, downSet{}, 8},
-		{"first-healthy", FirstHealthy, 0, downSet{"192.0.2.1": true}, 1},
-		{"sticky: per client", Sticky, 0, downSet{}, 0},
+		{"weighted 125 each", Weighted{}, 0, downSet{}, 8},
+		{"weighted, cap 2, one down", Weighted{}, 2, downSet{"192.0.2.3": true}, 7},
+		{"round-robin", RoundRobin{}, 0, downSet{}, 8},
+		{"first-healthy", FirstHealthy{}, 0, downSet{"192.0.2.1": true}, 1},
+		{"sticky: per client", Sticky{}, 0, downSet{}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ms []Member
