@@ -3,11 +3,11 @@ package dnslb
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/healthcheck"
@@ -15,23 +15,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Request is one DNS message received by a Server.
-type Request struct {
-	// Wire is the message as received; the handler must not keep it.
-	Wire []byte
-	// Remote is the client's address.
-	Remote netip.AddrPort
-	// TCP is set for messages that came over TCP (no size limit, no TC).
-	TCP bool
-}
-
-// Handler turns a request into the packed reply, appended to out[:0]. A nil
-// reply means: send nothing (and, over TCP, close the connection).
-//
-// The Handler alone writes replies; Server never builds DNS messages.
-type Handler interface {
-	ServeDNS(req *Request, out []byte) []byte
-}
+// Request is the transport's: the answer path and its tests name it
+// without the package.
+type Request = dnsserver.Request
 
 // DefaultUDPSize is the EDNS UDP payload size dnslb advertises and the
 // largest UDP reply it sends (the DNS flag day 2020 value).
@@ -179,7 +165,7 @@ func (a *Authority) SetView(v *View) {
 // View returns the view being served.
 func (a *Authority) View() *View { return a.view.Load() }
 
-// ServeDNS implements Handler.
+// ServeDNS implements dnsserver.Handler.
 func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
 	view := a.view.Load()
 	if a.cache != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/internal/fuzzguard"
 	"github.com/miekg/dns"
 )
@@ -26,7 +27,7 @@ func testView(t testing.TB) *View {
 }
 
 // exchange runs one query through the handler, as a server would.
-func exchange(t testing.TB, h Handler, m *dns.Msg, tcp bool) *dns.Msg {
+func exchange(t testing.TB, h dnsserver.Handler, m *dns.Msg, tcp bool) *dns.Msg {
 	t.Helper()
 	wire, err := m.Pack()
 	if err != nil {
@@ -121,7 +122,7 @@ func TestAuthorityAnswers(t *testing.T) {
 
 // checkAnswers runs each case's query (RD set, over UDP) and compares the
 // reply's rcode, AA, question and sections.
-func checkAnswers(t *testing.T, auth Handler, cases []answerCase) {
+func checkAnswers(t *testing.T, auth dnsserver.Handler, cases []answerCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

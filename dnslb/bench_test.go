@@ -1,10 +1,7 @@
 package dnslb
 
 import (
-	"encoding/binary"
 	"encoding/hex"
-	"io"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -85,30 +82,6 @@ func BenchmarkServeDNS(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-// BenchmarkTCPConnPerQuery measures a connection per query, as resolvers
-// retrying a truncated answer over TCP make them: connect, one query, the
-// reply, close. The allocations are the server's and the client's.
-func BenchmarkTCPConnPerQuery(b *testing.B) {
-	_, addr := startServer(b, ServerOptions{})
-	wire := benchWire(b, "www.example.test.", dns.TypeA, false)
-	frame := append(binary.BigEndian.AppendUint16(nil, uint16(len(wire))), wire...)
-	buf := make([]byte, 4096)
-	b.ReportAllocs()
-	for b.Loop() {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := c.Write(frame); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadAtLeast(c, buf, 2+headerLen); err != nil {
-			b.Fatal(err)
-		}
-		c.Close()
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/miekg/dns"
 )
@@ -371,7 +372,7 @@ func TestCacheAccountingMatchesTheHeap(t *testing.T) {
 }
 
 // exchangeFrom runs one query from client through the handler.
-func exchangeFrom(t testing.TB, h Handler, m *dns.Msg, client netip.Addr) *dns.Msg {
+func exchangeFrom(t testing.TB, h dnsserver.Handler, m *dns.Msg, client netip.Addr) *dns.Msg {
 	t.Helper()
 	wire, err := m.Pack()
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/healthcheck"
@@ -435,10 +436,10 @@ func (c *Config) ApplyDefaults() {
 		c.UDPSize = DefaultUDPSize
 	}
 	if c.TCP.IdleTimeout == 0 {
-		c.TCP.IdleTimeout = DefaultTCPIdleTimeout
+		c.TCP.IdleTimeout = dnsserver.DefaultTCPIdleTimeout
 	}
 	if c.TCP.MaxConnections == 0 {
-		c.TCP.MaxConnections = DefaultMaxTCPConns
+		c.TCP.MaxConnections = dnsserver.DefaultMaxTCPConns
 	}
 }
 

@@ -172,7 +172,7 @@ func (m *Metrics) Dropped(reason string) {
 	m.malformed.WithLabelValues(reason).Inc()
 }
 
-// Served implements ServerObserver.
+// Served implements dnsserver.Observer.
 func (m *Metrics) Served(tcp bool, size int, d time.Duration) {
 	sizes, durations := m.sizeUDP, m.durUDP
 	if tcp {
@@ -184,16 +184,16 @@ func (m *Metrics) Served(tcp bool, size int, d time.Duration) {
 	}
 }
 
-// TCPOpened implements ServerObserver.
+// TCPOpened implements dnsserver.Observer.
 func (m *Metrics) TCPOpened() {
 	m.tcpOpen.Inc()
 	m.tcpTotal.WithLabelValues("accepted").Inc()
 }
 
-// TCPClosed implements ServerObserver.
+// TCPClosed implements dnsserver.Observer.
 func (m *Metrics) TCPClosed() { m.tcpOpen.Dec() }
 
-// TCPRejected implements ServerObserver.
+// TCPRejected implements dnsserver.Observer.
 func (m *Metrics) TCPRejected() { m.tcpTotal.WithLabelValues("rejected").Inc() }
 
 // countedTypes are the qtypes with a label of their own; others are "other".

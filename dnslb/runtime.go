@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/healthcheck"
@@ -61,7 +62,7 @@ type Runtime struct {
 	metrics *Metrics
 	auth    *Authority
 	sched   *healthcheck.Scheduler
-	server  *Server
+	server  *dnsserver.Server
 
 	// reloadMu serialises reloads. Files are read and generations built
 	// under it alone, so the API, metrics and shutdown never wait on disk.
@@ -183,7 +184,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
 	r.ovGen++
 	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
-	r.server = NewServer(ServerOptions{
+	r.server = dnsserver.New(dnsserver.Options{
 		Listen:         cfg.Listen,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
 		MaxTCPConns:    cfg.TCP.MaxConnections,

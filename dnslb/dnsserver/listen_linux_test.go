@@ -1,4 +1,4 @@
-package dnslb
+package dnsserver
 
 import (
 	"errors"
@@ -75,14 +75,14 @@ func TestWildcardReplySource(t *testing.T) {
 		{"specific address", "127.0.0.4:0", "127.0.0.4", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startServerOn(t, ServerOptions{UDPSockets: 2}, tc.listen)
+			srv := startServerOn(t, Options{UDPSockets: 2}, tc.listen)
 			target := netip.AddrPortFrom(netip.MustParseAddr(tc.target), portOf(t, srv.Addrs()[0]))
 			for range 3 { // several, so that both sockets are likely to answer one
 				resp, from := queryFrom(t, netip.MustParseAddrPort("127.0.0.1:0"), target)
 				if from != target {
 					t.Errorf("reply from %s, want %s", from, target)
 				}
-				if len(resp.Answer) == 0 || !resp.Authoritative {
+				if !resp.Response || !resp.Authoritative {
 					t.Errorf("reply %v", resp)
 				}
 			}
@@ -173,9 +173,9 @@ func echoAnswer(bio batchIO) func(n int) {
 func TestListenBothFamilies(t *testing.T) {
 	for _, order := range [][2]string{{"0.0.0.0", "::"}, {"::", "0.0.0.0"}} {
 		t.Run(order[0]+" first", func(t *testing.T) {
-			first := startServerOn(t, ServerOptions{UDPSockets: 2}, net.JoinHostPort(order[0], "0"))
+			first := startServerOn(t, Options{UDPSockets: 2}, net.JoinHostPort(order[0], "0"))
 			port := strconv.Itoa(int(portOf(t, first.Addrs()[0])))
-			second := NewServer(ServerOptions{UDPSockets: 2, Listen: []string{net.JoinHostPort(order[1], port)}}, NewAuthority(testView(t), 0, nil), zerolog.Nop())
+			second := New(Options{UDPSockets: 2, Listen: []string{net.JoinHostPort(order[1], port)}}, answerHandler{}, zerolog.Nop())
 			if err := second.Start(); err != nil {
 				t.Fatalf("%s on port %s beside %s: %v", order[1], port, order[0], err)
 			}
@@ -194,7 +194,7 @@ func TestListenBothFamilies(t *testing.T) {
 					m.SetQuestion("www.example.test.", dns.TypeA)
 					addr := net.JoinHostPort(target, port)
 					resp, _, err := (&dns.Client{Net: proto, Timeout: 2 * time.Second}).Exchange(m, addr)
-					if err != nil || len(resp.Answer) == 0 {
+					if err != nil || !resp.Authoritative {
 						t.Errorf("%s %s: %v %v", proto, addr, resp, err)
 					}
 				}
@@ -247,7 +247,7 @@ func TestFreebind(t *testing.T) {
 					}
 					t.Skip(why)
 				}
-				srv := NewServer(ServerOptions{UDPSockets: 2, Freebind: freebind, Listen: []string{addr}}, NewAuthority(testView(t), 0, nil), zerolog.Nop())
+				srv := New(Options{UDPSockets: 2, Freebind: freebind, Listen: []string{addr}}, answerHandler{}, zerolog.Nop())
 				err := srv.Start()
 				defer srv.Close()
 				if !freebind {

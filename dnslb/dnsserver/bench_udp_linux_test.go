@@ -1,4 +1,4 @@
-package dnslb
+package dnsserver
 
 import (
 	"net"
@@ -25,14 +25,14 @@ func BenchmarkUDPServe(b *testing.B) {
 		{"wildcard", "0.0.0.0:0"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			srv := startServerOn(b, ServerOptions{UDPSockets: 1}, tc.listen)
+			srv := startServerOn(b, Options{UDPSockets: 1}, tc.listen)
 			_, port, _ := net.SplitHostPort(srv.Addrs()[0])
 			c, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", port))
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			wire := benchWire(b, "www.example.test.", dns.TypeA, false)
+			wire := benchWire(b, "www.example.test.", dns.TypeA)
 			buf := make([]byte, 4096)
 			b.ReportAllocs()
 			start, cpu0 := time.Now(), cpuTime(b)

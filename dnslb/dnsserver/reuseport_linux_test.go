@@ -1,4 +1,4 @@
-package dnslb
+package dnsserver
 
 import (
 	"net"
@@ -21,7 +21,7 @@ func TestUDPDontFragment(t *testing.T) {
 		{4096, -1}, // not ours: whatever the system default is
 		{0, -1},
 	} {
-		srv, _ := startServer(t, ServerOptions{MaxUDPReply: tc.maxReply, UDPSockets: 2})
+		srv, _ := startServer(t, Options{MaxUDPReply: tc.maxReply, UDPSockets: 2})
 		for _, pc := range srv.udp {
 			got := sockoptInt(t, pc.(*net.UDPConn), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
 			if tc.want >= 0 && got != tc.want {
@@ -39,7 +39,7 @@ func TestUDPDontFragment(t *testing.T) {
 // default Multipath TCP: DNS clients do not speak it, and its fallback
 // layer sits under every read and write.
 func TestTCPListenerIsPlainTCP(t *testing.T) {
-	srv, _ := startServer(t, ServerOptions{})
+	srv, _ := startServer(t, Options{})
 	for _, ln := range srv.tcp {
 		proto := sockoptInt(t, ln.(*net.TCPListener), unix.SOL_SOCKET, unix.SO_PROTOCOL)
 		if proto != unix.IPPROTO_TCP {

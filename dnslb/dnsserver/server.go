@@ -1,4 +1,4 @@
-package dnslb
+package dnsserver
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// ServerOptions configures the transport.
-type ServerOptions struct {
+// Options configures the transport.
+type Options struct {
 	// Listen holds host:port addresses; each gets UDP and TCP. Port 0 picks
 	// a free port, the same for UDP and TCP.
 	Listen []string
@@ -39,15 +39,15 @@ type ServerOptions struct {
 	// hold (yet), such as a VIP on a backup (IP_FREEBIND, Linux).
 	Freebind bool
 	// Observer, if set, is told about responses and TCP connections.
-	Observer ServerObserver
+	Observer Observer
 }
 
-// ServerObserver receives transport events, for metrics. Its methods are
+// Observer receives transport events, for metrics. Its methods are
 // called from serving goroutines and must be fast and safe for concurrent
 // use. Served gets each response's size and, for the queries that are
 // timed (every TCP query, the first of each UDP read batch), the time
 // from read to response ready; d is negative for the others.
-type ServerObserver interface {
+type Observer interface {
 	Served(tcp bool, size int, d time.Duration)
 	TCPOpened()
 	TCPClosed()
@@ -61,7 +61,7 @@ func (nopObserver) TCPOpened()                      {}
 func (nopObserver) TCPClosed()                      {}
 func (nopObserver) TCPRejected()                    {}
 
-// Defaults for ServerOptions.
+// Defaults for Options.
 const (
 	DefaultTCPIdleTimeout = 10 * time.Second
 	DefaultMaxTCPConns    = 512
@@ -69,7 +69,7 @@ const (
 
 // Server moves DNS messages between sockets and a Handler.
 type Server struct {
-	opts    ServerOptions
+	opts    Options
 	handler Handler
 	log     zerolog.Logger
 
@@ -111,8 +111,8 @@ func (s *Server) putTCPBuffers(b *tcpBuffers) {
 	s.tcpBufs.Put(b)
 }
 
-// NewServer returns a server that is not yet listening.
-func NewServer(opts ServerOptions, h Handler, log zerolog.Logger) *Server {
+// New returns a server that is not yet listening.
+func New(opts Options, h Handler, log zerolog.Logger) *Server {
 	if opts.TCPIdleTimeout <= 0 {
 		opts.TCPIdleTimeout = DefaultTCPIdleTimeout
 	}

@@ -1,4 +1,4 @@
-package dnslb
+package dnsserver
 
 import (
 	"bytes"
@@ -59,7 +59,7 @@ func FuzzTCPFraming(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	srv := NewServer(ServerOptions{Listen: []string{"127.0.0.1:0"}, UDPSockets: 1}, echoHandler{}, zerolog.Nop())
+	srv := New(Options{Listen: []string{"127.0.0.1:0"}, UDPSockets: 1}, echoHandler{}, zerolog.Nop())
 	if err := srv.Start(); err != nil {
 		f.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package dnslb
+package dnsserver
 
 import (
 	"testing"
@@ -7,10 +7,10 @@ import (
 )
 
 // startServerOn is startServer on the given listen addresses.
-func startServerOn(t testing.TB, opts ServerOptions, listen ...string) *Server {
+func startServerOn(t testing.TB, opts Options, listen ...string) *Server {
 	t.Helper()
 	opts.Listen = listen
-	srv := NewServer(opts, NewAuthority(testView(t), 0, nil), zerolog.Nop())
+	srv := New(opts, answerHandler{}, zerolog.Nop())
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
