@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
 )
@@ -35,7 +36,7 @@ type Loader func() (*Loaded, error)
 // a Runtime swaps whole generations in.
 type Generation struct {
 	Loaded *Loaded
-	View   *View
+	View   *answer.View
 	// zones holds each configured zone's state, by canonical origin.
 	zones map[string]*zoneState
 	// Failed lists the problems of zones that did not load (a zone that

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/dnslb/rrl"
@@ -60,7 +61,7 @@ type Runtime struct {
 	opts    RuntimeOptions
 	log     zerolog.Logger
 	metrics *Metrics
-	auth    *Authority
+	auth    *answer.Authority
 	sched   *healthcheck.Scheduler
 	server  *dnsserver.Server
 
@@ -90,7 +91,7 @@ type Runtime struct {
 	// file; set once in NewRuntime (a configured cookies.secret wins).
 	cookieSecret string
 	// clock times cookies (see CoarseClock); it ticks from Start.
-	clock *CoarseClock
+	clock *answer.CoarseClock
 
 	stateDirty atomic.Bool
 	reloadReq  chan struct{}
@@ -166,9 +167,9 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.metrics.attachCounters(g.View)
 	r.attachLeads(g.View)
-	r.auth = NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
+	r.auth = answer.NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
 	r.auth.SetCacheBytes(cfg.CacheBytes())
-	r.clock = NewCoarseClock(r.opts.Now)
+	r.clock = answer.NewCoarseClock(r.opts.Now)
 	if err := r.ensureCookieSecret(); err != nil {
 		return nil, err
 	}
@@ -183,7 +184,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.auth.SetRRL(lim)
 	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
 	r.ovGen++
-	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
+	r.auth.SetOverrides(answer.NewOverrides(r.overrides, r.ovGen))
 	r.server = dnsserver.New(dnsserver.Options{
 		Listen:         cfg.Listen,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
@@ -249,7 +250,7 @@ func (r *Runtime) Config() *Config {
 func (r *Runtime) Metrics() *Metrics { return r.metrics }
 
 // Authority returns the answer path.
-func (r *Runtime) Authority() *Authority { return r.auth }
+func (r *Runtime) Authority() *answer.Authority { return r.auth }
 
 // Addrs returns the DNS addresses being served (after Start).
 func (r *Runtime) Addrs() []string { return r.server.Addrs() }
@@ -578,7 +579,7 @@ func serialLess(a, b uint32) bool {
 
 // attachLeads gives pool members counters of answers led, kept across
 // reloads by pool and address.
-func (r *Runtime) attachLeads(v *View) {
+func (r *Runtime) attachLeads(v *answer.View) {
 	for name, p := range v.Pools {
 		byAddr := r.leads[name]
 		if byAddr == nil {
@@ -692,7 +693,7 @@ func (r *Runtime) expireOverrides() {
 
 func (r *Runtime) publishOverridesLocked() {
 	r.ovGen++
-	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
+	r.auth.SetOverrides(answer.NewOverrides(r.overrides, r.ovGen))
 	r.pokeFallback()
 }
 
@@ -809,8 +810,7 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 	cfg := r.gen.Loaded.Config
 	// One judgement for the fallback and the member states: the health
 	// and overrides the answer path uses.
-	judge := r.auth.judgement()
-	overrides := judge.ov
+	judge, overrides := r.auth.Health()
 	shares := r.shares.shares()
 	r.mu.Unlock()
 	names := make([]string, 0, len(view.Pools))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/healthcheck"
 )
 
@@ -118,7 +119,7 @@ func (r *Runtime) loadState() (map[healthcheck.TargetKey]healthcheck.Status, err
 	for origin, s := range sf.Serials {
 		r.serials[origin] = s
 	}
-	if _, err := ParseCookieSecret(sf.CookieSecret); err == nil {
+	if _, err := answer.ParseCookieSecret(sf.CookieSecret); err == nil {
 		r.cookieSecret = sf.CookieSecret
 	} else if sf.CookieSecret != "" {
 		r.log.Warn().Str("file", r.statePath).Msg("state file: the cookie secret is not 32 hex digits; a new one is made (cookies handed out before are invalid)")
@@ -355,7 +356,7 @@ func (r *Runtime) ensureCookieSecret() error {
 	if r.cookieSecret != "" {
 		return nil
 	}
-	var k [CookieSecretLen]byte
+	var k [answer.CookieSecretLen]byte
 	if _, err := rand.Read(k[:]); err != nil {
 		return fmt.Errorf("cookie secret: %w", err)
 	}
@@ -374,11 +375,11 @@ func (r *Runtime) applyCookies(cfg *Config) {
 	if secret == "" {
 		secret = r.cookieSecret
 	}
-	k, err := ParseCookieSecret(secret)
+	k, err := answer.ParseCookieSecret(secret)
 	if err != nil { // Validate has refused a bad configured one
 		r.log.Error().Err(err).Msg("DNS Cookies off")
 		r.auth.SetCookies(nil)
 		return
 	}
-	r.auth.SetCookies(NewCookies(k, r.clock.Now))
+	r.auth.SetCookies(answer.NewCookies(k, r.clock.Now))
 }

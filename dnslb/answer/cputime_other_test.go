@@ -1,6 +1,6 @@
 //go:build !linux
 
-package dnslb
+package answer
 
 import "time"
 

@@ -1,4 +1,4 @@
-package dnslb
+package answer
 
 import (
 	"fmt"
@@ -12,9 +12,6 @@ import (
 
 	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/rs/zerolog"
 )
 
 // rrlClock is a clock the test moves.
@@ -74,13 +71,28 @@ func ask(t *testing.T, auth *Authority, req *Request, name string, qtype uint16)
 	return "t"
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
+// rrlCounts is an Observer that counts what the rate limiter did, by
+// category, as the root package's Metrics export it.
+type rrlCounts struct {
+	mu          sync.Mutex
+	slip, drop  [rrl.NumCategories]int
+	droppedMsgs int
+}
+
+func (c *rrlCounts) Dropped(string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.droppedMsgs++
+}
+
+func (c *rrlCounts) RRLActed(act rrl.Action, cat rrl.Category) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if act == rrl.Slip {
+		c.slip[cat]++
+	} else {
+		c.drop[cat]++
 	}
-	return m.GetCounter().GetValue()
 }
 
 func udpFrom(addr string) *Request {
@@ -92,7 +104,7 @@ func udpFrom(addr string) *Request {
 // cookie are not limited.
 func TestRRLBurst(t *testing.T) {
 	auth, _ := rrlAuthority(t)
-	m := NewMetrics()
+	m := &rrlCounts{}
 	auth.SetMetrics(m)
 	var got strings.Builder
 	flooder := udpFrom("192.0.2.1")
@@ -105,8 +117,8 @@ func TestRRLBurst(t *testing.T) {
 	if hits, _ := auth.CacheStats(); hits != 10 {
 		t.Errorf("%d cache hits, want 10 (the limit applies to cached replies)", hits)
 	}
-	if s, d := counterValue(t, m.rrlSlip[rrl.Answer]), counterValue(t, m.rrlDrop[rrl.Answer]); s != 3 || d != 3 {
-		t.Errorf("metrics: %v slipped, %v dropped, want 3 and 3", s, d)
+	if s, d := m.slip[rrl.Answer], m.drop[rrl.Answer]; s != 3 || d != 3 {
+		t.Errorf("observed: %v slipped, %v dropped, want 3 and 3", s, d)
 	}
 	for _, tc := range []struct {
 		name string
@@ -310,10 +322,10 @@ func BenchmarkServeDNSRRL(b *testing.B) {
 				auth := NewAuthority(view, 0, nil)
 				if on {
 					var ns atomic.Int64
-					rc, ps := RRLConfig{}.Limiter("rrl")
-					if len(ps) > 0 {
-						b.Fatal(ps)
-					}
+					// The defaults, as an rrl block left empty makes them.
+					rc := rrl.Config{ResponsesPerSecond: rrl.DefaultResponsesPerSecond, Slip: rrl.DefaultSlip,
+						IPv4Prefix: rrl.DefaultIPv4Prefix, IPv6Prefix: rrl.DefaultIPv6Prefix,
+						Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
 					rc.Now = func() time.Time { return time.Unix(0, ns.Add(int64(time.Second))) }
 					l, err := rrl.New(rc)
 					if err != nil {
@@ -340,48 +352,6 @@ func BenchmarkServeDNSRRL(b *testing.B) {
 				}
 			})
 		}
-	}
-}
-
-// TestRRLRuntime: a Runtime limits by default; a reload that changes the
-// rrl block takes a new limiter, one that does not keeps the table, and
-// rrl: off on reload turns limiting off.
-func TestRRLRuntime(t *testing.T) {
-	dir := t.TempDir()
-	writeZone(t, dir, "1", "")
-	fc := baseConfig(dir)
-	rt := newTestRuntime(t, dir, fc, zerolog.Nop())
-	first := rt.Authority().RRL()
-	if first == nil || first.TableSize() != rrl.DefaultTableSize {
-		t.Fatalf("default limiter %v", first)
-	}
-	writeZone(t, dir, "2", "") // a reload with the same rrl block
-	if err := rt.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if rt.Authority().RRL() != first {
-		t.Error("a reload that left rrl alone replaced the limiter (and its table)")
-	}
-	fc.set(func(c *Config) { c.RRL = RRLConfig{TableSize: 1024} })
-	if err := rt.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if l := rt.Authority().RRL(); l == first || l == nil || l.TableSize() != 1024 {
-		t.Errorf("after table_size: 1024: limiter %v, table %d", l, l.TableSize())
-	}
-	fc.set(func(c *Config) { c.RRL = RRLConfig{Enabled: new(false)} })
-	if err := rt.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if l := rt.Authority().RRL(); l != nil {
-		t.Error("rrl: off on reload left a limiter")
-	}
-	fc.set(func(c *Config) { c.RRL = RRLConfig{Slip: new(500)} })
-	if err := rt.Reload(); err == nil || !strings.Contains(err.Error(), "rrl.slip: 500 is outside 0-100") {
-		t.Errorf("bad slip on reload: %v", err)
-	}
-	if l := rt.Authority().RRL(); l != nil {
-		t.Error("a failed reload changed the limiter")
 	}
 }
 

@@ -1,4 +1,4 @@
-package dnslb
+package answer
 
 import (
 	"context"
@@ -85,7 +85,7 @@ func TestCacheKeepsTransportsApart(t *testing.T) {
 }
 
 func TestCachedPoolRotates(t *testing.T) {
-	view := poolView(t, map[string]PoolConfig{"www.example.test.": {Policy: "round-robin"}})
+	view := poolView(t, map[string]poolSpec{"www.example.test.": {policy: "round-robin"}})
 	auth := NewAuthority(view, 0, nil)
 	first := map[string]int{}
 	for i := range 300 {
@@ -113,8 +113,8 @@ func TestNoStaleAnswerAfterChange(t *testing.T) {
 		}), nil
 	}))
 	defer sched.Close()
-	view := poolView(t, map[string]PoolConfig{"www.example.test.": {Policy: "round-robin",
-		Check: &CheckConfig{Type: "tcp", Port: 80, Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 1}}})
+	view := poolView(t, map[string]poolSpec{"www.example.test.": {policy: "round-robin",
+		check: &healthcheck.Config{Type: "tcp", Port: 80, Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 1}}})
 	if err := sched.Set(view.Targets); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestNoStaleAnswerAfterChange(t *testing.T) {
 	}
 
 	// Reload: a new view, the next answer.
-	next := poolView(t, map[string]PoolConfig{"www.example.test.": {Policy: "round-robin", MaxAnswers: 1}})
+	next := poolView(t, map[string]poolSpec{"www.example.test.": {policy: "round-robin", maxAnswers: 1}})
 	auth.SetView(next)
 	if got := ask(); len(got) != 1 {
 		t.Fatalf("after reload: %v", got)
@@ -199,26 +199,14 @@ func BenchmarkServeDNSParallel(b *testing.B) {
 func heavyView(t testing.TB) *View {
 	t.Helper()
 	zone := "$ORIGIN heavy.test.\n$TTL 300\n@ SOA ns1 host 1 7200 900 1209600 300\n@ NS ns1\nns1 A 192.0.2.53\n*.w CNAME pool\n"
-	members := map[string]MemberConfig{}
+	weights := map[string]int{}
 	for i := range 8 {
 		addr := fmt.Sprintf("192.0.2.%d", 10+i)
 		zone += "pool A " + addr + "\n"
-		w := 125
-		members[addr] = MemberConfig{Weight: &w}
+		weights[addr] = 125
 	}
-	cfg := &Config{
-		Zones: []ZoneConfig{{Origin: "heavy.test.", File: "heavy.zone"}},
-		Pools: map[string]PoolConfig{"pool.heavy.test.": {Policy: "weighted", Members: members}},
-	}
-	set, err := LoadZones(cfg, ZoneRoot{FS: fstest.MapFS{"heavy.zone": {Data: []byte(zone)}}, Display: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := BuildView(cfg, set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	set := loadSet(t, fstest.MapFS{"heavy.zone": {Data: []byte(zone)}}, map[string]string{"heavy.test.": "heavy.zone"})
+	return buildView(t, set, map[string]poolSpec{"pool.heavy.test.": {policy: "weighted", weights: weights}})
 }
 
 // floodRandomNames asks n random names under the wildcard, each a few

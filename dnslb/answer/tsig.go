@@ -1,4 +1,4 @@
-package dnslb
+package answer
 
 import (
 	"crypto/hmac"
@@ -6,10 +6,8 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"hash"
 	"strings"
 	"time"
@@ -61,62 +59,32 @@ type tsigKey struct {
 	secret  []byte
 }
 
-// keyring holds the TSIG keys of one configuration generation, by name.
-type keyring struct {
+// Keyring holds the TSIG keys of one configuration generation, by name.
+type Keyring struct {
 	keys map[string]*tsigKey
 }
 
-// newKeyring checks the keys of a tsig: block and builds them. Problems
-// name the key path and never the secret.
-func newKeyring(keys []TSIGKeyConfig) (*keyring, Problems) {
-	var errs Problems
-	bad := func(key, format string, args ...any) { errs = append(errs, keyed(key, format, args...)) }
-	ring := &keyring{keys: map[string]*tsigKey{}}
-	seen := map[string]int{}
-	for i, kc := range keys {
-		key := fmt.Sprintf("tsig.keys[%d]", i)
-		k := &tsigKey{}
-		ok := true
-		if kc.Name == "" {
-			bad(key+".name", "missing")
-			ok = false
-		} else if _, valid := dns.IsDomainName(kc.Name); !valid {
-			bad(key+".name", "%q is not a domain name", kc.Name)
-			ok = false
-		} else if j, dup := seen[dns.CanonicalName(kc.Name)]; dup {
-			bad(key+".name", "%s is already tsig.keys[%d]", kc.Name, j)
-			ok = false
-		} else {
-			k.name = dns.CanonicalName(kc.Name)
-			seen[k.name] = i
-		}
-		if kc.Algorithm == "" {
-			bad(key+".algorithm", "missing (one of %s)", strings.Join(TSIGAlgorithms, ", "))
-			ok = false
-		} else if k.alg, k.hash = tsigAlgorithm(kc.Algorithm); k.hash == nil {
-			bad(key+".algorithm", "%q is not one of %s", kc.Algorithm, strings.Join(TSIGAlgorithms, ", "))
-			ok = false
-		}
-		var err error
-		switch k.secret, err = base64.StdEncoding.DecodeString(string(kc.Secret)); {
-		case kc.Secret == "":
-			bad(key+".secret", "missing")
-			ok = false
-		case err != nil:
-			bad(key+".secret", "not base64") // the error would quote the secret
-			ok = false
-		case len(k.secret) == 0:
-			bad(key+".secret", "empty")
-			ok = false
-		}
-		if !ok {
-			continue
-		}
-		k.nameW, k.algW = wireName(k.name), wireName(k.alg)
-		k.macSize = k.hash().Size()
-		ring.keys[k.name] = k
+// NewKeyring returns a keyring with no keys.
+func NewKeyring() *Keyring { return &Keyring{keys: map[string]*tsigKey{}} }
+
+// KnownTSIGAlgorithm reports whether name is one of TSIGAlgorithms (in any
+// letter case, with or without the final dot).
+func KnownTSIGAlgorithm(name string) bool {
+	_, h := tsigAlgorithm(name)
+	return h != nil
+}
+
+// Add adds a key. The caller has checked, naming the config key, that name
+// is a domain name, algorithm is known (KnownTSIGAlgorithm) and secret is
+// not empty; a key with an unknown algorithm is not added.
+func (r *Keyring) Add(name, algorithm string, secret []byte) {
+	k := &tsigKey{name: dns.CanonicalName(name), secret: secret}
+	if k.alg, k.hash = tsigAlgorithm(algorithm); k.hash == nil {
+		return
 	}
-	return ring, errs
+	k.nameW, k.algW = wireName(k.name), wireName(k.alg)
+	k.macSize = k.hash().Size()
+	r.keys[k.name] = k
 }
 
 // wireName is a canonical, valid name in uncompressed wire form.
@@ -248,7 +216,7 @@ const (
 // order: the key (name and algorithm), the MAC's size, the MAC, then the
 // time. It returns the signer for the reply (for tsigSigned, one that
 // signs the error), and for errors the TSIG error code.
-func verifyTSIG(ring *keyring, msg []byte, q *query, now time.Time) (*tsigSigner, uint16, tsigOutcome) {
+func verifyTSIG(ring *Keyring, msg []byte, q *query, now time.Time) (*tsigSigner, uint16, tsigOutcome) {
 	rr := q.tsig
 	if rr.Hdr.Class != dns.ClassANY || rr.Hdr.Ttl != 0 {
 		return nil, 0, tsigFormErr // RFC 8945 4.2, and as NSD

@@ -1,4 +1,4 @@
-package dnslb
+package answer
 
 import (
 	"context"
@@ -324,7 +324,7 @@ func (a *Authority) serveCookieOnly(q *query, req *Request, out []byte, view *Vi
 		return nil, false
 	}
 	r := a.newReply(q, false)
-	r.counter = view.noZone
+	r.counter = view.NoZone
 	switch {
 	case q.version > 0:
 		r.m.Rcode = dns.RcodeBadVers

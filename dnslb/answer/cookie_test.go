@@ -1,4 +1,4 @@
-package dnslb
+package answer
 
 import (
 	"context"
@@ -411,7 +411,7 @@ func TestCookieAnswers(t *testing.T) {
 // each gets a cookie made for its own address; a client without a cookie
 // gets none, from an entry of its own.
 func TestCookieHitsArePatchedPerClient(t *testing.T) {
-	auth := NewAuthority(poolView(t, map[string]PoolConfig{"www.example.test.": {Policy: "round-robin"}}), 0, nil)
+	auth := NewAuthority(poolView(t, map[string]poolSpec{"www.example.test.": {policy: "round-robin"}}), 0, nil)
 	cookies := cookiesAt(t, "e5e973e5a6b2a43f48e7dc849e37bfcf", 1559731985)
 	auth.SetCookies(cookies)
 	leads := map[string]int{}

@@ -1,4 +1,4 @@
-package dnslb
+package answer
 
 import (
 	"encoding/hex"
@@ -27,18 +27,7 @@ func benchWire(b *testing.B, name string, qtype uint16, edns bool) []byte {
 // round-robin pool whose members count the answers they lead, as a
 // Runtime's do.
 func benchView(b *testing.B) *View {
-	cfg := &Config{
-		Zones: []ZoneConfig{{Origin: "example.test.", File: "example.test.zone"}, {Origin: "other.test.", File: "other.test.zone"}},
-		Pools: map[string]PoolConfig{"www.example.test.": {Policy: "round-robin"}},
-	}
-	set, err := LoadZones(cfg, ZoneRoot{FS: osDirFS("testdata")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := BuildView(cfg, set)
-	if err != nil {
-		b.Fatal(err)
-	}
+	v := poolView(b, map[string]poolSpec{"www.example.test.": {policy: "round-robin"}})
 	for _, p := range v.Pools {
 		for i := range p.V4 {
 			p.V4[i].Leads = new(pool.LeadCounter)

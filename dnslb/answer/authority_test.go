@@ -1,4 +1,4 @@
-package dnslb
+package answer
 
 import (
 	"encoding/binary"
@@ -12,19 +12,6 @@ import (
 	"github.com/dnslb/dnslb/internal/fuzzguard"
 	"github.com/miekg/dns"
 )
-
-func testView(t testing.TB) *View {
-	t.Helper()
-	cfg := &Config{Zones: []ZoneConfig{
-		{Origin: "example.test.", File: "example.test.zone"},
-		{Origin: "other.test.", File: "other.test.zone"},
-	}}
-	set, err := LoadZones(cfg, ZoneRoot{FS: os.DirFS("testdata"), Display: "testdata"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ZonesOnly(set)
-}
 
 // exchange runs one query through the handler, as a server would.
 func exchange(t testing.TB, h dnsserver.Handler, m *dns.Msg, tcp bool) *dns.Msg {
@@ -167,16 +154,12 @@ func checkAnswers(t *testing.T, auth dnsserver.Handler, cases []answerCase) {
 // apex is the parent's data (RFC 4035 3.1.4.1), as NSD answers it; the
 // child answers every other type at its apex, and DS below it.
 func TestDSAtChildApex(t *testing.T) {
-	cfg := &Config{Zones: []ZoneConfig{
-		{Origin: "parent.test.", File: "parent.test.zone"},
-		{Origin: "kid.parent.test.", File: "kid.parent.test.zone"},
-		{Origin: "nods.parent.test.", File: "nods.parent.test.zone"},
-		{Origin: "loose.parent.test.", File: "loose.parent.test.zone"},
-	}}
-	set, err := LoadZones(cfg, ZoneRoot{FS: os.DirFS("testdata/ds"), Display: "testdata/ds"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := loadSet(t, os.DirFS(testdataDir+"/ds"), map[string]string{
+		"parent.test.":       "parent.test.zone",
+		"kid.parent.test.":   "kid.parent.test.zone",
+		"nods.parent.test.":  "nods.parent.test.zone",
+		"loose.parent.test.": "loose.parent.test.zone",
+	})
 	auth := NewAuthority(ZonesOnly(set), 0, nil)
 	parentSOA := []string{"parent.test. 300 in soa ns1.parent.test. hostmaster.parent.test. 1 7200 900 1209600 300"}
 	kidSOA := []string{"kid.parent.test. 600 in soa ns1.kid.parent.test. hostmaster.kid.parent.test. 1 7200 900 1209600 600"}

@@ -1,4 +1,4 @@
-package dnslb
+package answer
 
 import (
 	"encoding/binary"
@@ -43,7 +43,7 @@ type Authority struct {
 	health    HealthSource
 	overrides atomic.Pointer[Overrides]
 	judge     atomic.Pointer[memberHealth]
-	metrics   *Metrics
+	metrics   Observer
 	cache     *respCache
 	cookies   atomic.Pointer[Cookies] // nil: COOKIE options are ignored
 	viewGen   atomic.Uint64
@@ -115,8 +115,19 @@ func (a *Authority) RRL() *rrl.Limiter { return a.rrl.Load() }
 // SetOverrides swaps in a new set of operator overrides (drains).
 func (a *Authority) SetOverrides(o *Overrides) { a.overrides.Store(o) }
 
-// SetMetrics makes the authority count queries into m. Call before serving.
-func (a *Authority) SetMetrics(m *Metrics) { a.metrics = m }
+// Observer is told about the messages the answer path does not answer
+// normally, for metrics. Its methods are called while answering and must
+// be fast and safe for concurrent use.
+type Observer interface {
+	// Dropped counts a message not answered normally, by reason.
+	Dropped(reason string)
+	// RRLActed counts a response the rate limiter slipped or dropped.
+	RRLActed(act rrl.Action, c rrl.Category)
+}
+
+// SetMetrics makes the authority count what it drops into m. Call before
+// serving.
+func (a *Authority) SetMetrics(m Observer) { a.metrics = m }
 
 // memberHealth is the pool.Health of one health snapshot and one set of
 // overrides. It is cached until either changes, so the query path does not
@@ -153,6 +164,14 @@ func (a *Authority) judgement() *memberHealth {
 	h = &memberHealth{snap: snap, ov: ov, gen: gen}
 	a.judge.Store(h) // racing stores hold equal judgements
 	return h
+}
+
+// Health returns the pool.Health members are judged by now (the health
+// snapshot and the overrides in use), and those overrides: one judgement,
+// as the answer path makes it.
+func (a *Authority) Health() (pool.Health, *Overrides) {
+	h := a.judgement()
+	return h, h.ov
 }
 
 // SetView swaps in a new generation of zones and pools. Queries already
@@ -260,7 +279,7 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 	if q.tsig != nil {
 		// Signed replies are never cached: each has its own time and MAC.
 		fq, fill = nil, nil
-		signer, code, outcome := verifyTSIG(view.tsig, msg, &q, a.now())
+		signer, code, outcome := verifyTSIG(view.TSIG, msg, &q, a.now())
 		switch outcome {
 		case tsigFormErr:
 			a.dropped("malformed")
@@ -356,7 +375,7 @@ func (r *reply) ede(code uint16) {
 func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *fastQuery, fill *slotFill) []byte {
 	if q.edns && q.version > 0 {
 		r := a.newReply(q, true)
-		r.counter = view.noZone
+		r.counter = view.NoZone
 		r.m.Rcode = dns.RcodeBadVers
 		return a.pack(r, q, req, out)
 	}
@@ -365,13 +384,13 @@ func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *f
 	case dns.ClassCHAOS:
 		// NSD answers version.bind and friends; dnslb tells no versions.
 		r := a.newReply(q, true)
-		r.counter = view.noZone
+		r.counter = view.NoZone
 		r.m.Rcode = dns.RcodeRefused
 		r.ede(dns.ExtendedErrorCodeNotSupported)
 		return a.pack(r, q, req, out)
 	default:
 		r := a.newReply(q, false)
-		r.counter = view.noZone
+		r.counter = view.NoZone
 		r.m.Rcode = dns.RcodeRefused
 		r.ede(dns.ExtendedErrorCodeNotSupported)
 		return a.pack(r, q, req, out)
@@ -381,7 +400,7 @@ func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *f
 		// Zone transfers are not offered (yet): answer as NSD does without
 		// provide-xfr.
 		r := a.newReply(q, true)
-		r.counter = view.noZone
+		r.counter = view.NoZone
 		r.m.Rcode = dns.RcodeRefused
 		if q.qtype == dns.TypeAXFR && !req.TCP {
 			r.m.Rcode = dns.RcodeNotImplemented
@@ -392,10 +411,10 @@ func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *f
 	qname := zones.CanonicalName(q.name)
 	zone := zoneFor(view.Zones, qname, q.qtype)
 	r := a.newReply(q, true)
-	r.counter = view.noZone
+	r.counter = view.NoZone
 	r.fast, r.fill, r.view = fq, fill, view
-	if zone != nil && view.counters != nil {
-		r.counter = view.counters[zone]
+	if zone != nil && view.Counters != nil {
+		r.counter = view.Counters[zone]
 	}
 	if zone == nil {
 		r.m.Rcode = dns.RcodeRefused
@@ -656,7 +675,7 @@ func (a *Authority) limit(req *Request, validCookie bool, c rrl.Class, resp []by
 // limited counts a slip or drop and returns what to send instead of resp.
 func (a *Authority) limited(act rrl.Action, c rrl.Category, resp []byte) []byte {
 	if a.metrics != nil {
-		a.metrics.rrlActed(act, c)
+		a.metrics.RRLActed(act, c)
 	}
 	if act == rrl.Slip {
 		return slipped(resp)
