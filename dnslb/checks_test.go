@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/rs/zerolog"
@@ -19,7 +20,7 @@ import (
 func TestSeveralChecksPerMember(t *testing.T) {
 	// A view of its own per case: pools cache their plans per generation,
 	// and every new Authority starts at the same one.
-	build := func() *View {
+	build := func() *answer.View {
 		return poolView(t, map[string]PoolConfig{"www.example.test.": {
 			Checks: []PoolCheckConfig{
 				{CheckConfig: CheckConfig{Type: "tcp", Port: 80}},
@@ -72,7 +73,7 @@ func TestSeveralChecksPerMember(t *testing.T) {
 			if err := sched.Set(view.Targets); err != nil {
 				t.Fatal(err)
 			}
-			auth := NewAuthority(view, 0, sched)
+			auth := answer.NewAuthority(view, 0, sched)
 			got := answerAddrs(askA(t, auth, "www.example.test."))
 			slices.Sort(got)
 			if s := strings.Join(got, " "); s != tc.want {

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/healthcheck"
@@ -349,7 +351,7 @@ func (c *Config) CacheBytes() int64 {
 	case c.CacheSize > 0:
 		return max(int64(c.CacheSize)*bytesPerCacheEntry, MinCacheBytes)
 	}
-	return DefaultCacheBytes
+	return answer.DefaultCacheBytes
 }
 
 // CookiesConfig configures DNS Cookies.
@@ -454,13 +456,13 @@ func (c *Config) ApplyDefaults() {
 		c.Log.Format = "json"
 	}
 	if c.UDPSize == 0 {
-		c.UDPSize = DefaultUDPSize
+		c.UDPSize = answer.DefaultUDPSize
 	}
 	if c.TCP.IdleTimeout == 0 {
-		c.TCP.IdleTimeout = DefaultTCPIdleTimeout
+		c.TCP.IdleTimeout = dnsserver.DefaultTCPIdleTimeout
 	}
 	if c.TCP.MaxConnections == 0 {
-		c.TCP.MaxConnections = DefaultMaxTCPConns
+		c.TCP.MaxConnections = dnsserver.DefaultMaxTCPConns
 	}
 }
 
@@ -515,7 +517,7 @@ func (c *Config) Validate() error {
 	if c.Cookies.Secret != "" {
 		if c.Cookies.Off {
 			bad("cookies", "off, yet a secret is set")
-		} else if _, err := ParseCookieSecret(c.Cookies.Secret); err != nil {
+		} else if _, err := answer.ParseCookieSecret(c.Cookies.Secret); err != nil {
 			bad("cookies.secret", "%v", err) // never the value: it is a secret
 		}
 	}

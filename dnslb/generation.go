@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
 )
@@ -35,7 +36,7 @@ type Loader func() (*Loaded, error)
 // a Runtime swaps whole generations in.
 type Generation struct {
 	Loaded *Loaded
-	View   *View
+	View   *answer.View
 	// zones holds each configured zone's state, by canonical origin.
 	zones map[string]*zoneState
 	// Failed lists the problems of zones that did not load (a zone that
@@ -47,17 +48,17 @@ type Generation struct {
 	// Notes are what building decided that an operator should know
 	// (a serial raised by serial: auto).
 	Notes []Note
-	// Overrides are the operator overrides (drains, force-downs) in force
+	// answer.Overrides are the operator overrides (drains, force-downs) in force
 	// with this generation; nil for none. A build has none: the Runtime
 	// gives a new generation the overrides of the one it replaces, and an
 	// override change swaps in a copy of the generation being served with
-	// new Overrides (withOverrides).
-	Overrides *Overrides
+	// new answer.Overrides (withOverrides).
+	Overrides *answer.Overrides
 }
 
 // withOverrides returns a copy of g with the overrides o, sharing
 // everything else (g itself does not change).
-func (g *Generation) withOverrides(o *Overrides) *Generation {
+func (g *Generation) withOverrides(o *answer.Overrides) *Generation {
 	ng := *g
 	ng.Overrides = o
 	return &ng

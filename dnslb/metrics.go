@@ -3,13 +3,12 @@ package dnslb
 import (
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/zones"
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -115,7 +114,7 @@ func NewMetrics() *Metrics {
 }
 
 // watchCache exports the response cache's hit and miss counts and its size.
-func (m *Metrics) watchCache(a *Authority) {
+func (m *Metrics) watchCache(a *answer.Authority) {
 	m.Registry.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "dnslb_cache_hits_total",
@@ -137,7 +136,7 @@ func (m *Metrics) watchCache(a *Authority) {
 }
 
 // watchRRL exports the size of the rate limiter's table in use.
-func (m *Metrics) watchRRL(a *Authority) {
+func (m *Metrics) watchRRL(a *answer.Authority) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "dnslb_rrl_table_entries",
 		Help: "Rate limiting accounts (client prefix, category, name) charged within about the last second; 0 when RRL is off.",
@@ -149,8 +148,8 @@ func (m *Metrics) watchRRL(a *Authority) {
 	}))
 }
 
-// rrlActed counts a response RRL slipped or dropped.
-func (m *Metrics) rrlActed(act rrl.Action, c rrl.Category) {
+// RRLActed implements answer.Observer.
+func (m *Metrics) RRLActed(act rrl.Action, c rrl.Category) {
 	if c >= rrl.NumCategories {
 		return
 	}
@@ -163,16 +162,16 @@ func (m *Metrics) rrlActed(act rrl.Action, c rrl.Category) {
 
 // ZoneCounters returns the query counters of a zone ("" for queries that
 // matched no zone), creating them on first use. Reloads reuse them.
-func (m *Metrics) ZoneCounters(origin string) *ZoneCounters {
+func (m *Metrics) ZoneCounters(origin string) *answer.ZoneCounters {
 	return m.queries.zone(origin)
 }
 
-// Dropped counts a message not answered normally.
+// Dropped implements answer.Observer: a message not answered normally.
 func (m *Metrics) Dropped(reason string) {
 	m.malformed.WithLabelValues(reason).Inc()
 }
 
-// Served implements ServerObserver.
+// Served implements dnsserver.Observer.
 func (m *Metrics) Served(tcp bool, size int, d time.Duration) {
 	sizes, durations := m.sizeUDP, m.durUDP
 	if tcp {
@@ -184,100 +183,22 @@ func (m *Metrics) Served(tcp bool, size int, d time.Duration) {
 	}
 }
 
-// TCPOpened implements ServerObserver.
+// TCPOpened implements dnsserver.Observer.
 func (m *Metrics) TCPOpened() {
 	m.tcpOpen.Inc()
 	m.tcpTotal.WithLabelValues("accepted").Inc()
 }
 
-// TCPClosed implements ServerObserver.
+// TCPClosed implements dnsserver.Observer.
 func (m *Metrics) TCPClosed() { m.tcpOpen.Dec() }
 
-// TCPRejected implements ServerObserver.
+// TCPRejected implements dnsserver.Observer.
 func (m *Metrics) TCPRejected() { m.tcpTotal.WithLabelValues("rejected").Inc() }
-
-// countedTypes are the qtypes with a label of their own; others are "other".
-var countedTypes = []uint16{
-	dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeNS, dns.TypeSOA, dns.TypeMX,
-	dns.TypeTXT, dns.TypeSRV, dns.TypePTR, dns.TypeCAA, dns.TypeDS, dns.TypeDNSKEY,
-	dns.TypeHTTPS, dns.TypeSVCB, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR,
-}
-
-const nTypes = 18  // countedTypes + other
-const nRcodes = 18 // 0-16 (16 = BADVERS) + other
-
-func typeIndex(t uint16) int {
-	for i, c := range countedTypes {
-		if c == t {
-			return i
-		}
-	}
-	return nTypes - 1
-}
-
-func typeLabel(i int) string {
-	if i < len(countedTypes) {
-		return dns.TypeToString[countedTypes[i]]
-	}
-	return "other"
-}
-
-func rcodeIndex(rc int) int {
-	if rc >= 0 && rc < nRcodes-1 {
-		return rc
-	}
-	return nRcodes - 1
-}
-
-func rcodeLabel(i int) string {
-	if i < nRcodes-1 {
-		if s, ok := dns.RcodeToString[i]; ok {
-			return s
-		}
-	}
-	return "other"
-}
-
-// counterStripes spreads the counters every answer bumps over separate
-// cache lines: cores answering at once would otherwise take turns owning
-// one line (answers on two cores ran slower than on one). The stripe is
-// picked by the query's ID, which clients randomise.
-const counterStripes = 8
-
-// stripeOf returns the stripe for a query with the given ID.
-func stripeOf(id uint16) int { return int(id) & (counterStripes - 1) }
-
-// paddedCounter is a counter alone on its cache line.
-type paddedCounter struct {
-	atomic.Uint64
-	_ [56]byte
-}
-
-// ZoneCounters counts queries of one zone by qtype and rcode.
-type ZoneCounters struct {
-	c [counterStripes][nTypes][nRcodes]atomic.Uint64
-}
-
-// Count adds one query, in stripe (see stripeOf).
-func (z *ZoneCounters) Count(stripe int, qtype uint16, rcode int) {
-	if z != nil {
-		z.c[stripe&(counterStripes-1)][typeIndex(qtype)][rcodeIndex(rcode)].Add(1)
-	}
-}
-
-// total returns the count of type index t and rcode index r.
-func (z *ZoneCounters) total(t, r int) uint64 {
-	var n uint64
-	for i := range z.c {
-		n += z.c[i][t][r].Load()
-	}
-	return n
-}
 
 type queryCollector struct {
 	desc  *prometheus.Desc
 	mu    sync.Mutex
-	zones map[string]*ZoneCounters
+	zones map[string]*answer.ZoneCounters
 }
 
 func newQueryCollector() *queryCollector {
@@ -285,16 +206,16 @@ func newQueryCollector() *queryCollector {
 		desc: prometheus.NewDesc("dnslb_queries_total",
 			"Queries answered, by zone (\"\" for names outside every zone), qtype and rcode.",
 			[]string{"zone", "qtype", "rcode"}, nil),
-		zones: map[string]*ZoneCounters{},
+		zones: map[string]*answer.ZoneCounters{},
 	}
 }
 
-func (c *queryCollector) zone(origin string) *ZoneCounters {
+func (c *queryCollector) zone(origin string) *answer.ZoneCounters {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	z := c.zones[origin]
 	if z == nil {
-		z = &ZoneCounters{}
+		z = &answer.ZoneCounters{}
 		c.zones[origin] = z
 	}
 	return z
@@ -308,33 +229,29 @@ func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
 	for n := range c.zones {
 		names = append(names, n)
 	}
-	zs := make([]*ZoneCounters, len(names))
+	zs := make([]*answer.ZoneCounters, len(names))
 	sort.Strings(names)
 	for i, n := range names {
 		zs[i] = c.zones[n]
 	}
 	c.mu.Unlock()
 	for i, z := range zs {
-		for t := range nTypes {
-			for r := range nRcodes {
-				if v := z.total(t, r); v > 0 {
-					ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), names[i], typeLabel(t), rcodeLabel(r))
-				}
-			}
-		}
+		z.Each(func(qtype, rcode string, n uint64) {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), names[i], qtype, rcode)
+		})
 	}
 }
 
 // attachCounters gives a view the persistent counters of its zones.
-func (m *Metrics) attachCounters(v *View) {
+func (m *Metrics) attachCounters(v *answer.View) {
 	if m == nil {
 		return
 	}
-	v.counters = make(map[*zones.Zone]*ZoneCounters)
+	v.Counters = make(map[*zones.Zone]*answer.ZoneCounters)
 	for _, z := range v.Zones.Zones() {
-		v.counters[z] = m.ZoneCounters(z.Origin)
+		v.Counters[z] = m.ZoneCounters(z.Origin)
 	}
-	v.noZone = m.ZoneCounters("")
+	v.NoZone = m.ZoneCounters("")
 }
 
 // memberCollector exports each pool member's state, and whether each pool

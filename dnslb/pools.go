@@ -6,44 +6,19 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
 )
 
-// View is everything the answer path reads for one configuration
-// generation: the zones and the pools built over them. The two are swapped
-// together, so a query never sees a pool whose members came from another
-// version of its zone.
-type View struct {
-	Zones *zones.Set
-	// Pools maps canonical owner names to pools.
-	Pools map[string]*pool.Pool
-	// Targets are the health-check targets the pools need, deduplicated.
-	Targets []healthcheck.Target
-	// targetPools says which pools (and members) a target serves, for logs.
-	targetPools map[healthcheck.TargetKey][]string
-	// counters are the query counters of each zone (nil: not counted).
-	counters map[*zones.Zone]*ZoneCounters
-	noZone   *ZoneCounters
-	// tsig holds the TSIG keys signed queries may use (nil: none).
-	tsig *keyring
-	// gen is stamped by Authority.SetView; cached replies carry it.
-	gen uint64
-}
-
-// PoolsOf returns the names of the pools a health target serves.
-func (v *View) PoolsOf(key healthcheck.TargetKey) []string {
-	return v.targetPools[key]
-}
-
 // BuildView checks the pools of cfg against the zones and builds them. The
 // zone file is the source of truth for membership: a pool's members are
 // the A and AAAA records at its name; config members that are not among
 // them are errors.
-func BuildView(cfg *Config, set *zones.Set) (*View, error) {
-	v := &View{Zones: set, Pools: map[string]*pool.Pool{}, targetPools: map[healthcheck.TargetKey][]string{}}
+func BuildView(cfg *Config, set *zones.Set) (*answer.View, error) {
+	v := &answer.View{Zones: set, Pools: map[string]*pool.Pool{}, TargetPools: map[healthcheck.TargetKey][]string{}}
 	var errs Problems
 	seen := map[healthcheck.TargetKey]bool{}
 	for _, rawName := range sortedKeys(cfg.Pools) {
@@ -72,7 +47,7 @@ func BuildView(cfg *Config, set *zones.Set) (*View, error) {
 		v.Pools[name] = p
 		for _, t := range targets {
 			k := t.Key()
-			v.targetPools[k] = append(v.targetPools[k], name)
+			v.TargetPools[k] = append(v.TargetPools[k], name)
 			if !seen[k] {
 				seen[k] = true
 				v.Targets = append(v.Targets, t)
@@ -81,7 +56,7 @@ func BuildView(cfg *Config, set *zones.Set) (*View, error) {
 	}
 	ring, problems := newKeyring(cfg.TSIG.Keys)
 	errs = append(errs, problems...)
-	v.tsig = ring
+	v.TSIG = ring
 	if len(errs) > 0 {
 		return nil, errs
 	}

@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/miekg/dns"
 )
 
-func poolView(t *testing.T, pools map[string]PoolConfig) *View {
+func poolView(t *testing.T, pools map[string]PoolConfig) *answer.View {
 	t.Helper()
 	cfg := &Config{
 		Zones: []ZoneConfig{{Origin: "example.test.", File: "example.test.zone"}, {Origin: "other.test.", File: "other.test.zone"}},
@@ -33,7 +34,7 @@ func poolView(t *testing.T, pools map[string]PoolConfig) *View {
 	return v
 }
 
-func askA(t *testing.T, auth *Authority, name string) *dns.Msg {
+func askA(t *testing.T, auth *answer.Authority, name string) *dns.Msg {
 	t.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion(name, dns.TypeA)
@@ -94,7 +95,7 @@ func TestPoolAnswersFollowHealth(t *testing.T) {
 	if err := sched.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	auth := NewAuthority(view, 0, sched)
+	auth := answer.NewAuthority(view, 0, sched)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp := askA(t, auth, "api.example.test.")
@@ -134,7 +135,7 @@ func TestPoolWhenAllDown(t *testing.T) {
 			if err := sched.Set(view.Targets); err != nil {
 				t.Fatal(err)
 			}
-			auth := NewAuthority(view, 0, sched)
+			auth := answer.NewAuthority(view, 0, sched)
 			resp := askA(t, auth, "www.example.test.")
 			if got := strings.Join(answerAddrs(resp), " "); got != tc.answer {
 				t.Errorf("answer %q, want %q", got, tc.answer)
@@ -181,7 +182,7 @@ func TestPoolConfigErrors(t *testing.T) {
 
 func TestPoolTTLNeverAboveZone(t *testing.T) {
 	view := poolView(t, map[string]PoolConfig{"www.example.test.": {TTL: 3600}})
-	resp := askA(t, NewAuthority(view, 0, nil), "www.example.test.")
+	resp := askA(t, answer.NewAuthority(view, 0, nil), "www.example.test.")
 	for _, rr := range resp.Answer {
 		if rr.Header().Ttl != 60 {
 			t.Errorf("TTL %d, want the zone's 60", rr.Header().Ttl)
@@ -194,7 +195,7 @@ func TestPoolTTLNeverAboveZone(t *testing.T) {
 
 func TestStickyUsesClientSubnet(t *testing.T) {
 	view := poolView(t, map[string]PoolConfig{"www.example.test.": {Policy: "sticky", MaxAnswers: 1}})
-	auth := NewAuthority(view, 0, nil)
+	auth := answer.NewAuthority(view, 0, nil)
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.test.", dns.TypeA)
 	wire, _ := m.Pack()
@@ -202,8 +203,8 @@ func TestStickyUsesClientSubnet(t *testing.T) {
 	for i := range 64 {
 		remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i), 1}), 5000)
 		var a, b dns.Msg
-		a.Unpack(auth.ServeDNS(&Request{Wire: wire, Remote: remote}, nil))
-		b.Unpack(auth.ServeDNS(&Request{Wire: wire, Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i), 200}), 5000)}, nil))
+		a.Unpack(auth.ServeDNS(&answer.Request{Wire: wire, Remote: remote}, nil))
+		b.Unpack(auth.ServeDNS(&answer.Request{Wire: wire, Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i), 200}), 5000)}, nil))
 		if answerAddrs(&a)[0] != answerAddrs(&b)[0] {
 			t.Fatalf("same /24, different member")
 		}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/healthcheck"
@@ -59,9 +61,9 @@ type Runtime struct {
 	opts    RuntimeOptions
 	log     zerolog.Logger
 	metrics *Metrics
-	auth    *Authority
+	auth    *answer.Authority
 	sched   *healthcheck.Scheduler
-	server  *Server
+	server  *dnsserver.Server
 	// runner runs the exec checks: one per process, so its containment is
 	// probed once.
 	runner *healthcheck.Runner
@@ -95,7 +97,7 @@ type Runtime struct {
 	// file; set once in NewRuntime (a configured cookies.secret wins).
 	cookieSecret string
 	// clock times cookies (see CoarseClock); it ticks from Start.
-	clock *CoarseClock
+	clock *answer.CoarseClock
 
 	stateDirty atomic.Bool
 	reloadReq  chan struct{}
@@ -172,9 +174,9 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.metrics.attachCounters(g.View)
 	r.attachLeads(g.View)
-	r.auth = NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
+	r.auth = answer.NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
 	r.auth.SetCacheBytes(cfg.CacheBytes())
-	r.clock = NewCoarseClock(r.opts.Now)
+	r.clock = answer.NewCoarseClock(r.opts.Now)
 	if err := r.ensureCookieSecret(); err != nil {
 		return nil, err
 	}
@@ -188,9 +190,9 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.auth.SetRRL(lim)
 	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
-	g = g.withOverrides(NewOverrides(rs.overrides, 1))
+	g = g.withOverrides(answer.NewOverrides(rs.overrides, 1))
 	r.auth.SetOverrides(g.Overrides)
-	r.server = NewServer(ServerOptions{
+	r.server = dnsserver.New(dnsserver.Options{
 		Listen:         cfg.Listen,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
 		MaxTCPConns:    cfg.TCP.MaxConnections,
@@ -255,7 +257,7 @@ func (r *Runtime) Config() *Config {
 func (r *Runtime) Metrics() *Metrics { return r.metrics }
 
 // Authority returns the answer path.
-func (r *Runtime) Authority() *Authority { return r.auth }
+func (r *Runtime) Authority() *answer.Authority { return r.auth }
 
 // Addrs returns the DNS addresses being served (after Start).
 func (r *Runtime) Addrs() []string { return r.server.Addrs() }
@@ -586,7 +588,7 @@ func serialLess(a, b uint32) bool {
 
 // attachLeads gives pool members counters of answers led, kept across
 // reloads by pool and address.
-func (r *Runtime) attachLeads(v *View) {
+func (r *Runtime) attachLeads(v *answer.View) {
 	for name, p := range v.Pools {
 		byAddr := r.leads[name]
 		if byAddr == nil {
@@ -682,10 +684,10 @@ func (r *Runtime) expireOverrides() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.opts.Now()
-	next := r.cur.Load().Overrides.clone()
+	next := r.cur.Load().Overrides.Clone()
 	changed := false
 	for a, ov := range next {
-		if ov.expired(now) {
+		if ov.Expired(now) {
 			delete(next, a)
 			changed = true
 			r.log.Info().Str("member", a.String()).Str("mode", ov.Mode.String()).Str("reason", ov.Reason).Msg("override expired")
@@ -699,9 +701,9 @@ func (r *Runtime) expireOverrides() {
 
 // publishOverridesLocked swaps in the generation being served with the
 // overrides ovs, and gives them to the answer path. r.mu is held.
-func (r *Runtime) publishOverridesLocked(ovs map[netip.Addr]Override) {
+func (r *Runtime) publishOverridesLocked(ovs map[netip.Addr]answer.Override) {
 	g := r.cur.Load()
-	g = g.withOverrides(NewOverrides(ovs, g.Overrides.Generation()+1))
+	g = g.withOverrides(answer.NewOverrides(ovs, g.Overrides.Generation()+1))
 	r.cur.Store(g)
 	r.auth.SetOverrides(g.Overrides)
 	r.pokeFallback()
@@ -769,35 +771,35 @@ func (r *Runtime) SetOverride(addr netip.Addr, mode admin.OverrideMode, until ti
 	return r.setOverride(addr, m, until, reason)
 }
 
-// setOverride drains, undrains (OverrideNone) or forces down a member
+// setOverride drains, undrains (answer.OverrideNone) or forces down a member
 // address in every pool that has it. The change is written to the state
 // file before it is applied: one that could not be saved would be lost
 // by the next restart, so it is refused (admin.ErrNotPersisted) and
 // nothing changes.
-func (r *Runtime) setOverride(addr netip.Addr, mode OverrideMode, until time.Time, reason string) error {
+func (r *Runtime) setOverride(addr netip.Addr, mode answer.OverrideMode, until time.Time, reason string) error {
 	addr = addr.Unmap()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.isMemberLocked(addr) {
 		return fmt.Errorf("%s: %w", addr, admin.ErrUnknownMember)
 	}
-	next := r.cur.Load().Overrides.clone()
+	next := r.cur.Load().Overrides.Clone()
 	old, had := next[addr]
 	switch mode {
-	case OverrideNone:
+	case answer.OverrideNone:
 		if !had {
 			return nil // nothing to lift, nothing to save
 		}
 		delete(next, addr)
-	case OverrideDrain, OverrideForceDown:
-		next[addr] = Override{Mode: mode, Reason: reason, Since: r.opts.Now(), Until: until}
+	case answer.OverrideDrain, answer.OverrideForceDown:
+		next[addr] = answer.Override{Mode: mode, Reason: reason, Since: r.opts.Now(), Until: until}
 	default:
 		return fmt.Errorf("unknown override mode %v", mode)
 	}
 	if err := r.writeStateLocked(next); err != nil {
 		return fmt.Errorf("%s: %w: %w", addr, admin.ErrNotPersisted, err)
 	}
-	if mode == OverrideNone {
+	if mode == answer.OverrideNone {
 		r.log.Info().Str("member", addr.String()).Str("was", old.Mode.String()).Str("reason", reason).Msg("override lifted")
 	} else {
 		ev := r.log.Info().Str("member", addr.String()).Str("mode", mode.String()).Str("reason", reason)
@@ -830,8 +832,7 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 	view, cfg := g.View, g.Loaded.Config
 	// One judgement for the fallback and the member states: the health
 	// and overrides the answer path uses.
-	judge := r.auth.judgement()
-	overrides := judge.ov
+	judge, overrides := r.auth.Health()
 	shares := r.shares.shares()
 	r.mu.Unlock()
 	names := make([]string, 0, len(view.Pools))
@@ -890,7 +891,7 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 			if ok {
 				ms.Override = adminOverride(ov)
 			}
-			ms.State = memberStateOf(ms.Healthy, ov, ok).String()
+			ms.State = answer.MemberStateOf(ms.Healthy, ov, ok).String()
 			ms.Share = shares[name][m.Addr]
 			ps.Members = append(ps.Members, ms)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/miekg/dns"
 )
 
@@ -45,7 +46,7 @@ func TestOverrideSwapsGeneration(t *testing.T) {
 		t.Error("the override changed the generation it replaced")
 	case !after.Overrides.Drained(member10):
 		t.Error("the new generation does not have the drain")
-	case rt.auth.overrides.Load() != after.Overrides:
+	case servedOverrides(rt) != after.Overrides:
 		t.Error("the answer path does not serve the generation's overrides")
 	}
 	if got := servedAddrs(askRT(t, rt, "www.example.test.", dns.TypeA)); slices.Contains(got, member10) {
@@ -92,13 +93,19 @@ func TestOverrideDuringReloadKept(t *testing.T) {
 	if soa := askRT(t, rt, "example.test.", dns.TypeSOA).Answer[0].(*dns.SOA); soa.Serial != 2 {
 		t.Fatalf("serial %d after the reload, want 2", soa.Serial)
 	}
-	if ov, ok := g.Overrides.Get(member10); !ok || ov.Mode != OverrideForceDown {
+	if ov, ok := g.Overrides.Get(member10); !ok || ov.Mode != answer.OverrideForceDown {
 		t.Fatalf("after the reload: override of %s %+v, %v; want the force-down set during it", member10, ov, ok)
 	}
-	if rt.auth.overrides.Load() != g.Overrides {
+	if servedOverrides(rt) != g.Overrides {
 		t.Error("the answer path does not serve the generation's overrides")
 	}
 	if got := servedAddrs(askRT(t, rt, "www.example.test.", dns.TypeA)); slices.Contains(got, member10) {
 		t.Errorf("answers %v with %s forced down", got, member10)
 	}
+}
+
+// servedOverrides is the set of overrides the answer path applies now.
+func servedOverrides(rt *Runtime) *answer.Overrides {
+	_, ov := rt.auth.Health()
+	return ov
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/healthcheck"
 )
 
@@ -108,7 +109,7 @@ const stateVersion = 1
 // restored is what the state file gives a starting Runtime besides the
 // serials and the cookie secret, which loadState sets.
 type restored struct {
-	overrides map[netip.Addr]Override // unexpired ones
+	overrides map[netip.Addr]answer.Override // unexpired ones
 	health    map[healthcheck.TargetKey]healthcheck.Status
 }
 
@@ -120,7 +121,7 @@ type restored struct {
 // logged, and dnslb starts without it. Temporary files of writes cut short
 // by a crash are removed once the state is settled.
 func (r *Runtime) loadState() (restored, error) {
-	rs := restored{overrides: map[netip.Addr]Override{}, health: map[healthcheck.TargetKey]healthcheck.Status{}}
+	rs := restored{overrides: map[netip.Addr]answer.Override{}, health: map[healthcheck.TargetKey]healthcheck.Status{}}
 	if r.statePath == "" {
 		return rs, nil
 	}
@@ -140,12 +141,12 @@ func (r *Runtime) loadState() (restored, error) {
 	now := r.opts.Now()
 	for a, so := range sf.Overrides {
 		addr, err := netip.ParseAddr(a)
-		mode, ok := parseOverrideMode(so.Mode)
+		mode, ok := answer.ParseOverrideMode(so.Mode)
 		if err != nil || !ok {
 			continue // refused by readState
 		}
-		ov := Override{Mode: mode, Reason: so.Reason, Since: so.Since, Until: so.Until}
-		if ov.expired(now) {
+		ov := answer.Override{Mode: mode, Reason: so.Reason, Since: so.Since, Until: so.Until}
+		if ov.Expired(now) {
 			continue
 		}
 		rs.overrides[addr] = ov
@@ -155,7 +156,7 @@ func (r *Runtime) loadState() (restored, error) {
 		r.serials[origin] = s
 	}
 	// The secret is never logged, not even when it is unusable.
-	if _, err := ParseCookieSecret(string(sf.CookieSecret)); err == nil {
+	if _, err := answer.ParseCookieSecret(string(sf.CookieSecret)); err == nil {
 		r.cookieSecret = string(sf.CookieSecret)
 	} else if sf.CookieSecret != "" {
 		r.log.Warn().Str("file", r.statePath).Msg("state file: the cookie secret is not 32 hex digits; a new one is made (cookies handed out before are invalid)")
@@ -235,8 +236,8 @@ func (sf *stateFile) check() error {
 			return fmt.Errorf("overrides[%q]: the same address as overrides[%q]", a, seen[addr])
 		}
 		seen[addr] = a
-		if m := sf.Overrides[a].Mode; m != OverrideDrain.String() && m != OverrideForceDown.String() {
-			return fmt.Errorf("overrides[%q]: mode %q is not %q or %q", a, m, OverrideDrain, OverrideForceDown)
+		if m := sf.Overrides[a].Mode; m != answer.OverrideDrain.String() && m != answer.OverrideForceDown.String() {
+			return fmt.Errorf("overrides[%q]: mode %q is not %q or %q", a, m, answer.OverrideDrain, answer.OverrideForceDown)
 		}
 	}
 	for i, h := range sf.Health {
@@ -319,7 +320,7 @@ func (r *Runtime) saveState() {
 }
 
 func (r *Runtime) saveStateLocked() {
-	if err := r.writeStateLocked(r.cur.Load().Overrides.clone()); err != nil && !r.stateFail {
+	if err := r.writeStateLocked(r.cur.Load().Overrides.Clone()); err != nil && !r.stateFail {
 		r.stateFail = true
 		r.log.Warn().Err(err).Str("file", r.statePath).Msg("state file not written; retrying each second, logging again once it works")
 	}
@@ -337,7 +338,7 @@ func (r *Runtime) saveIfDirty() {
 // snapshot, so that a health transition during the write still causes a
 // save of its own, and sets it again on failure: what is on disk may then
 // differ from what is in memory.
-func (r *Runtime) writeStateLocked(ovs map[netip.Addr]Override) error {
+func (r *Runtime) writeStateLocked(ovs map[netip.Addr]answer.Override) error {
 	if r.statePath == "" {
 		return nil
 	}
@@ -417,7 +418,7 @@ func (r *Runtime) ensureCookieSecret() error {
 	if r.cookieSecret != "" {
 		return nil
 	}
-	var k [CookieSecretLen]byte
+	var k [answer.CookieSecretLen]byte
 	if _, err := rand.Read(k[:]); err != nil {
 		return fmt.Errorf("cookie secret: %w", err)
 	}
@@ -436,11 +437,11 @@ func (r *Runtime) applyCookies(cfg *Config) {
 	if secret == "" {
 		secret = r.cookieSecret
 	}
-	k, err := ParseCookieSecret(secret)
+	k, err := answer.ParseCookieSecret(secret)
 	if err != nil { // Validate has refused a bad configured one
 		r.log.Error().Err(err).Msg("DNS Cookies off")
 		r.auth.SetCookies(nil)
 		return
 	}
-	r.auth.SetCookies(NewCookies(k, r.clock.Now))
+	r.auth.SetCookies(answer.NewCookies(k, r.clock.Now))
 }

@@ -3,6 +3,7 @@ package dnslb
 import (
 	"errors"
 	"fmt"
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"io/fs"
 	"maps"
 	"os"
@@ -129,7 +130,7 @@ func checkState(t *testing.T, data []byte) {
 		return
 	}
 	for a, ov := range rs.overrides {
-		if !a.IsValid() || a.Zone() != "" || a.Is4In6() || (ov.Mode != OverrideDrain && ov.Mode != OverrideForceDown) {
+		if !a.IsValid() || a.Zone() != "" || a.Is4In6() || (ov.Mode != answer.OverrideDrain && ov.Mode != answer.OverrideForceDown) {
 			t.Fatalf("restored an override dnslb could not have made: %s %+v", a, ov)
 		}
 	}

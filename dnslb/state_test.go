@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
@@ -236,11 +237,11 @@ func TestSetOverrideNotPersisted(t *testing.T) {
 			}
 			// Nothing changed: not in memory, not in the answers' overrides,
 			// not in what the API shows.
-			ovs := maps2slice(rt.cur.Load().Overrides.clone())
+			ovs := maps2slice(rt.cur.Load().Overrides.Clone())
 			if len(ovs) != 1 || ovs[0] != member11.String()+" drain" {
 				t.Errorf("overrides after refused changes: %v, want only %s drained", ovs, member11)
 			}
-			if rt.auth.overrides.Load().Has(member10) || !rt.auth.overrides.Load().Drained(member11) {
+			if _, ov := rt.auth.Health(); ov.Has(member10) || !ov.Drained(member11) {
 				t.Errorf("answer path's overrides changed by a refused change")
 			}
 			if m := memberState(t, rt, member10); m.State != "up" || m.Override != nil {
@@ -284,7 +285,7 @@ func TestSetOverrideNotPersisted(t *testing.T) {
 	}
 }
 
-func maps2slice(m map[netip.Addr]Override) []string {
+func maps2slice(m map[netip.Addr]answer.Override) []string {
 	var out []string
 	for a, ov := range m {
 		out = append(out, a.String()+" "+ov.Mode.String())
@@ -571,7 +572,7 @@ func TestCookieSecretKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := rt.cookieSecret
-	if _, err := ParseCookieSecret(secret); err != nil {
+	if _, err := answer.ParseCookieSecret(secret); err != nil {
 		t.Fatalf("generated secret: %v", err)
 	}
 	ask := func(rt *Runtime, cookie string) string {
@@ -601,7 +602,7 @@ func TestCookieSecretKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ParseCookieSecret(third.cookieSecret); err != nil || third.cookieSecret == secret {
+	if _, err := answer.ParseCookieSecret(third.cookieSecret); err != nil || third.cookieSecret == secret {
 		t.Fatalf("an unusable secret in the state file: replaced by %v (%v)", third.cookieSecret != secret, err)
 	}
 	if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), third.cookieSecret) {

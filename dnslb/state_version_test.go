@@ -3,6 +3,7 @@ package dnslb
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"maps"
 	"net/netip"
 	"os"
@@ -39,12 +40,12 @@ func TestStateFileFromMain(t *testing.T) {
 		t.Fatalf("loadState: %v", err)
 	}
 
-	wantOv := map[netip.Addr]Override{
-		netip.MustParseAddr("127.0.0.11"): {Mode: OverrideDrain, Reason: `kernel "upgrade" <5.15>`,
+	wantOv := map[netip.Addr]answer.Override{
+		netip.MustParseAddr("127.0.0.11"): {Mode: answer.OverrideDrain, Reason: `kernel "upgrade" <5.15>`,
 			Since: mustTime(t, "2026-12-02T05:28:43.247597375Z")},
-		netip.MustParseAddr("127.0.0.12"): {Mode: OverrideForceDown, Reason: "disk failing",
+		netip.MustParseAddr("127.0.0.12"): {Mode: answer.OverrideForceDown, Reason: "disk failing",
 			Since: mustTime(t, "2026-12-02T05:28:49.125081691Z"), Until: mustTime(t, "2036-11-29T05:28:49.125070264Z")},
-		netip.MustParseAddr("2001:db8::14"): {Mode: OverrideDrain, Reason: "v6 rollout",
+		netip.MustParseAddr("2001:db8::14"): {Mode: answer.OverrideDrain, Reason: "v6 rollout",
 			Since: mustTime(t, "2026-12-02T05:28:49.137035063Z"), Until: mustTime(t, "2026-12-02T06:28:49.137027092Z")},
 	}
 	if !reflect.DeepEqual(rs.overrides, wantOv) {
@@ -169,20 +170,20 @@ func TestStateSecretNotPrinted(t *testing.T) {
 func TestMemberStateOf(t *testing.T) {
 	tests := []struct {
 		healthy bool
-		ov      Override
+		ov      answer.Override
 		has     bool
 		want    string
 	}{
-		{true, Override{}, false, "up"},
-		{false, Override{}, false, "down"},
-		{true, Override{Mode: OverrideDrain}, true, "drained"},
-		{false, Override{Mode: OverrideDrain}, true, "drained"},
-		{true, Override{Mode: OverrideForceDown}, true, "forced-down"},
-		{false, Override{Mode: OverrideForceDown}, true, "forced-down"},
+		{true, answer.Override{}, false, "up"},
+		{false, answer.Override{}, false, "down"},
+		{true, answer.Override{Mode: answer.OverrideDrain}, true, "drained"},
+		{false, answer.Override{Mode: answer.OverrideDrain}, true, "drained"},
+		{true, answer.Override{Mode: answer.OverrideForceDown}, true, "forced-down"},
+		{false, answer.Override{Mode: answer.OverrideForceDown}, true, "forced-down"},
 	}
 	for _, tc := range tests {
-		if got := memberStateOf(tc.healthy, tc.ov, tc.has).String(); got != tc.want {
-			t.Errorf("memberStateOf(%v, %v, %v) = %s, want %s", tc.healthy, tc.ov.Mode, tc.has, got, tc.want)
+		if got := answer.MemberStateOf(tc.healthy, tc.ov, tc.has).String(); got != tc.want {
+			t.Errorf("answer.MemberStateOf(%v, %v, %v) = %s, want %s", tc.healthy, tc.ov.Mode, tc.has, got, tc.want)
 		}
 	}
 }
@@ -190,7 +191,7 @@ func TestMemberStateOf(t *testing.T) {
 // TestOverrideModeSpellings: the core modes, the API's and the state
 // file's name the same things.
 func TestOverrideModeSpellings(t *testing.T) {
-	for _, m := range []OverrideMode{OverrideNone, OverrideDrain, OverrideForceDown} {
+	for _, m := range []answer.OverrideMode{answer.OverrideNone, answer.OverrideDrain, answer.OverrideForceDown} {
 		back, ok := overrideModeFromAdmin(adminOverrideMode(m))
 		if !ok || back != m {
 			t.Errorf("%v through the API: %v, %v", m, back, ok)
@@ -198,17 +199,17 @@ func TestOverrideModeSpellings(t *testing.T) {
 		if string(adminOverrideMode(m)) != m.String() {
 			t.Errorf("%v: the API spells it %q", m, adminOverrideMode(m))
 		}
-		if m == OverrideNone {
+		if m == answer.OverrideNone {
 			continue
 		}
-		if p, ok := parseOverrideMode(m.String()); !ok || p != m {
+		if p, ok := answer.ParseOverrideMode(m.String()); !ok || p != m {
 			t.Errorf("%v through the state file: %v, %v", m, p, ok)
 		}
 	}
 	if _, ok := overrideModeFromAdmin("drained"); ok {
 		t.Error(`the API mode "drained" converted`)
 	}
-	if _, ok := parseOverrideMode(""); ok {
+	if _, ok := answer.ParseOverrideMode(""); ok {
 		t.Error(`the state file mode "" parsed`)
 	}
 }

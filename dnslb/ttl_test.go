@@ -3,6 +3,7 @@ package dnslb
 import (
 	"context"
 	"errors"
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/healthcheck"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 
@@ -40,7 +42,7 @@ func TestCachedAnswerTTLFollowsHealth(t *testing.T) {
 	if err := sched.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	auth := NewAuthority(view, 0, sched)
+	auth := answer.NewAuthority(view, 0, sched)
 	key := view.Pools["www.example.test."].V4[1].Target
 	waitUp := func(up bool) {
 		t.Helper()
@@ -58,7 +60,7 @@ func TestCachedAnswerTTLFollowsHealth(t *testing.T) {
 		t.Helper()
 		hits0, _ := auth.CacheStats()
 		for i := range 4 {
-			resp := serve(t, auth, rawQuery(t, "www.example.test.", dns.TypeA, false, uint16(i)), false)
+			resp, _ := serveFrom(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, uint16(i)), "192.0.2.1", false)
 			if len(resp.Answer) != n {
 				t.Fatalf("%s: answer %v, want %d records", state, answerAddrs(resp), n)
 			}
@@ -83,9 +85,9 @@ func TestCachedAnswerTTLFollowsHealth(t *testing.T) {
 	waitUp(true)
 	expect("recovered", 30, 2)
 
-	auth.SetOverrides(NewOverrides(map[netip.Addr]Override{bad: {Mode: OverrideDrain}}, 1))
+	auth.SetOverrides(answer.NewOverrides(map[netip.Addr]answer.Override{bad: {Mode: answer.OverrideDrain}}, 1))
 	expect("drained", 30, 1)
-	auth.SetOverrides(NewOverrides(map[netip.Addr]Override{bad: {Mode: OverrideForceDown}}, 2))
+	auth.SetOverrides(answer.NewOverrides(map[netip.Addr]answer.Override{bad: {Mode: answer.OverrideForceDown}}, 2))
 	expect("forced down", 30, 1)
 }
 
@@ -116,9 +118,9 @@ func TestEmptyNODATATTL(t *testing.T) {
 			if err := sched.Set(view.Targets); err != nil {
 				t.Fatal(err)
 			}
-			auth := NewAuthority(view, 0, sched)
+			auth := answer.NewAuthority(view, 0, sched)
 			for i := range 3 {
-				resp := serve(t, auth, rawQuery(t, "www.example.test.", dns.TypeA, false, uint16(i)), false)
+				resp, _ := serveFrom(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, uint16(i)), "192.0.2.1", false)
 				if len(resp.Answer) != 0 || len(resp.Ns) != 1 || resp.Ns[0].Header().Rrtype != dns.TypeSOA {
 					t.Fatalf("query %d: want NODATA with the SOA, got\n%v", i, resp)
 				}

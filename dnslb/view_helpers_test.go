@@ -1,8 +1,6 @@
 package dnslb
 
 import (
-	"github.com/dnslb/dnslb/dnslb/pool"
-	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 )
 
@@ -26,9 +24,4 @@ func LoadZones(cfg *Config, root ZoneRoot) (*zones.Set, error) {
 		return nil, errs
 	}
 	return zones.NewSet(loaded...)
-}
-
-// ZonesOnly is a View without pools.
-func ZonesOnly(set *zones.Set) *View {
-	return &View{Zones: set, Pools: map[string]*pool.Pool{}, targetPools: map[healthcheck.TargetKey][]string{}}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb"
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/vip"
 )
 
@@ -414,7 +415,7 @@ func TestTSIGKeyProblems(t *testing.T) {
 	checkProblems(t, file, errw.String(), []problemAt{
 		{line: 7, msg: "tsig.keys[0].secret: not base64"},
 		{line: 8, msg: `tsig.keys[1].name: "bad..name" is not a domain name`},
-		{line: 8, msg: `tsig.keys[1].algorithm: "hmac-sha3" is not one of ` + strings.Join(dnslb.TSIGAlgorithms, ", ")},
+		{line: 8, msg: `tsig.keys[1].algorithm: "hmac-sha3" is not one of ` + strings.Join(answer.TSIGAlgorithms, ", ")},
 		{line: 8, msg: "tsig.keys[1].secret: missing"},
 		{line: 9, msg: "tsig.keys[2].name: XFR-Key is already tsig.keys[0]"},
 	})
@@ -459,7 +460,7 @@ func TestCacheBytes(t *testing.T) {
 		yaml string
 		want int64
 	}{
-		{"", dnslb.DefaultCacheBytes},
+		{"", answer.DefaultCacheBytes},
 		{"cache: {max_bytes: 64MiB}\n", 64 << 20},
 		{"cache: {max_bytes: 1GB}\n", 1e9},
 		{"cache: {max_bytes: 1.5GiB}\n", 3 << 29},

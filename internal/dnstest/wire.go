@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // Errors of Exchange that tests often expect rather than fail on.
@@ -85,4 +88,19 @@ func Exchange(network, addr string, wire []byte, timeout time.Duration) ([]byte,
 		return nil, classify(err)
 	}
 	return buf[:n], nil
+}
+
+// Query packs a query for name and qtype with the given ID, without
+// recursion desired and without EDNS, as a resolver asks an authority.
+func Query(t testing.TB, name string, qtype uint16, id uint16) []byte {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.RecursionDesired = false
+	m.Id = id
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatalf("dnstest: pack query %s: %v", name, err)
+	}
+	return b
 }

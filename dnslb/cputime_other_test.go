@@ -1,8 +1,0 @@
-//go:build !linux
-
-package dnslb
-
-import "time"
-
-// threadCPUTime is not measured here: benchmarks report wall time only.
-func threadCPUTime() time.Duration { return 0 }
