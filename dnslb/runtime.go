@@ -180,7 +180,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, err
 	}
 	r.auth.SetRRL(lim)
-	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
+	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools), newRuntimeCollector(r))
 	r.ovGen++
 	r.auth.SetOverrides(NewOverrides(r.overrides, r.ovGen))
 	r.server = NewServer(ServerOptions{

@@ -109,6 +109,10 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignore
 		return fmt.Errorf("not started: %d problems in the config and zones (listed above); nothing served", len(problems))
 	}
 	cfg := rt.Config()
+	build := currentBuild()
+	if err := rt.Metrics().SetBuildInfo(build.Version, build.Commit, build.GoVersion); err != nil {
+		log.Warn().Err(err).Msg("build info not exported")
+	}
 	if err := rt.Start(ctx); err != nil {
 		return err
 	}
@@ -122,7 +126,7 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignore
 			log.Info().Str("admin", adminSrv.Addr()).Msg("admin http listening")
 		}
 	}
-	log.Info().Str("version", version).Strs("listen", rt.Addrs()).Msg("dnslb serving")
+	log.Info().Str("version", build.Version).Str("commit", build.Commit).Strs("listen", rt.Addrs()).Msg("dnslb serving")
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
