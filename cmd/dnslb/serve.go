@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -127,6 +128,15 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignore
 		}
 	}
 	log.Info().Str("version", build.Version).Str("commit", build.Commit).Strs("listen", rt.Addrs()).Msg("dnslb serving")
+	sd := sdNotifier{log: log}
+	serving := "serving on " + strings.Join(rt.Addrs(), " ")
+	sd.ready(serving)
+	wdCtx, stopWatchdog := context.WithCancel(ctx)
+	waitWatchdog := sd.watchdog(wdCtx)
+	defer func() {
+		stopWatchdog()
+		waitWatchdog()
+	}()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -137,9 +147,18 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignore
 			running = false
 		case <-hup:
 			log.Info().Msg("SIGHUP: reloading")
-			rt.RequestReload()
+			// Reloaded here rather than requested, so that systemd hears
+			// when the reload is over (Reload logs its own problems; the
+			// old data stays served). A reload is bounded by its timeout.
+			sd.reloading()
+			status := serving
+			if err := rt.Reload(); err != nil {
+				status += "; the last reload failed (see the log), serving the previous data"
+			}
+			sd.ready(status)
 		}
 	}
+	sd.stopping()
 	log.Info().Msg("stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
