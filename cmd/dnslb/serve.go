@@ -56,7 +56,17 @@ func newServeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the configured zones (the embedded example without --config)",
-		Args:  cobra.NoArgs,
+		Long: `Serve the configured zones and pools over UDP and TCP, with health checks and
+the admin API. Without --config it serves the embedded example on
+127.0.0.1:5353.
+
+SIGHUP re-reads the config and every zone (a broken file keeps the previous
+data served); SIGTERM or SIGINT stops gracefully, saving the state file
+(drains, last health, managed serials). Under a systemd Type=notify unit
+(contrib/systemd/dnslb.service) it reports READY=1 once serving,
+RELOADING=1/READY=1 around a reload and STOPPING=1, and pings the watchdog
+when WatchdogSec= is set.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			load := func() (*dnslb.Loaded, error) {
 				l, err := loadServerConfig(configFile)
