@@ -162,3 +162,22 @@ func TestBuildStamps(t *testing.T) {
 		t.Errorf("dnslb_build_info{version=dev,goversion=%s} = %v (%d series); families: %v", runtime.Version(), v, n, mfs["dnslb_build_info"])
 	}
 }
+
+// TestVIPSdNotify: `dnslb vip` under a Type=notify unit says READY=1 once
+// its sockets are open and STOPPING=1 on SIGTERM, before it gives the
+// address up.
+func TestVIPSdNotify(t *testing.T) {
+	l := newLab(t)
+	ns := listenNotify(t) // a path: reachable from the lab's network namespaces
+	p := l.start("dnslb-lb1", "lb1", "env", "NOTIFY_SOCKET="+ns.path,
+		dnslbBin, "vip", "--config", l.vipConfig("lb1", 150, ""))
+	if m := notifyFields(ns.next(t)); m["READY"] != "1" {
+		t.Fatalf("first notification %v, want READY=1", m)
+	}
+	l.waitHolders(t, settle, "lb1")
+	p.kill(syscall.SIGTERM)
+	if m := notifyFields(ns.next(t)); m["STOPPING"] != "1" {
+		t.Fatalf("after SIGTERM: %v, want STOPPING=1", m)
+	}
+	p.wait(t, stopDeadline)
+}
