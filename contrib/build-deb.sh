@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Build the dnslb package with nfpm: dist/dnslb_VERSION_ARCH.deb (and
-# the .rpm with --rpm). The version comes from the newest v* tag, else
-# 0.0.0~gitYYYYMMDD.COMMIT; the binary is stamped with it, the commit
-# and the commit's time (so a rebuild of a commit is the same binary).
-# Needs Go and git; nfpm runs as a Go tool at a pinned version.
+# Build the dnslb package with nfpm: dist/dnslb_VERSION_ARCH.deb (and an
+# .rpm with --rpm). The version is the newest v* tag, else
+# 0.0.0~gitYYYYMMDDhhmmss.COMMIT (the commit time, so later commits sort
+# higher). The binary is stamped with it, the commit and the commit's
+# time (a rebuild of a commit is the same binary). Needs Go and git;
+# nfpm runs as a Go tool at a pinned version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ if tag=$(git describe --tags --match 'v[0-9]*' 2>/dev/null); then
 		version="${version%%-*}+git${rest//-/.}"
 	fi
 else
-	version="0.0.0~git$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y%m%d).${commit:0:12}"
+	version="0.0.0~git$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S).${commit:0:12}"
 fi
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
 	version="$version+dirty"
