@@ -1,6 +1,8 @@
 package dnslb
 
 import (
+	"fmt"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -67,8 +69,11 @@ func NewMetrics() *Metrics {
 			Name: "dnslb_dropped_queries_total",
 			Help: "Messages not answered normally: dropped, or answered FORMERR/NOTIMP, by reason.",
 		}, []string{"reason"}),
+		// Not dnslb_tcp_connections: under OpenMetrics that is the
+		// family name of the counter dnslb_tcp_connections_total, and a
+		// gauge of the same name collides with it.
 		tcpOpen: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "dnslb_tcp_connections",
+			Name: "dnslb_tcp_connections_open",
 			Help: "TCP connections open now.",
 		}),
 		tcpTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -111,6 +116,22 @@ func NewMetrics() *Metrics {
 		m.Transitions, m.CheckDuration, m.Reloads, m.ZoneLoadError, m.LastReload, m.rrlActions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// SetBuildInfo exports dnslb_build_info: 1, with the running binary's
+// version, git commit and Go version as labels (joined to other series
+// with group_left, as Prometheus' own build_info is). Call it once.
+func (m *Metrics) SetBuildInfo(version, commit, goVersion string) error {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "dnslb_build_info",
+		Help:        "1, labelled with the running binary's version, git commit and Go version.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": goVersion},
+	})
+	g.Set(1)
+	if err := m.Registry.Register(g); err != nil {
+		return fmt.Errorf("dnslb_build_info: %w", err)
+	}
+	return nil
 }
 
 // watchCache exports the response cache's hit and miss counts and its size.
@@ -305,5 +326,68 @@ func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, m.Latency.Seconds(), p.Name, m.Address)
 			}
 		}
+	}
+}
+
+// memberLead is the count of answers one pool member led.
+type memberLead struct {
+	pool, member string
+	n            uint64
+}
+
+// memberLeads returns the answers each member of each pool now served has
+// led (counted across reloads; a member no longer in the config is not
+// exported).
+func (r *Runtime) memberLeads() []memberLead {
+	var out []memberLead
+	for name, p := range r.cur.Load().View.Pools {
+		seen := map[netip.Addr]bool{}
+		for _, m := range p.Members() {
+			if m.Leads == nil || seen[m.Addr] {
+				continue
+			}
+			seen[m.Addr] = true
+			out = append(out, memberLead{pool: name, member: m.Addr.String(), n: m.Leads.Load()})
+		}
+	}
+	return out
+}
+
+// runtimeCollector exports, at scrape time, what the Runtime already keeps:
+// the answers each pool member led (the answer path only adds to the lead
+// counters) and each zone's serial.
+type runtimeCollector struct {
+	leads   func() []memberLead
+	zones   func() []admin.ZoneStatus
+	answers *prometheus.Desc
+	serial  *prometheus.Desc
+}
+
+func newRuntimeCollector(r *Runtime) *runtimeCollector {
+	return &runtimeCollector{
+		leads: r.memberLeads,
+		zones: r.Zones,
+		answers: prometheus.NewDesc("dnslb_pool_answers_total",
+			"Answers for the pool's name, by the member they listed first; sum by pool for the pool's answers.",
+			[]string{"pool", "member"}, nil),
+		serial: prometheus.NewDesc("dnslb_zone_serial",
+			"SOA serial of the zone being served.", []string{"zone"}, nil),
+	}
+}
+
+func (c *runtimeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.answers
+	ch <- c.serial
+}
+
+func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, l := range c.leads() {
+		ch <- prometheus.MustNewConstMetric(c.answers, prometheus.CounterValue, float64(l.n), l.pool, l.member)
+	}
+	for _, z := range c.zones() {
+		if z.LoadedAt.IsZero() { // never loaded: no serial to show
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.serial, prometheus.GaugeValue, float64(z.Serial), z.Origin)
 	}
 }

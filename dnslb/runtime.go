@@ -189,7 +189,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, err
 	}
 	r.auth.SetRRL(lim)
-	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools))
+	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools), newRuntimeCollector(r))
 	g = g.withOverrides(answer.NewOverrides(rs.overrides, 1))
 	r.auth.SetOverrides(g.Overrides)
 	r.server = dnsserver.New(dnsserver.Options{

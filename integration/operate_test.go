@@ -1084,8 +1084,8 @@ a       IN TXT  "hello"
 				t.Errorf("dnslb_request_duration_seconds has no buckets")
 			}
 		}
-		if v, n := metricSum(m1, "dnslb_tcp_connections", nil); n != 1 || v < 0 {
-			t.Errorf("dnslb_tcp_connections = %v (%d series)", v, n)
+		if v, n := metricSum(m1, "dnslb_tcp_connections_open", nil); n != 1 || v < 0 {
+			t.Errorf("dnslb_tcp_connections_open = %v (%d series)", v, n)
 		}
 	})
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,7 +56,17 @@ func newServeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the configured zones (the embedded example without --config)",
-		Args:  cobra.NoArgs,
+		Long: `Serve the configured zones and pools over UDP and TCP, with health checks and
+the admin API. Without --config it serves the embedded example on
+127.0.0.1:5353.
+
+SIGHUP re-reads the config and every zone (a broken file keeps the previous
+data served); SIGTERM or SIGINT stops gracefully, saving the state file
+(drains, last health, managed serials). Under a systemd Type=notify unit
+(contrib/systemd/dnslb.service) it reports READY=1 once serving,
+RELOADING=1/READY=1 around a reload and STOPPING=1, and pings the watchdog
+when WatchdogSec= is set.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			load := func() (*dnslb.Loaded, error) {
 				l, err := loadServerConfig(configFile)
@@ -109,6 +120,10 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignore
 		return fmt.Errorf("not started: %d problems in the config and zones (listed above); nothing served", len(problems))
 	}
 	cfg := rt.Config()
+	build := currentBuild()
+	if err := rt.Metrics().SetBuildInfo(build.Version, build.Commit, build.GoVersion); err != nil {
+		log.Warn().Err(err).Msg("build info not exported")
+	}
 	if err := rt.Start(ctx); err != nil {
 		return err
 	}
@@ -122,7 +137,16 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignore
 			log.Info().Str("admin", adminSrv.Addr()).Msg("admin http listening")
 		}
 	}
-	log.Info().Str("version", version).Strs("listen", rt.Addrs()).Msg("dnslb serving")
+	log.Info().Str("version", build.Version).Str("commit", build.Commit).Strs("listen", rt.Addrs()).Msg("dnslb serving")
+	sd := sdNotifier{log: log}
+	serving := "serving on " + strings.Join(rt.Addrs(), " ")
+	sd.ready(serving)
+	wdCtx, stopWatchdog := context.WithCancel(ctx)
+	waitWatchdog := sd.watchdog(wdCtx)
+	defer func() {
+		stopWatchdog()
+		waitWatchdog()
+	}()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -133,9 +157,18 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignore
 			running = false
 		case <-hup:
 			log.Info().Msg("SIGHUP: reloading")
-			rt.RequestReload()
+			// Reloaded here rather than requested, so that systemd hears
+			// when the reload is over (Reload logs its own problems; the
+			// old data stays served). A reload is bounded by its timeout.
+			sd.reloading()
+			status := serving
+			if err := rt.Reload(); err != nil {
+				status += "; the last reload failed (see the log), serving the previous data"
+			}
+			sd.ready(status)
 		}
 	}
+	sd.stopping()
 	log.Info().Msg("stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

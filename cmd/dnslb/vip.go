@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -53,7 +54,20 @@ removes its addresses, so a backup takes over after Skew_Time.`,
 				return err
 			}
 			defer agent.Close()
-			return agent.Run(cmd.Context())
+			// Its sockets are open: systemd may go on. On SIGTERM it is
+			// told before the priority-0 advertisement goes out.
+			ctx := cmd.Context()
+			sd := sdNotifier{log: log}
+			sd.ready(fmt.Sprintf("running %d vip instances", len(cfg.Instances)))
+			unstop := context.AfterFunc(ctx, sd.stopping)
+			defer unstop()
+			wdCtx, stopWatchdog := context.WithCancel(ctx)
+			waitWatchdog := sd.watchdog(wdCtx)
+			defer func() {
+				stopWatchdog()
+				waitWatchdog()
+			}()
+			return agent.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "VIP agent config file (YAML)")
