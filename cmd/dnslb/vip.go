@@ -59,7 +59,15 @@ removes its addresses, so a backup takes over after Skew_Time.`,
 			ctx := cmd.Context()
 			sd := sdNotifier{log: log}
 			sd.ready(fmt.Sprintf("running %d vip instances", len(cfg.Instances)))
-			unstop := context.AfterFunc(ctx, sd.stopping)
+			// The agent stops only once STOPPING=1 is sent: sent from
+			// an AfterFunc of ctx alone, it raced the agent's return and
+			// the process's exit.
+			runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+			defer stopRun()
+			unstop := context.AfterFunc(ctx, func() {
+				sd.stopping()
+				stopRun()
+			})
 			defer unstop()
 			wdCtx, stopWatchdog := context.WithCancel(ctx)
 			waitWatchdog := sd.watchdog(wdCtx)
@@ -67,7 +75,7 @@ removes its addresses, so a backup takes over after Skew_Time.`,
 				stopWatchdog()
 				waitWatchdog()
 			}()
-			return agent.Run(ctx)
+			return agent.Run(runCtx)
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "VIP agent config file (YAML)")
