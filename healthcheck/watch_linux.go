@@ -29,7 +29,7 @@ type epollWatcher struct {
 	closed  bool
 	file    *os.File // the epoll descriptor, registered with the netpoller
 	epfd    int
-	wake    int // an eventfd in the set: written to end the loop
+	wake    int                   // an eventfd in the set: written to end the loop
 	watches map[int32]*epollWatch // by socket descriptor
 	seq     int32                 // tells a reused descriptor's events from its predecessor's
 }
