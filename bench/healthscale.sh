@@ -4,6 +4,11 @@
 # what it does here: no queries are sent) and the backends' for reference.
 #
 #   bench/healthscale.sh [SECONDS]
+#
+# CHECK_OPTS is added to each check (e.g. "watch: false"); BACKEND_OPTS to
+# the backends' flags ("-hold" keeps connections open, so connection
+# watches stay idle; without it each watch is closed at once, the worst
+# case: one extra probe per interval).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
@@ -22,9 +27,9 @@ go build -o "$work/connectfloor" ./bench/connectfloor
 {
   echo 'listen: ["127.0.0.1:0"]'; echo 'log: {level: warn, format: json}'
   echo 'zones: [{origin: hc.test., file: hc.test.zone}]'; echo 'pools:'
-  for p in $(seq 0 99); do echo "  p$p.hc.test.: {check: {type: tcp, port: 5340, interval: 1s, timeout: 500ms}}"; done
+  for p in $(seq 0 99); do echo "  p$p.hc.test.: {check: {type: tcp, port: 5340, interval: 1s, timeout: 500ms${CHECK_OPTS:+, $CHECK_OPTS}}}"; done
 } > "$work/dnslb.yaml"
-taskset -c "${BACKEND_CPU:-0}" "$work/backends" -port 5340 -any -spin > "$work/backends.log" 2>&1 &
+taskset -c "${BACKEND_CPU:-0}" "$work/backends" -port 5340 -any -spin ${BACKEND_OPTS:-} > "$work/backends.log" 2>&1 &
 backends=$!
 sleep 2
 taskset -c "${SERVER_CPU:-1}" "$work/dnslb" serve --config "$work/dnslb.yaml" > "$work/dnslb.log" 2>&1 &
