@@ -32,7 +32,13 @@ type epollWatcher struct {
 	wake    int                   // an eventfd in the set: written to end the loop
 	watches map[int32]*epollWatch // by socket descriptor
 	seq     int32                 // tells a reused descriptor's events from its predecessor's
+	limit   int                   // most watches open at once
 }
+
+// errWatchLimit is returned when half of the process's descriptors would
+// be watches: the probes need descriptors too, and a probe that cannot get
+// one fails.
+var errWatchLimit = errors.New("healthcheck: connection watch limit reached (half the open-file limit)")
 
 // epollWatch is one watched connection; guarded by epollWatcher.mu.
 type epollWatch struct {
@@ -67,12 +73,25 @@ func (w *epollWatcher) startLocked() error {
 	w.file = os.NewFile(uintptr(epfd), "healthcheck-watch-epoll")
 	w.epfd, w.wake = epfd, efd
 	w.watches = make(map[int32]*epollWatch)
+	w.limit = 1 << 30
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(2*w.limit) {
+		w.limit = int(rl.Cur / 2)
+	}
 	w.started = true
 	w.wg.Go(w.loop)
 	return nil
 }
 
 func (w *epollWatcher) watch(addr netip.AddrPort, fire func()) (func(), error) {
+	// Checked before the socket is made, so a full watcher costs nothing
+	// (concurrent watches may overshoot by a few).
+	w.mu.Lock()
+	full := w.started && len(w.watches) >= w.limit
+	w.mu.Unlock()
+	if full {
+		return nil, errWatchLimit
+	}
 	sa, family, err := sockaddr(addr)
 	if err != nil {
 		return nil, err
