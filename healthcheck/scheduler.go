@@ -215,7 +215,8 @@ func WithSubscriberBuffer(n int) Option { return func(s *Scheduler) { s.subBuf =
 //
 // Each distinct target has one goroutine that sleeps on a timer, runs its
 // probe, applies the result and sleeps again: probes of one target never
-// overlap. The scheduler knows only what the probes say: operators' drains
+// overlap. An up target's connection watch (Spec.Watch, watch.go) wakes
+// it early when the backend closes or resets the watched connection. The scheduler knows only what the probes say: operators' drains
 // and forced-down members are applied by the answer path on top of its
 // snapshots (a drained member keeps being checked).
 type Scheduler struct {
