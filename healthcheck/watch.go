@@ -15,6 +15,13 @@ import (
 // The probe, not the watch, decides the state; the watch is reopened after
 // a successful probe of an up target, at most once per Interval, so a
 // server that closes idle connections costs one extra probe per close.
+// One that closes them within an Interval (where a watch is of little use)
+// has its watch reopened ever more rarely, down to once per
+// maxWatchBackoff Intervals, until a watch lives an Interval or the target
+// goes down.
+
+// maxWatchBackoff bounds the growth of the reopening delay, in Intervals.
+const maxWatchBackoff = 32
 
 // watcher opens connection watches. The Scheduler's goroutines call watch
 // and the stop functions; close is called once all watches are stopped.
@@ -40,6 +47,10 @@ type watchState struct {
 	stop   func()        // the open watch; nil if none
 	opened time.Time     // when the last one was opened (or tried)
 	wake   chan struct{} // signalled by the watch; capacity 1
+	// backoff is the least delay before the next open, in Intervals (0
+	// counts as 1): doubled each time a watch closes within an Interval
+	// while the target stays up.
+	backoff int
 }
 
 // rewatch opens or closes t's watch after a probe whose error was err: a
@@ -54,7 +65,7 @@ func (s *Scheduler) rewatch(t *target, err error) {
 	switch {
 	case err == nil && w.stop == nil:
 		now := s.clock.Now()
-		if !w.opened.IsZero() && now.Sub(w.opened) < t.t.Spec.Interval {
+		if !w.opened.IsZero() && now.Sub(w.opened) < time.Duration(max(w.backoff, 1))*t.t.Spec.Interval {
 			return
 		}
 		if !s.targetUp(t) {
@@ -73,9 +84,10 @@ func (s *Scheduler) rewatch(t *target, err error) {
 			default:
 			}
 		})
-	case err != nil && w.stop != nil:
-		if !s.targetUp(t) {
+	case err != nil:
+		if (w.stop != nil || w.backoff > 1) && !s.targetUp(t) {
 			s.unwatch(t)
+			w.backoff = 1 // a real failure: watch again as soon as it is up
 		}
 	}
 }
@@ -83,9 +95,18 @@ func (s *Scheduler) rewatch(t *target, err error) {
 // watchFired is called when t's watch has woken its goroutine: the watch is
 // spent.
 func (s *Scheduler) watchFired(t *target) {
-	if t.watch.stop != nil {
-		t.watch.stop()
-		t.watch.stop = nil
+	w := &t.watch
+	if w.stop == nil {
+		return
+	}
+	w.stop()
+	w.stop = nil
+	// A short-lived watch backs off (if the target turns out down,
+	// rewatch resets it); one that lived an Interval does not.
+	if s.clock.Now().Sub(w.opened) < t.t.Spec.Interval {
+		w.backoff = min(max(w.backoff, 1)*2, maxWatchBackoff)
+	} else {
+		w.backoff = 1
 	}
 }
 

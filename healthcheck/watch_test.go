@@ -140,9 +140,10 @@ func TestWatchCloseProbesAtOnce(t *testing.T) {
 	})
 }
 
-// A server that closes idle connections at once costs one extra probe per
-// interval, not a loop: the watch is reopened at most once per interval.
-func TestWatchReopenedAtMostOncePerInterval(t *testing.T) {
+// A server that closes idle connections at once costs an extra probe per
+// close, and ever fewer closes: the reopening backs off. A watch that lives
+// an Interval resets the backoff: the next close reopens it at once.
+func TestWatchReopenBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fb, fw := newFakeBackends(), newFakeWatcher()
 		s := newTestScheduler(t, fb, withWatcher(fw))
@@ -169,15 +170,35 @@ func TestWatchReopenedAtMostOncePerInterval(t *testing.T) {
 		time.Sleep(intervals * testSpec.Interval)
 		close(stop)
 		closer.Wait()
+		// Opened after 0, 2, 4, 8, 16 intervals (+ jitter).
 		opens, probes := fw.openCount(tg.Addr), fb.callCount(tg.Addr)
-		if opens < intervals*9/10 || opens > intervals+1 {
-			t.Errorf("%d watches opened in %d intervals, want about one per interval", opens, intervals)
+		if opens < 3 || opens > 6 {
+			t.Errorf("%d watches opened in %d intervals, want 3-6 (backing off)", opens, intervals)
 		}
-		if probes > 2*(intervals+1) {
-			t.Errorf("%d probes in %d intervals, want at most 2 per interval", probes, intervals)
+		if probes > intervals+opens+1 {
+			t.Errorf("%d probes in %d intervals with %d closes, want at most one extra per close", probes, intervals, opens)
 		}
 		if st := mustStatus(t, s, tg.Key()); !st.Up || st.Failures != 0 {
 			t.Errorf("a healthy server closing idle connections: %+v", st)
+		}
+
+		// The server keeps connections now: watched again within the
+		// backoff's bound, and a watch that lived is reopened at once.
+		time.Sleep((maxWatchBackoff + 1) * (testSpec.Interval + testSpec.Jitter))
+		synctest.Wait()
+		if !fw.isOpen(tg.Addr) {
+			t.Fatal("not watched again after the backoff")
+		}
+		time.Sleep(2 * testSpec.Interval)
+		synctest.Wait()
+		probes = fb.callCount(tg.Addr)
+		fw.kill(tg.Addr)
+		synctest.Wait()
+		if n := fb.callCount(tg.Addr) - probes; n != 1 {
+			t.Errorf("%d probes after the close of a long-lived watch, want 1", n)
+		}
+		if !fw.isOpen(tg.Addr) {
+			t.Error("long-lived watch not reopened after its close")
 		}
 	})
 }
@@ -285,6 +306,13 @@ func TestWatchRealBackendDies(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The first probe (at once: zeroSource) and then the watch.
+			deadline := time.Now().Add(10 * time.Second)
+			for probes.Load() == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("no first probe")
+				}
+				time.Sleep(time.Millisecond) // poll interval
+			}
 			srv.waitHeld(t, 1)
 			if n := probes.Load(); n != 1 {
 				t.Fatalf("%d probes before the kill, want 1", n)
