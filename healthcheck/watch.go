@@ -55,8 +55,8 @@ type watchState struct {
 
 // rewatch opens or closes t's watch after a probe whose error was err: a
 // success of an up target opens one (if none is open and the last was
-// opened at least an Interval ago); a down target has none. The lock is
-// taken only when one of these may change.
+// opened at least backoff Intervals ago); a down target has none. The lock
+// is taken only when one of these may change.
 func (s *Scheduler) rewatch(t *target, err error) {
 	w := &t.watch
 	if s.watcher == nil || !t.t.Spec.watches() {
