@@ -28,6 +28,7 @@ type Config struct {
 	Jitter       time.Duration `mapstructure:"jitter"`
 	FastInterval time.Duration `mapstructure:"fast_interval"`
 	Initial      string        `mapstructure:"initial"`
+	Watch        *bool         `mapstructure:"watch"`
 }
 
 // Spec returns the Spec the config describes.
@@ -37,6 +38,6 @@ func (c *Config) Spec() Spec {
 		Expect: c.Expect, Body: c.Body, Insecure: c.Insecure, Name: c.Name, QType: c.QType,
 		Rcode: c.Rcode, Answer: c.Answer, Command: c.Command, Interval: c.Interval,
 		Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall, Jitter: c.Jitter,
-		FastInterval: c.FastInterval, Initial: c.Initial,
+		FastInterval: c.FastInterval, Initial: c.Initial, Watch: c.Watch,
 	}
 }

@@ -192,8 +192,11 @@ func WithRand(r *rand.Rand) Option { return func(s *Scheduler) { s.rnd = r } }
 // WithCheckerFactory replaces NewChecker, e.g. to add check types or to test
 // the scheduler with scripted checkers. The factory gets specs with their
 // defaults applied and validated.
+//
+// Connection watches (Spec.Watch) are off with a factory of one's own: its
+// checkers may not probe the addresses they are given.
 func WithCheckerFactory(f func(Spec) (Checker, error)) Option {
-	return func(s *Scheduler) { s.newChecker = f }
+	return func(s *Scheduler) { s.newChecker, s.ownChecker = f, true }
 }
 
 // WithObserver sets a function called after every probe with its target,
@@ -212,7 +215,8 @@ func WithSubscriberBuffer(n int) Option { return func(s *Scheduler) { s.subBuf =
 //
 // Each distinct target has one goroutine that sleeps on a timer, runs its
 // probe, applies the result and sleeps again: probes of one target never
-// overlap. The scheduler knows only what the probes say: operators' drains
+// overlap. An up target's connection watch (Spec.Watch, watch.go) wakes
+// it early when the backend closes or resets the watched connection. The scheduler knows only what the probes say: operators' drains
 // and forced-down members are applied by the answer path on top of its
 // snapshots (a drained member keeps being checked).
 type Scheduler struct {
@@ -224,6 +228,10 @@ type Scheduler struct {
 	// onLate, if set (by benchmarks), gets how late each probe started
 	// against the instant its timer was set for.
 	onLate func(late time.Duration, spec *Spec)
+
+	watcher    watcher // nil: no connection watches
+	watcherSet bool    // by withWatcher
+	ownChecker bool    // by WithCheckerFactory
 
 	snap  atomic.Pointer[Snapshot]
 	setMu sync.Mutex // serialises Set
@@ -256,6 +264,8 @@ type target struct {
 
 	// The latency estimator, touched only by t's own goroutine (run).
 	est estimator
+	// The connection watch, touched only by run (watch.go).
+	watch watchState
 }
 
 type subscriber struct {
@@ -275,6 +285,9 @@ func NewScheduler(opts ...Option) *Scheduler {
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if !s.watcherSet && !s.ownChecker {
+		s.watcher = newWatcher()
 	}
 	s.snap.Store(&Snapshot{index: map[TargetKey]int{}})
 	return s
@@ -436,6 +449,9 @@ func (s *Scheduler) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	if s.watcher != nil {
+		s.watcher.close() // every watch is stopped: their run returned
+	}
 	return nil
 }
 
@@ -506,16 +522,23 @@ func (s *Scheduler) startLocked(t *target) {
 // record returns. Probes are sequential: at most one in flight.
 func (s *Scheduler) run(ctx context.Context, t *target, first time.Duration) {
 	defer s.wg.Done()
+	defer s.unwatch(t)
 	timer := s.clock.NewTimer(first)
 	defer timer.Stop()
 	due := s.clock.Now().Add(first)
 	for {
+		woken := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C():
+		case <-t.watch.wake: // nil (never ready) until a watch is opened
+			// The watched connection closed: probe now.
+			timer.Stop()
+			s.watchFired(t)
+			woken = true
 		}
-		if s.onLate != nil {
+		if s.onLate != nil && !woken {
 			s.onLate(s.clock.Now().Sub(due), &t.t.Spec)
 		}
 		bound := t.est.bound(t.t.Spec.Timeout)
@@ -531,6 +554,7 @@ func (s *Scheduler) run(ctx context.Context, t *target, first time.Duration) {
 		if !ok {
 			return
 		}
+		s.rewatch(t, err)
 		due = s.clock.Now().Add(next)
 		timer.Reset(next)
 	}

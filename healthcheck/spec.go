@@ -115,7 +115,21 @@ type Spec struct {
 	// member is answered at cold start) or "down" (the target must pass Rise
 	// checks first). Type "none" targets are always up.
 	Initial string
+	// Watch keeps one idle TCP connection to an up tcp, http or https
+	// target (default true for those types; nil means the default): when
+	// the peer closes or resets it, as the kernel does when the backend's
+	// process dies, the target is probed at once instead of at its next
+	// interval. It is only a trigger: the probe decides the state. It is
+	// reopened after a successful probe, at most once per Interval.
+	Watch *bool
 }
+
+// watches reports whether s (with its defaults applied) keeps a
+// connection watch on its targets.
+func (s *Spec) watches() bool { return s.Watch != nil && *s.Watch }
+
+// watchable reports whether checks of type typ can have a watch.
+func watchable(typ string) bool { return typ == TypeTCP || typ == TypeHTTP || typ == TypeHTTPS }
 
 // WithDefaults returns a copy of s with every zero field that has a default
 // set to it. Fields that do not apply to s.Type are left alone.
@@ -177,6 +191,10 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if s.Initial == "" {
 		s.Initial = InitialUp
+	}
+	if s.Watch == nil && watchable(s.Type) {
+		on := true
+		s.Watch = &on
 	}
 	return s
 }
@@ -295,6 +313,9 @@ func (s Spec) Validate() error {
 	default:
 		bad("initial", "%q must be \"up\" or \"down\"", s.Initial)
 	}
+	if !watchable(s.Type) {
+		notFor("watch", s.Watch != nil, "tcp, http and https")
+	}
 	return errors.Join(errs...)
 }
 
@@ -355,6 +376,11 @@ func (s Spec) canonical() string {
 	dur("jitter", s.Jitter)
 	dur("fast_interval", s.FastInterval)
 	b.WriteString(" initial=" + s.Initial)
+	// Only the non-default is written: the keys of watched checks stay
+	// those saved (state file) before the field existed.
+	if s.Watch != nil && !*s.Watch {
+		b.WriteString(" watch=false")
+	}
 	return b.String()
 }
 

@@ -2,7 +2,7 @@
 // dnslb's health checks have something to connect to during a benchmark.
 //
 //	go run ./bench/backends -port 5330 -addrs 127.0.1.1,...,127.0.1.8
-//	go run ./bench/backends -port 5340 -any -spin
+//	go run ./bench/backends -port 5340 -any -spin [-hold]
 //
 // The listeners are plain TCP, as a web server's are (Go's listeners
 // default to MPTCP, whose fallback costs the connecting side work a real
@@ -10,7 +10,9 @@
 // every loopback address. With -spin it accepts in a busy loop instead of
 // sleeping: on loopback every connection is processed on the prober's CPU,
 // and waking a sleeping acceptor on the other CPU would charge the prober
-// an inter-processor interrupt that a remote backend never costs it.
+// an inter-processor interrupt that a remote backend never costs it. With
+// -spin -hold it keeps each connection open until the peer closes or resets
+// it, as a server does with idle connections (dnslb's connection watches).
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,6 +39,7 @@ func main() {
 	first := flag.String("first", "127.2.0.1", "first address for -count")
 	any := flag.Bool("any", false, "instead of -addrs or -count: one listener on every address")
 	spin := flag.Bool("spin", false, "accept in a busy loop (uses a whole CPU)")
+	hold := flag.Bool("hold", false, "with -spin: keep connections open until the peer ends them")
 	flag.Parse()
 	list := strings.Split(*addrs, ",")
 	switch {
@@ -91,7 +95,7 @@ func main() {
 		}()
 	}
 	if *spin {
-		go acceptSpinning(ctx, fds)
+		go acceptSpinning(ctx, fds, *hold)
 	}
 	fmt.Println("backends listening on", len(list), "addresses, port", *port)
 	<-ctx.Done()
@@ -99,10 +103,28 @@ func main() {
 }
 
 // acceptSpinning accepts and closes connections on the non-blocking
-// listening descriptors fds, never sleeping, until ctx is done.
-func acceptSpinning(ctx context.Context, fds []int) {
+// listening descriptors fds, never sleeping, until ctx is done. With hold
+// it keeps them and closes each once the peer has closed or reset it
+// (checked every 100 ms).
+func acceptSpinning(ctx context.Context, fds []int, hold bool) {
 	runtime.LockOSThread()
+	var held []int
+	sweep := time.Now()
 	for ctx.Err() == nil {
+		if hold && time.Since(sweep) > 100*time.Millisecond {
+			sweep = time.Now()
+			var b [64]byte
+			kept := held[:0]
+			for _, fd := range held {
+				n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_DONTWAIT)
+				if errors.Is(err, unix.EAGAIN) || n > 0 {
+					kept = append(kept, fd)
+					continue
+				}
+				_ = unix.Close(fd)
+			}
+			held = kept
+		}
 		for _, fd := range fds {
 			for {
 				nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
@@ -112,6 +134,10 @@ func acceptSpinning(ctx context.Context, fds []int) {
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "accept:", err)
 					os.Exit(1)
+				}
+				if hold {
+					held = append(held, nfd)
+					continue
 				}
 				_ = unix.Close(nfd)
 			}
