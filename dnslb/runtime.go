@@ -167,7 +167,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	cfg := g.Loaded.Config
 	r.runner = new(healthcheck.Runner)
 	r.sched = healthcheck.NewScheduler(healthcheck.WithObserver(r.observeProbe),
-		healthcheck.WithCheckerFactory(r.runner.NewChecker))
+		healthcheck.WithRunner(r.runner))
 	r.sched.Seed(rs.health)
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return nil, fmt.Errorf("health checks: %w", err)

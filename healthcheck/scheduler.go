@@ -199,6 +199,13 @@ func WithCheckerFactory(f func(Spec) (Checker, error)) Option {
 	return func(s *Scheduler) { s.newChecker, s.ownChecker = f, true }
 }
 
+// WithRunner makes exec checks run through r (one Runner per process
+// probes its containment once). The checkers are the standard ones, so
+// connection watches stay on.
+func WithRunner(r *Runner) Option {
+	return func(s *Scheduler) { s.newChecker, s.ownChecker = r.NewChecker, false }
+}
+
 // WithObserver sets a function called after every probe with its target,
 // latency and error (nil: success), e.g. to feed a latency histogram. It
 // runs on the probing goroutine and must not block.

@@ -578,3 +578,26 @@ func TestSpecWatch(t *testing.T) {
 		t.Errorf("Config.Spec lost watch: %+v", s)
 	}
 }
+
+// TestWatchOnWithRunner: a scheduler whose exec checks go through a Runner
+// (as the server's do) still watches connections; only a factory of one's
+// own turns watches off.
+func TestWatchOnWithRunner(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  []Option
+		watch bool
+	}{
+		{"default", nil, true},
+		{"runner", []Option{WithRunner(new(Runner))}, true},
+		{"own factory", []Option{WithCheckerFactory(NewChecker)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewScheduler(tc.opts...)
+			defer s.Close()
+			if got := s.watcher != nil; got != tc.watch {
+				t.Errorf("connection watches on: %v, want %v", got, tc.watch)
+			}
+		})
+	}
+}

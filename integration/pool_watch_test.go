@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 // TestPoolWatchCrashedBackendLeavesAtOnce: on the default check settings
@@ -45,7 +47,7 @@ www IN A 127.0.0.13
 		b := be.Backends[i%len(be.Backends)]
 		t0 := time.Now()
 		b.Stop()
-		pollUntil(t, 3*interval+5*time.Second, b.ip+" leaves the answers", func() (bool, string) {
+		dnstest.Eventually(t, 3*interval+5*time.Second, b.ip+" leaves the answers", func() (bool, string) {
 			got := poolAddrs(t, addr, "www.example.test", dns.TypeA)
 			return !slices.Contains(got, b.ip), fmt.Sprint(got)
 		})
@@ -55,14 +57,14 @@ www IN A 127.0.0.13
 			t.Errorf("kill %d: %s left the answers after %v, want within %v (interval %v)", i+1, b.ip, d, bound, interval)
 		}
 		b.Start(t)
-		pollUntil(t, 3*interval+5*time.Second, b.ip+" returns", func() (bool, string) {
+		dnstest.Eventually(t, 3*interval+5*time.Second, b.ip+" returns", func() (bool, string) {
 			got := poolAddrs(t, addr, "www.example.test", dns.TypeA)
 			return slices.Contains(got, b.ip), fmt.Sprint(got)
 		})
 		// One more check after the return: the watch reopened after
 		// the success that brought it back is in place.
 		hits := b.Hits()
-		pollUntil(t, interval+5*time.Second, b.ip+" checked again", func() (bool, string) {
+		dnstest.Eventually(t, interval+5*time.Second, b.ip+" checked again", func() (bool, string) {
 			return b.Hits() > hits, fmt.Sprint(b.Hits())
 		})
 	}
