@@ -85,7 +85,7 @@ type box struct {
 }
 
 // TestStatusPageLayout runs `dnslb serve` with a pool with one member down
-// and a pool in its when_all_down fallback, and renders the status page in
+// and one drained, and a pool in its when_all_down fallback, and renders the status page in
 // headless Chromium at a phone's width (390 px) and a desktop's (1280):
 // the page must not overflow sideways, nothing in the member rows, the
 // headings or the header may be cut off, the key cells (pool name, member
@@ -94,12 +94,12 @@ type box struct {
 // badge is there, not a blank block.
 func TestStatusPageLayout(t *testing.T) {
 	requireTool(t, "chromium")
-	be := startBackends(t, ip11, ip12)
+	be := startBackends(t, ip11, ip12, ip13)
 	be.get(t, ip12).Stop()
 
 	dir := t.TempDir()
 	zone := filepath.Join(dir, "example.test.zone")
-	adminWriteFile(t, zone, zoneHead+"www IN A 127.0.0.11\nwww IN A 127.0.0.12\napi IN A 127.0.0.14\n")
+	adminWriteFile(t, zone, zoneHead+"www IN A 127.0.0.11\nwww IN A 127.0.0.12\nwww IN A 127.0.0.13\napi IN A 127.0.0.14\n")
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startDNSLB(t, fmt.Sprintf(`log: {level: info, format: json}
 admin: %q
@@ -129,6 +129,22 @@ pools:
 		}
 		return ok, fmt.Sprintf("%+v %+v (%v)", www, api, err)
 	})
+
+	// A drained member: its override cell has the most text of a row.
+	req, err := http.NewRequest("POST", base+"/api/v1/members/"+ip13+"/drain",
+		strings.NewReader(`{"reason": "kernel upgrade and a reboot of the host", "for": "1h"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("drain %s: %s", ip13, resp.Status)
+	}
 
 	host, err := os.Hostname()
 	if err != nil || host == "" {
