@@ -69,6 +69,10 @@ frame.addEventListener("load", measure);
 frame.src = "/";
 `
 
+// shotHeight is the height of the screenshots, in CSS pixels (and in
+// pixels: the scale factor is forced to 1).
+const shotHeight = 2000
+
 // layoutResult is what layoutScript measured.
 type layoutResult struct {
 	InnerWidth  float64         `json:"innerWidth"`
@@ -114,21 +118,22 @@ pools:
     check: %s
 `, adminAddr, zone, httpCheck(be.Port), httpCheck(be.Port)))
 	base := "http://" + adminAddr
+	var www, api admin.PoolStatus
 	dnstest.Eventually(t, 10*checkInterval+10*time.Second, "11 up, 12 down and api in fallback", func() (bool, string) {
-		var www, api admin.PoolStatus
+		www, api = admin.PoolStatus{}, admin.PoolStatus{}
 		err := adminGetJSON(base+"/api/v1/pools/www.example.test", &www)
 		if err == nil {
 			err = adminGetJSON(base+"/api/v1/pools/api.example.test", &api)
 		}
-		ok := err == nil && adminMemberState(www, ip11) == "up" && adminMemberState(www, ip12) == "down" && api.AllDown
-		// A primary down by its checks: www answers at its degraded TTL
-		// (default min(ttl, 5)), and so does api in fallback.
-		if ok && (!www.Degraded || www.TTLDegraded != 5 || !api.Degraded) {
-			t.Fatalf("www degraded %v at TTL %d, api degraded %v; want both degraded, at 5 s",
-				www.Degraded, www.TTLDegraded, api.Degraded)
-		}
-		return ok, fmt.Sprintf("%+v %+v (%v)", www, api, err)
+		return err == nil && adminMemberState(www, ip11) == "up" && adminMemberState(www, ip12) == "down" && api.AllDown,
+			fmt.Sprintf("%+v %+v (%v)", www, api, err)
 	})
+	// A primary down by its checks: www answers at its degraded TTL
+	// (default min(ttl, 5)), and so does api in fallback.
+	if !www.Degraded || www.TTLDegraded != 5 || !api.Degraded {
+		t.Errorf("www degraded %v at TTL %d, api degraded %v; want both degraded, at 5 s",
+			www.Degraded, www.TTLDegraded, api.Degraded)
+	}
 
 	// A drained member: its override cell has the most text of a row.
 	req, err := http.NewRequest("POST", base+"/api/v1/members/"+ip13+"/drain",
@@ -175,7 +180,7 @@ pools:
 		width := r.URL.Query().Get("w")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!DOCTYPE html><html><head><meta charset="utf-8"><style>body{margin:0}</style></head><body>
-<iframe id="frame" style="border:0;display:block;width:%spx;height:2000px"></iframe>
+<iframe id="frame" style="border:0;display:block;width:%spx;height:3000px"></iframe>
 <pre id="layout"></pre>
 <script>var keys = %s; var downRow = %s;%s</script></body></html>`, width, keysJSON, downJSON, layoutScript)
 	})
@@ -186,7 +191,7 @@ pools:
 	for _, width := range []int{390, 1280} {
 		t.Run(fmt.Sprint(width), func(t *testing.T) {
 			dom := chromium(t, "--force-device-scale-factor=1", "--hide-scrollbars",
-				fmt.Sprintf("--window-size=%d,2200", max(width+100, 600)), "--dump-dom",
+				fmt.Sprintf("--window-size=%d,3200", max(width+100, 600)), "--dump-dom",
 				fmt.Sprintf("%s/layout?w=%d", wrap.URL, width))
 			res := parseLayout(t, dom)
 			if res.InnerWidth != float64(width) {
@@ -212,13 +217,16 @@ pools:
 			if res.DownRow == nil || res.DownBadge == nil {
 				t.Fatalf("no down row or badge measured: %+v", res)
 			}
+			if res.DownRow.Bottom > shotHeight {
+				t.Fatalf("the down row at %+v is below the %d px screenshot", *res.DownRow, shotHeight)
+			}
 
 			shot := filepath.Join(t.TempDir(), "page.png")
 			if keep := os.Getenv("DNSLB_STATUS_SCREENSHOT"); keep != "" {
 				shot = fmt.Sprintf("%s.%d.png", strings.TrimSuffix(keep, ".png"), width)
 			}
 			chromium(t, "--force-device-scale-factor=1", "--hide-scrollbars",
-				fmt.Sprintf("--window-size=%d,2000", width), "--screenshot="+shot, base+"/")
+				fmt.Sprintf("--window-size=%d,%d", width, shotHeight), "--screenshot="+shot, base+"/")
 			img := decodePNG(t, shot)
 			if got := img.Bounds().Dx(); got != width {
 				t.Fatalf("screenshot %d px wide, want %d", got, width)
