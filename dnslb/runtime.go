@@ -881,7 +881,11 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 			ps.AllDown = true
 			ps.AllDownFamilies = append(ps.AllDownFamilies, f.name)
 		}
+		// Degraded as the plans judge it (pool.Plan.Degraded): in
+		// fallback, or a primary down by its checks alone.
+		ps.Degraded, ps.TTLDegraded = ps.AllDown, p.TTLDegraded
 		for _, m := range p.Members() {
+			ps.Degraded = ps.Degraded || !m.Backup && m.Checked && judge.Failing(&m)
 			ms := admin.MemberStatus{Address: m.Addr.String(), Weight: m.Weight, Backup: m.Backup,
 				Healthy: true, Checked: m.Checked}
 			if m.Checked {

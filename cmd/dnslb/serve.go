@@ -90,6 +90,7 @@ when WatchdogSec= is set.`,
 
 // runServer runs dnslb until ctx ends: SIGHUP reloads config and zones.
 func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignoreState bool) error {
+	started := time.Now()
 	// The logger comes first, so that every later problem is logged; a
 	// config that does not even decode is reported as it is.
 	l, err := load()
@@ -129,7 +130,8 @@ func runServer(ctx context.Context, configFile string, load dnslb.Loader, ignore
 	}
 	var adminSrv *admin.Server
 	if cfg.Admin.Listen != "" {
-		adminSrv = admin.NewServer(cfg.Admin.Listen, rt, rt.Metrics().Registry, admin.Options{Token: cfg.Admin.Token, AllowedHosts: cfg.Admin.AllowedHosts}, log)
+		adminSrv = admin.NewServer(cfg.Admin.Listen, rt, rt.Metrics().Registry, admin.Options{Token: cfg.Admin.Token, AllowedHosts: cfg.Admin.AllowedHosts,
+			About: admin.About{Version: build.pageVersion(), Listen: rt.Addrs(), Started: started}}, log)
 		if err := adminSrv.Start(); err != nil {
 			log.Error().Err(err).Str("admin", cfg.Admin.Listen).Msg("admin server not started")
 			adminSrv = nil

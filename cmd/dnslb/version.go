@@ -98,3 +98,17 @@ func (b buildInfo) String() string {
 	fmt.Fprintf(&s, "go: %s %s/%s\n", b.GoVersion, runtime.GOOS, runtime.GOARCH)
 	return s.String()
 }
+
+// pageVersion is the version as the status page shows it: with the short
+// commit, so that two nodes on different builds of one version differ.
+func (b buildInfo) pageVersion() string {
+	v := b.Version
+	if c := b.Commit; c != "" {
+		v += " (" + c[:min(len(c), 12)]
+		if b.Modified {
+			v += ", modified"
+		}
+		v += ")"
+	}
+	return v
+}

@@ -61,6 +61,11 @@ type PoolStatus struct {
 	// AllDownFamilies lists the families in fallback ("A", "AAAA"): a
 	// dual-stack pool may have one family all down and the other answering.
 	AllDownFamilies []string `json:"all_down_families,omitempty"`
+	// Degraded is set while a family's answers carry TTLDegraded instead
+	// of TTL: a primary member is down by its checks, or the family is
+	// in its fallback.
+	Degraded    bool   `json:"degraded"`
+	TTLDegraded uint32 `json:"ttl_degraded"`
 }
 
 // MemberStatus describes one member of a pool.

@@ -18,6 +18,7 @@ var pageHTML string
 // pageData is what page.html renders.
 type pageData struct {
 	Now         time.Time
+	About       About
 	Ready       bool
 	ReloadAt    time.Time
 	ReloadError string
@@ -50,11 +51,13 @@ func newPageTemplate() *template.Template {
 		"lines":     func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
 		"modeLabel": modeLabel,
 		"fallback":  fallbackText,
+		"join":      strings.Join,
+		"since":     func(now, t time.Time) string { return humanDuration(now.Sub(t)) },
 	}).Parse(pageHTML))
 }
 
 func (s *Server) handlePage(w http.ResponseWriter, _ *http.Request) {
-	d := pageData{Now: s.opts.Now(), Ready: s.backend.Ready(), RefreshMS: s.opts.Refresh.Milliseconds()}
+	d := pageData{Now: s.opts.Now(), About: s.opts.About, Ready: s.backend.Ready(), RefreshMS: s.opts.Refresh.Milliseconds()}
 	at, err := s.backend.LastReload()
 	d.ReloadAt = at
 	if err != nil {

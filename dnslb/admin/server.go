@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,21 @@ type Options struct {
 	Now func() time.Time
 	// Refresh is how often the status page refreshes itself; 0 means 2 s.
 	Refresh time.Duration
+	// About says at the top of the status page which server it is: with
+	// two nodes behind one virtual IP, the operator must see which one
+	// answered. An empty Hostname is the machine's (os.Hostname).
+	About About
+}
+
+// About identifies the server on the status page. Zero fields are left out.
+type About struct {
+	Hostname string
+	// Version is the running binary's version (and commit).
+	Version string
+	// Listen are the addresses DNS is served on.
+	Listen []string
+	// Started is when the server started, for its uptime.
+	Started time.Time
 }
 
 // Server is the admin HTTP server. Create it with NewServer, then Start it;
@@ -73,6 +89,11 @@ func NewServer(addr string, b Backend, reg prometheus.Gatherer, opts Options, lo
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
+	}
+	if opts.About.Hostname == "" {
+		// Best effort: without a name the page still works, it only
+		// cannot tell two nodes apart.
+		opts.About.Hostname, _ = os.Hostname()
 	}
 	s := &Server{
 		addr:    addr,
