@@ -3,7 +3,10 @@ package dnstest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +99,107 @@ func TestEventuallyReturnsOnceTrue(t *testing.T) {
 	Eventually(t, 5*time.Second, "third call", func() (bool, string) { n++; return n == 3, "" })
 	if n != 3 {
 		t.Fatalf("cond called %d times, want 3", n)
+	}
+}
+
+// fakeTB records a failure and stops the goroutine, as testing.T does, so
+// that the kit's own failures can be checked. Methods it does not override
+// panic (the embedded TB is nil): the kit must not call them.
+type fakeTB struct {
+	testing.TB
+	failed string
+}
+
+func (f *fakeTB) Helper() {}
+
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.failed = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// run calls body with a fakeTB on a goroutine of its own, as a test runs,
+// and returns the failure, "" when there was none.
+func run(body func(tb testing.TB)) string {
+	f := &fakeTB{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		body(f)
+	}()
+	<-done
+	return f.failed
+}
+
+func TestEventuallyFailsWithTheLastState(t *testing.T) {
+	n := 0
+	var took time.Duration
+	failed := run(func(tb testing.TB) {
+		took = Eventually(tb, 50*time.Millisecond, "the answer", func() (bool, string) {
+			n++
+			return false, fmt.Sprintf("try %d", n)
+		})
+	})
+	if n < 2 {
+		t.Fatalf("cond called %d times in 50ms, want it polled", n)
+	}
+	if want := fmt.Sprintf("the answer: not within 50ms; last: try %d", n); failed != want {
+		t.Fatalf("failure %q, want %q", failed, want)
+	}
+	if took != 0 {
+		t.Fatalf("returned %v after failing", took)
+	}
+}
+
+func TestUntilFailsWithWhat(t *testing.T) {
+	failed := run(func(tb testing.TB) {
+		Until(tb, 20*time.Millisecond, "never", func() bool { return false })
+	})
+	if failed != "never: not within 20ms" {
+		t.Fatalf("failure %q", failed)
+	}
+	if failed := run(func(tb testing.TB) { Until(tb, time.Minute, "now", func() bool { return true }) }); failed != "" {
+		t.Fatalf("a condition already true failed: %q", failed)
+	}
+}
+
+func TestNormLines(t *testing.T) {
+	got := []dns.RR{}
+	for _, s := range []string{"WWW.Example.TEST. 60 IN CNAME Target.Example.TEST.", "www.example.test. 60 IN TXT \"Mixed Case\""} {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rr)
+	}
+	want := NormLines(t, "www.example.test.   60 in txt \"Mixed Case\"", "www.example.test. 60 in cname target.example.test.")
+	if strings.Join(NormSection(got), "\n") != strings.Join(want, "\n") {
+		t.Fatalf("NormSection %q\nNormLines %q", NormSection(got), want)
+	}
+	// Text is data: its case is compared.
+	if other := NormLines(t, "www.example.test. 60 in txt \"mixed case\"", "www.example.test. 60 in cname target.example.test."); strings.Join(other, "") == strings.Join(want, "") {
+		t.Fatal("TXT compared without case")
+	}
+	if failed := run(func(tb testing.TB) { NormLines(tb, "not a record") }); !strings.Contains(failed, `"not a record"`) {
+		t.Fatalf("a bad line: %q", failed)
+	}
+}
+
+func TestEDNSQueryAndCookie(t *testing.T) {
+	m := Unpack(t, EDNSQuery(t, "a.test.", dns.TypeAAAA, 7, Cookie("2464c4abcf10c957")))
+	if m.Id != 7 || len(m.Question) != 1 || m.Question[0].Qtype != dns.TypeAAAA || m.RecursionDesired != true {
+		t.Fatalf("query %v", m)
+	}
+	if o := m.IsEdns0(); o == nil || o.UDPSize() != 1232 || o.Do() {
+		t.Fatalf("OPT %v", o)
+	}
+	if c := ReplyCookie(m); c != "2464c4abcf10c957" {
+		t.Fatalf("cookie %q", c)
+	}
+	bare := Unpack(t, EDNSQuery(t, "", 0, 8))
+	if len(bare.Question) != 0 || ReplyCookie(bare) != "" {
+		t.Fatalf("cookie-only query %v", bare)
+	}
+	if failed := run(func(tb testing.TB) { Unpack(tb, []byte{1, 2, 3}) }); !strings.Contains(failed, "010203") {
+		t.Fatalf("unpacking garbage: %q", failed)
 	}
 }

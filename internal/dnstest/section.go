@@ -3,6 +3,7 @@ package dnstest
 import (
 	"slices"
 	"strings"
+	"testing"
 
 	"github.com/miekg/dns"
 )
@@ -75,4 +76,20 @@ func Diff(want, got []string) (missing, extra []string) {
 // order (names compared without case).
 func SameSection(a, b []dns.RR) bool {
 	return slices.Equal(NormSection(a), NormSection(b))
+}
+
+// NormLines is NormSection for records written in presentation form, as
+// tests write the sections they expect: each line is parsed (so spacing and
+// the case of class and type do not matter) and normalised as NormRR does.
+func NormLines(t testing.TB, lines ...string) []string {
+	t.Helper()
+	rrs := make([]dns.RR, 0, len(lines))
+	for _, l := range lines {
+		rr, err := dns.NewRR(l)
+		if err != nil || rr == nil {
+			t.Fatalf("dnstest: record %q: %v", l, err)
+		}
+		rrs = append(rrs, rr)
+	}
+	return NormSection(rrs)
 }

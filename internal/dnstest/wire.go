@@ -104,3 +104,54 @@ func Query(t testing.TB, name string, qtype uint16, id uint16) []byte {
 	}
 	return b
 }
+
+// EDNSQuery packs a query for name and qtype with the given ID and an OPT
+// record (1232 bytes, DO clear) carrying opts. An empty name makes a query
+// with no question, as a client asking for a cookie only sends (RFC 7873
+// section 5.4).
+func EDNSQuery(t testing.TB, name string, qtype uint16, id uint16, opts ...dns.EDNS0) []byte {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	if name == "" {
+		m.Question = nil
+	}
+	m.Id = id
+	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	o.SetUDPSize(1232)
+	o.Option = opts
+	m.Extra = append(m.Extra, o)
+	w, err := m.Pack()
+	if err != nil {
+		t.Fatalf("dnstest: pack query %q: %v", name, err)
+	}
+	return w
+}
+
+// Cookie is a COOKIE option from its hex form (client cookie, then server
+// cookie if any).
+func Cookie(hex string) *dns.EDNS0_COOKIE {
+	return &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex}
+}
+
+// ReplyCookie returns the COOKIE option of m in hex, "" without one.
+func ReplyCookie(m *dns.Msg) string {
+	if o := m.IsEdns0(); o != nil {
+		for _, e := range o.Option {
+			if c, ok := e.(*dns.EDNS0_COOKIE); ok {
+				return c.Cookie
+			}
+		}
+	}
+	return ""
+}
+
+// Unpack parses a reply, failing the test when it does not parse.
+func Unpack(t testing.TB, wire []byte) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	if err := m.Unpack(wire); err != nil {
+		t.Fatalf("dnstest: unpack reply %x: %v", wire, err)
+	}
+	return m
+}
