@@ -203,3 +203,22 @@ func TestEDNSQueryAndCookie(t *testing.T) {
 		t.Fatalf("unpacking garbage: %q", failed)
 	}
 }
+
+func TestFrameAndMsgTCP(t *testing.T) {
+	if got := Frame([]byte{1}, nil, []byte{2, 3}); !bytes.Equal(got, []byte{0, 1, 1, 0, 0, 0, 2, 2, 3}) {
+		t.Fatalf("Frame = %v", got)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	q := new(dns.Msg)
+	q.SetQuestion("a.test.", dns.TypeA)
+	go WriteMsgTCP(t, a, q)
+	if got := ReadMsgTCP(t, b, 2*time.Second); got.Id != q.Id || got.Question[0] != q.Question[0] {
+		t.Fatalf("read %v", got)
+	}
+	failed := run(func(tb testing.TB) { ReadMsgTCP(tb, b, 10*time.Millisecond) })
+	if !strings.Contains(failed, ErrNoReply.Error()) {
+		t.Fatalf("nothing sent: %q", failed)
+	}
+}

@@ -24,11 +24,45 @@ var (
 // WriteTCP writes one DNS message with its two-byte length prefix, in one
 // write.
 func WriteTCP(w io.Writer, wire []byte) error {
-	msg := make([]byte, 2+len(wire))
-	binary.BigEndian.PutUint16(msg, uint16(len(wire)))
-	copy(msg[2:], wire)
-	_, err := w.Write(msg)
+	_, err := w.Write(Frame(wire))
 	return err
+}
+
+// Frame is msgs as a TCP stream carries them, each after its two-byte
+// length, for tests that write a stream in pieces of their choosing.
+func Frame(msgs ...[]byte) []byte {
+	var b []byte
+	for _, m := range msgs {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(m)))
+		b = append(b, m...)
+	}
+	return b
+}
+
+// WriteMsgTCP packs m and writes it framed to c, failing the test on error.
+func WriteMsgTCP(t testing.TB, c io.Writer, m *dns.Msg) {
+	t.Helper()
+	wire, err := m.Pack()
+	if err != nil {
+		t.Fatalf("dnstest: pack: %v", err)
+	}
+	if err := WriteTCP(c, wire); err != nil {
+		t.Fatalf("dnstest: write: %v", err)
+	}
+}
+
+// ReadMsgTCP reads one framed message from c within timeout and unpacks
+// it, failing the test when none comes or it does not parse.
+func ReadMsgTCP(t testing.TB, c net.Conn, timeout time.Duration) *dns.Msg {
+	t.Helper()
+	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		t.Fatalf("dnstest: %v", err)
+	}
+	wire, err := ReadTCP(c)
+	if err != nil {
+		t.Fatalf("dnstest: read a TCP reply: %v", err)
+	}
+	return Unpack(t, wire)
 }
 
 // ReadTCP reads one length-prefixed DNS message. A timeout is ErrNoReply; a
