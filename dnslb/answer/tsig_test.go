@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"github.com/miekg/dns"
 )
 
@@ -110,7 +112,7 @@ func TestTSIGQueries(t *testing.T) {
 				if tc.edns {
 					unsigned.SetEdns0(1232, true)
 				}
-				want := exchange(t, auth, &unsigned, tc.tcp)
+				want := handlertest.Exchange(t, auth, &unsigned, tc.tcp)
 				var got dns.Msg
 				if err := got.Unpack(out); err != nil {
 					t.Fatal(err)
@@ -123,7 +125,7 @@ func TestTSIGQueries(t *testing.T) {
 					t.Errorf("reply TSIG %v", ts)
 				}
 				if got.Rcode != want.Rcode || got.Question[0] != (dns.Question{Name: tc.qname, Qtype: tc.qtype, Qclass: dns.ClassINET}) ||
-					section(got.Answer) != section(want.Answer) || section(got.Ns) != section(want.Ns) {
+					!dnstest.SameSection(got.Answer, want.Answer) || !dnstest.SameSection(got.Ns, want.Ns) {
 					t.Errorf("signed reply differs from the unsigned one:\n%v\nwant\n%v", &got, want)
 				}
 				if (got.IsEdns0() != nil) != tc.edns {
@@ -318,7 +320,7 @@ func TestTSIGNotCached(t *testing.T) {
 		t.Errorf("signed queries answered from the cache: %d hits", hits)
 	}
 	for range 2 {
-		if r := exchange(t, auth, plain, false); r.IsTsig() != nil {
+		if r := handlertest.Exchange(t, auth, plain, false); r.IsTsig() != nil {
 			t.Fatalf("unsigned query got a signed reply: %v", r)
 		}
 	}

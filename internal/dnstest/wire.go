@@ -189,3 +189,13 @@ func Unpack(t testing.TB, wire []byte) *dns.Msg {
 	}
 	return m
 }
+
+// Pack packs m, failing the test when it does not pack.
+func Pack(t testing.TB, m *dns.Msg) []byte {
+	t.Helper()
+	wire, err := m.Pack()
+	if err != nil {
+		t.Fatalf("dnstest: pack %v: %v", m.Question, err)
+	}
+	return wire
+}
