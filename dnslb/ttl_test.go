@@ -58,7 +58,7 @@ func TestCachedAnswerTTLFollowsHealth(t *testing.T) {
 		for i := range 4 {
 			resp, _ := handlertest.ServeFrom(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, uint16(i)), "192.0.2.1", false)
 			if len(resp.Answer) != n {
-				t.Fatalf("%s: answer %v, want %d records", state, answerAddrs(resp), n)
+				t.Fatalf("%s: answer %v, want %d records", state, dnstest.AnswerA(resp), n)
 			}
 			for _, rr := range resp.Answer {
 				if rr.Header().Ttl != ttl {

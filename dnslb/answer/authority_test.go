@@ -294,9 +294,9 @@ func FuzzServeDNS(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0xc0, 0x0c}, false)
 	f.Add(arcount(append([]byte(nil), b...), 65535), false)
 	f.Add(arcount(append([]byte(nil), b[:len(b)-len(testOPT)]...), 65535), true)
-	f.Add(signQuery(f, "www.example.test.", dns.TypeA, true, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil).wire, false)
-	f.Add(signQuery(f, "big.example.test.", dns.TypeTXT, false, "other-key.", dns.HmacSHA512, testSecret512, time.Now(), nil).wire, false)
-	f.Add(signQuery(f, "www.example.test.", dns.TypeA, false, "nokey.", dns.HmacSHA256, testSecret, time.Now(), nil).wire, true)
+	f.Add(dnstest.SignQuery(f, "www.example.test.", dns.TypeA, true, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil).Wire, false)
+	f.Add(dnstest.SignQuery(f, "big.example.test.", dns.TypeTXT, false, "other-key.", dns.HmacSHA512, testSecret512, time.Now(), nil).Wire, false)
+	f.Add(dnstest.SignQuery(f, "www.example.test.", dns.TypeA, false, "nokey.", dns.HmacSHA256, testSecret, time.Now(), nil).Wire, true)
 	f.Fuzz(func(t *testing.T, wire []byte, tcp bool) {
 		req := &Request{Wire: wire, TCP: tcp}
 		var out []byte

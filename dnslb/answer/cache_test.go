@@ -80,7 +80,7 @@ func TestCachedPoolRotates(t *testing.T) {
 	first := map[string]int{}
 	for i := range 300 {
 		resp := serve(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, uint16(i)), false)
-		first[answerAddrs(resp)[0]]++
+		first[dnstest.AnswerA(resp)[0]]++
 	}
 	if first["192.0.2.10"] != 150 || first["192.0.2.11"] != 150 {
 		t.Errorf("rotation through the cache: %v", first)
@@ -113,7 +113,7 @@ func TestNoStaleAnswerAfterChange(t *testing.T) {
 	}
 	auth := NewAuthority(view, 0, sched)
 	ask := func() []string {
-		return answerAddrs(serve(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, 1), false))
+		return dnstest.AnswerA(serve(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, 1), false))
 	}
 	for range 4 {
 		if got := ask(); len(got) != 2 {
@@ -266,7 +266,7 @@ func TestWeightedPoolEntryIsSmall(t *testing.T) {
 	for i := range 3000 {
 		m.Id = uint16(i)
 		resp, _ := handlertest.ServeFrom(t, auth, dnstest.Pack(t, m), "198.51.100.1", false)
-		firsts[answerAddrs(resp)[0]]++
+		firsts[dnstest.AnswerA(resp)[0]]++
 	}
 	b, n := auth.CacheUse()
 	if n != 1 || b-int64(len(auth.cache.front))*8 > 8*1024 {

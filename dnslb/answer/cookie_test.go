@@ -379,7 +379,7 @@ func TestCookieHitsArePatchedPerClient(t *testing.T) {
 		if len(c) != 2*replyCookieLen || cookies.Check(unhex(t, c), netip.MustParseAddr(client), &again) != CookieValid {
 			t.Fatalf("query %d from %s: cookie %q does not verify", i, client, c)
 		}
-		leads[answerAddrs(got)[0]]++
+		leads[dnstest.AnswerA(got)[0]]++
 	}
 	if leads["192.0.2.10"] != 20 || leads["192.0.2.11"] != 20 {
 		t.Errorf("rotation with cookies: %v", leads)

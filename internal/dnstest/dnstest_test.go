@@ -222,3 +222,31 @@ func TestFrameAndMsgTCP(t *testing.T) {
 		t.Fatalf("nothing sent: %q", failed)
 	}
 }
+
+func TestSignQuery(t *testing.T) {
+	const secret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	at := time.Now().Truncate(time.Second)
+	q := SignQuery(t, "a.test.", dns.TypeA, true, "k.", dns.HmacSHA256, secret, at, nil)
+	m := Unpack(t, q.Wire) // before TsigVerify, which strips the TSIG in place
+	if err := dns.TsigVerify(q.Wire, secret, "", false); err != nil || q.MAC == "" {
+		t.Fatalf("signed query does not verify: %v (MAC %q)", err, q.MAC)
+	}
+	if m.Id != 0x4242 || m.IsEdns0() == nil || m.IsTsig() == nil || m.IsTsig().TimeSigned != uint64(at.Unix()) {
+		t.Fatalf("signed query %v", m)
+	}
+	bad := SignQuery(t, "a.test.", dns.TypeA, false, "k.", dns.HmacSHA256, secret, at, func(ts *dns.TSIG) { ts.Fudge = 1 })
+	if err := dns.TsigVerify(bad.Wire, secret, "", false); err == nil {
+		t.Fatal("an edited TSIG still verifies")
+	}
+}
+
+func TestAnswerA(t *testing.T) {
+	m := new(dns.Msg)
+	for _, s := range []string{"a. 1 IN A 192.0.2.2", "a. 1 IN AAAA 2001:db8::1", "a. 1 IN A 192.0.2.1"} {
+		rr, _ := dns.NewRR(s)
+		m.Answer = append(m.Answer, rr)
+	}
+	if got := fmt.Sprint(AnswerA(m)); got != "[192.0.2.2 192.0.2.1]" {
+		t.Fatalf("AnswerA = %s", got)
+	}
+}
