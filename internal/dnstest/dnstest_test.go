@@ -213,7 +213,9 @@ func TestFrameAndMsgTCP(t *testing.T) {
 	defer b.Close()
 	q := new(dns.Msg)
 	q.SetQuestion("a.test.", dns.TypeA)
-	go WriteMsgTCP(t, a, q)
+	var framed bytes.Buffer
+	WriteMsgTCP(t, &framed, q)
+	go a.Write(framed.Bytes())
 	if got := ReadMsgTCP(t, b, 2*time.Second); got.Id != q.Id || got.Question[0] != q.Question[0] {
 		t.Fatalf("read %v", got)
 	}
