@@ -252,3 +252,17 @@ func TestAnswerA(t *testing.T) {
 		t.Fatalf("AnswerA = %s", got)
 	}
 }
+
+func TestSectionKeepsCase(t *testing.T) {
+	var rrs []dns.RR
+	for _, s := range []string{"b.Test. 60 IN A 192.0.2.1", "a.test. 60 IN CNAME B.test.", ". 0 CLASS1232 OPT"} {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rrs = append(rrs, rr)
+	}
+	if got := fmt.Sprint(Section(rrs)); got != "[a.test. 60 IN CNAME B.test. b.Test. 60 IN A 192.0.2.1]" {
+		t.Fatalf("Section = %s", got)
+	}
+}

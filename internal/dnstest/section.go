@@ -49,6 +49,22 @@ func NormSection(rrs []dns.RR) []string {
 	return out
 }
 
+// Section is a section as a sorted list of records in presentation form,
+// single-spaced (as tests write them), without the OPT pseudo-record, and
+// with names as they are: for tests of code that must keep the case of what
+// it was given, where NormSection would hide a change of case.
+func Section(rrs []dns.RR) []string {
+	out := make([]string, 0, len(rrs))
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
+		}
+		out = append(out, strings.Join(strings.Fields(rr.String()), " "))
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Diff compares two sections as multisets of lines: missing are in want
 // and not in got, extra in got and not in want.
 func Diff(want, got []string) (missing, extra []string) {
