@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dnslb/dnslb/dnslb/answer"
-	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"github.com/miekg/dns"
 )
 
