@@ -74,7 +74,7 @@ func TestSeveralChecksPerMember(t *testing.T) {
 				t.Fatal(err)
 			}
 			auth := answer.NewAuthority(view, 0, sched)
-			got := answerAddrs(askA(t, auth, "www.example.test."))
+			got := dnstest.AnswerA(askA(t, auth, "www.example.test."))
 			slices.Sort(got)
 			if s := strings.Join(got, " "); s != tc.want {
 				t.Errorf("answer %q, want %q", s, tc.want)

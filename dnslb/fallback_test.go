@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
@@ -63,22 +64,9 @@ const (
 	www      = "www.example.test."
 )
 
-// poll waits for cond, failing after a generous deadline (the checks run
-// every 100ms; a loaded machine may be slow).
-func poll(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 15s; last: %s", what, last)
-		}
-		time.Sleep(10 * time.Millisecond) // polling real health checks
-	}
-}
+// checksWithin bounds a wait for real health checks: they run every
+// 100ms, and a loaded machine may be slow.
+const checksWithin = 15 * time.Second
 
 func poolStatus(t *testing.T, rt *Runtime, name string) admin.PoolStatus {
 	t.Helper()
@@ -103,7 +91,7 @@ func poolMemberState(ps admin.PoolStatus, addr string) string {
 // waitGauge waits until the pool's gauge is want.
 func waitGauge(t *testing.T, rt *Runtime, pool string, want float64) {
 	t.Helper()
-	poll(t, fmt.Sprintf("dnslb_pool_all_down{pool=%q} = %v", pool, want), func() (bool, string) {
+	dnstest.Eventually(t, checksWithin, fmt.Sprintf("dnslb_pool_all_down{pool=%q} = %v", pool, want), func() (bool, string) {
 		v, ok := allDownGauge(t, rt, pool)
 		return ok && v == want, fmt.Sprintf("%v (present: %v)", v, ok)
 	})
@@ -113,7 +101,7 @@ func waitGauge(t *testing.T, rt *Runtime, pool string, want float64) {
 func waitLogs(t *testing.T, logs *logLines, msg string, n int) []map[string]any {
 	t.Helper()
 	var got []map[string]any
-	poll(t, fmt.Sprintf("%d log lines %q", n, msg), func() (bool, string) {
+	dnstest.Eventually(t, checksWithin, fmt.Sprintf("%d log lines %q", n, msg), func() (bool, string) {
 		got = logs.entries(t, msg)
 		return len(got) >= n, fmt.Sprint(got)
 	})
@@ -165,13 +153,13 @@ func TestFallbackVisible(t *testing.T) {
 			}
 			waitState := func(addr, want string) {
 				t.Helper()
-				poll(t, addr+" "+want, func() (bool, string) {
+				dnstest.Eventually(t, checksWithin, addr+" "+want, func() (bool, string) {
 					ps := poolStatus(t, rt, www)
 					return poolMemberState(ps, addr) == want, fmt.Sprintf("%+v", ps.Members)
 				})
 			}
 
-			poll(t, "first check results", func() (bool, string) { return rt.Ready(), "not ready" })
+			dnstest.Until(t, checksWithin, "first check results", rt.Ready)
 			waitGauge(t, rt, www, 0)
 			setDown(p10, true)
 			waitState(p10, "down")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
@@ -146,13 +147,7 @@ func TestReloadAfterStuckReadReturns(t *testing.T) {
 	bfs.armed = false
 	bfs.mu.Unlock()
 	close(bfs.release)
-	deadline := time.Now().Add(10 * time.Second)
-	for rt.building.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("the abandoned build never finished")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	dnstest.Until(t, 10*time.Second, "the abandoned build finishing", func() bool { return !rt.building.Load() })
 	if err := rt.Reload(); err != nil {
 		t.Fatal(err)
 	}

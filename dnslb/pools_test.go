@@ -2,6 +2,7 @@ package dnslb
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/healthcheck"
+	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"github.com/miekg/dns"
 )
 
@@ -38,17 +41,7 @@ func askA(t *testing.T, auth *answer.Authority, name string) *dns.Msg {
 	t.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion(name, dns.TypeA)
-	return exchange(t, auth, m, false)
-}
-
-func answerAddrs(m *dns.Msg) []string {
-	var out []string
-	for _, rr := range m.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			out = append(out, a.A.String())
-		}
-	}
-	return out
+	return handlertest.Exchange(t, auth, m, false)
 }
 
 func TestPoolAnswersFollowHealth(t *testing.T) {
@@ -96,22 +89,16 @@ func TestPoolAnswersFollowHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth := answer.NewAuthority(view, 0, sched)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp := askA(t, auth, "api.example.test.")
-		got := answerAddrs(resp)
-		if len(got) == 1 && got[0] == "127.0.0.1" {
-			// With a member down the pool is degraded: ttl_degraded,
-			// by default min(ttl, 5).
-			if ttl := resp.Answer[len(resp.Answer)-1].Header().Ttl; ttl != 5 {
-				t.Errorf("pool TTL = %d, want the degraded 5", ttl)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("127.0.0.2 (refused) still answered: %v", got)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a real scheduler
+	var resp *dns.Msg
+	dnstest.Eventually(t, 10*time.Second, "127.0.0.2 (refused) no longer answered", func() (bool, string) {
+		resp = askA(t, auth, "api.example.test.")
+		got := dnstest.AnswerA(resp)
+		return len(got) == 1 && got[0] == "127.0.0.1", fmt.Sprint(got)
+	})
+	// With a member down the pool is degraded: ttl_degraded, by default
+	// min(ttl, 5).
+	if ttl := resp.Answer[len(resp.Answer)-1].Header().Ttl; ttl != 5 {
+		t.Errorf("pool TTL = %d, want the degraded 5", ttl)
 	}
 }
 
@@ -137,7 +124,7 @@ func TestPoolWhenAllDown(t *testing.T) {
 			}
 			auth := answer.NewAuthority(view, 0, sched)
 			resp := askA(t, auth, "www.example.test.")
-			if got := strings.Join(answerAddrs(resp), " "); got != tc.answer {
+			if got := strings.Join(dnstest.AnswerA(resp), " "); got != tc.answer {
 				t.Errorf("answer %q, want %q", got, tc.answer)
 			}
 			if resp.Rcode != dns.RcodeSuccess || !resp.Authoritative {
@@ -205,10 +192,10 @@ func TestStickyUsesClientSubnet(t *testing.T) {
 		var a, b dns.Msg
 		a.Unpack(auth.ServeDNS(&answer.Request{Wire: wire, Remote: remote}, nil))
 		b.Unpack(auth.ServeDNS(&answer.Request{Wire: wire, Remote: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i), 200}), 5000)}, nil))
-		if answerAddrs(&a)[0] != answerAddrs(&b)[0] {
+		if dnstest.AnswerA(&a)[0] != dnstest.AnswerA(&b)[0] {
 			t.Fatalf("same /24, different member")
 		}
-		first[answerAddrs(&a)[0]] = true
+		first[dnstest.AnswerA(&a)[0]] = true
 	}
 	if len(first) != 2 {
 		t.Errorf("64 subnets all landed on %v", first)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
@@ -576,8 +578,8 @@ func TestCookieSecretKept(t *testing.T) {
 		t.Fatalf("generated secret: %v", err)
 	}
 	ask := func(rt *Runtime, cookie string) string {
-		got, _ := serveFrom(t, rt.Authority(), ednsQuery(t, "www.example.test.", dns.TypeA, 1, cookieOpt(cookie)), "198.51.100.1", false)
-		return replyCookieOf(got)
+		got, _ := handlertest.ServeFrom(t, rt.Authority(), dnstest.EDNSQuery(t, "www.example.test.", dns.TypeA, 1, dnstest.Cookie(cookie)), "198.51.100.1", false)
+		return dnstest.ReplyCookie(got)
 	}
 	cookie := ask(rt, "2464c4abcf10c957")
 	rt.saveState()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 )
@@ -19,38 +20,6 @@ var (
 	testSecret  = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	wrongSecret = base64.StdEncoding.EncodeToString([]byte("not the secret the server holds!"))
 )
-
-// signedQuery is a query signed by miekg/dns, and its MAC.
-type signedQuery struct {
-	wire []byte
-	mac  string
-}
-
-func signQuery(t testing.TB, name string, qtype uint16, edns bool, key, alg, secret string, at time.Time, edit func(*dns.TSIG)) signedQuery {
-	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.Id = 0x4242
-	if edns {
-		m.SetEdns0(1232, true)
-	}
-	m.SetTsig(key, alg, 300, at.Unix())
-	wire, mac, err := dns.TsigGenerate(m, secret, "", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if edit != nil {
-		var signed dns.Msg
-		if err := signed.Unpack(wire); err != nil {
-			t.Fatal(err)
-		}
-		edit(signed.Extra[len(signed.Extra)-1].(*dns.TSIG))
-		if wire, err = signed.Pack(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return signedQuery{wire: wire, mac: mac}
-}
 
 // TestTSIGConfig: key problems name the key path and never the secret.
 func TestTSIGConfig(t *testing.T) {
@@ -108,7 +77,7 @@ func TestTSIGKeysReload(t *testing.T) {
 	rt := newTestRuntime(t, dir, fc, zerolog.Nop())
 	ask := func(key, secret string) *dns.Msg {
 		t.Helper()
-		q := signQuery(t, "www.example.test.", dns.TypeA, false, key, dns.HmacSHA256, secret, time.Now(), nil)
+		q := dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, key, dns.HmacSHA256, secret, time.Now(), nil)
 		c, err := net.Dial("udp", rt.Addrs()[0])
 		if err != nil {
 			t.Fatal(err)
@@ -117,7 +86,7 @@ func TestTSIGKeysReload(t *testing.T) {
 		if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Write(q.wire); err != nil {
+		if _, err := c.Write(q.Wire); err != nil {
 			t.Fatal(err)
 		}
 		buf := make([]byte, 1500)
@@ -130,7 +99,7 @@ func TestTSIGKeysReload(t *testing.T) {
 			t.Fatal(err)
 		}
 		if m.Rcode == dns.RcodeSuccess {
-			if err := dns.TsigVerify(buf[:n], secret, q.mac, false); err != nil {
+			if err := dns.TsigVerify(buf[:n], secret, q.MAC, false); err != nil {
 				t.Fatalf("reply does not verify: %v", err)
 			}
 		}

@@ -3,15 +3,17 @@ package dnslb
 import (
 	"context"
 	"errors"
-	"github.com/dnslb/dnslb/dnslb/answer"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"github.com/miekg/dns"
 )
 
@@ -46,13 +48,7 @@ func TestCachedAnswerTTLFollowsHealth(t *testing.T) {
 	key := view.Pools["www.example.test."].V4[1].Target
 	waitUp := func(up bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for sched.Snapshot().Up(key) != up {
-			if time.Now().After(deadline) {
-				t.Fatalf("target never became up=%v", up)
-			}
-			time.Sleep(5 * time.Millisecond) // polling a real scheduler
-		}
+		dnstest.Until(t, 5*time.Second, fmt.Sprintf("the target up=%v", up), func() bool { return sched.Snapshot().Up(key) == up })
 	}
 	// expect asks four times (one miss fills the answer of each slot, the
 	// rest hit) and checks the addresses and every TTL.
@@ -60,9 +56,9 @@ func TestCachedAnswerTTLFollowsHealth(t *testing.T) {
 		t.Helper()
 		hits0, _ := auth.CacheStats()
 		for i := range 4 {
-			resp, _ := serveFrom(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, uint16(i)), "192.0.2.1", false)
+			resp, _ := handlertest.ServeFrom(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, uint16(i)), "192.0.2.1", false)
 			if len(resp.Answer) != n {
-				t.Fatalf("%s: answer %v, want %d records", state, answerAddrs(resp), n)
+				t.Fatalf("%s: answer %v, want %d records", state, dnstest.AnswerA(resp), n)
 			}
 			for _, rr := range resp.Answer {
 				if rr.Header().Ttl != ttl {
@@ -120,7 +116,7 @@ func TestEmptyNODATATTL(t *testing.T) {
 			}
 			auth := answer.NewAuthority(view, 0, sched)
 			for i := range 3 {
-				resp, _ := serveFrom(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, uint16(i)), "192.0.2.1", false)
+				resp, _ := handlertest.ServeFrom(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, uint16(i)), "192.0.2.1", false)
 				if len(resp.Answer) != 0 || len(resp.Ns) != 1 || resp.Ns[0].Header().Rrtype != dns.TypeSOA {
 					t.Fatalf("query %d: want NODATA with the SOA, got\n%v", i, resp)
 				}

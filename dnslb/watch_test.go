@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
@@ -70,7 +71,7 @@ func newWatchedRuntime(t *testing.T, cfgPath string, dirs []string) (*Runtime, *
 		rt.Shutdown(ctx)
 	})
 	// Changes made before the directories are watched would go unseen.
-	pollFor(t, 10*time.Second, "the watcher watches "+strings.Join(dirs, ", "), func() bool {
+	dnstest.Until(t, 10*time.Second, "the watcher watches "+strings.Join(dirs, ", "), func() bool {
 		return !slices.ContainsFunc(dirs, func(d string) bool { return !slices.Contains(logs.values("watching", "dir"), d) })
 	})
 	return rt, logs
@@ -91,15 +92,6 @@ func (l *logLines) values(msg, key string) []string {
 		}
 	}
 	return out
-}
-
-func pollFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(within); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-	}
 }
 
 // configMap lays files out as the kubelet does a ConfigMap volume: the
@@ -278,7 +270,7 @@ func TestWatchFollowsLinks(t *testing.T) {
 				t.Fatal("the new data is served before the change")
 			}
 			change()
-			pollFor(t, 10*time.Second, "the change is served without an explicit reload", func() bool { return tc.changed(t, rt) })
+			dnstest.Until(t, 10*time.Second, "the change is served without an explicit reload", func() bool { return tc.changed(t, rt) })
 		})
 	}
 }
@@ -316,7 +308,7 @@ func TestWatchIgnoresOtherFiles(t *testing.T) {
 		return m.GetCounter().GetValue()
 	}
 	// The new data is served before the reload is counted.
-	pollFor(t, 10*time.Second, "the change is served", func() bool { return hasNew(t, rt) && reloads() > 0 })
+	dnstest.Until(t, 10*time.Second, "the change is served", func() bool { return hasNew(t, rt) && reloads() > 0 })
 
 	if got := logs.values("watched file changed", "file"); !slices.Equal(got, []string{target}) {
 		t.Errorf("reloads triggered by %q, want only the zone file %s", got, target)

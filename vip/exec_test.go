@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/healthcheck"
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 // An exec track that hangs past its timeout is killed with everything its
@@ -44,17 +45,11 @@ func TestExecProbeTimeoutKillsAll(t *testing.T) {
 			}
 			// With a PID namespace nothing is left once Check returns;
 			// the process group's SIGKILL may take a moment.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			// Polling external processes: there is no event to wait on.
+			dnstest.Eventually(t, 5*time.Second, "no process left running", func() (bool, string) {
 				pids := markedPids(t, marker)
-				if len(pids) == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("processes left running: %v", pids)
-				}
-				time.Sleep(10 * time.Millisecond) // polling external processes: no event to wait on
-			}
+				return len(pids) == 0, fmt.Sprint(pids)
+			})
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 
@@ -73,7 +74,7 @@ mail A 192.0.2.26
 			owner = name + "." + owner
 		}
 		rrs := z.RRset(owner, dns.StringToType[typ])
-		if got := strings.Join(rrStrings(rrs), "|"); got != w {
+		if got := strings.Join(dnstest.Section(rrs), "|"); got != w {
 			t.Errorf("%s:\n got %s\nwant %s", q, got, w)
 		}
 	}
@@ -91,9 +92,9 @@ mail A 192.0.2.26
 		name string
 		typ  uint16
 	}{{"ns1.example.test.", dns.TypeA}, {"www.example.test.", dns.TypeA}, {"mail.example.test.", dns.TypeA}} {
-		before := strings.Join(rrStrings(z.RRset(q.name, q.typ)), "|")
+		before := strings.Join(dnstest.Section(z.RRset(q.name, q.typ)), "|")
 		_ = append(z.RRset(q.name, q.typ), &dns.A{Hdr: dns.RR_Header{Name: "x."}})
-		if after := strings.Join(rrStrings(z.RRset(q.name, q.typ)), "|"); after != before {
+		if after := strings.Join(dnstest.Section(z.RRset(q.name, q.typ)), "|"); after != before {
 			t.Errorf("%s changed: %s", q.name, after)
 		}
 		if res := z.Lookup("mail.example.test.", dns.TypeMX); len(res.Answer) != 1 {

@@ -2,11 +2,11 @@ package zones
 
 import (
 	"os"
-	"sort"
 	"strings"
 	"testing"
 	"testing/fstest"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 
@@ -17,15 +17,6 @@ func loadExample(t *testing.T) *Zone {
 		t.Fatalf("load: %v", err)
 	}
 	return z
-}
-
-func rrStrings(rrs []dns.RR) []string {
-	out := make([]string, len(rrs))
-	for i, rr := range rrs {
-		out[i] = strings.Join(strings.Fields(rr.String()), " ")
-	}
-	sort.Strings(out)
-	return out
 }
 
 func TestLookup(t *testing.T) {
@@ -92,16 +83,16 @@ func TestLookup(t *testing.T) {
 			if res.Kind != tc.kind {
 				t.Fatalf("kind = %v, want %v (%+v)", res.Kind, tc.kind, res)
 			}
-			if got, want := rrStrings(res.Answer), tc.answer; strings.Join(got, "\n") != strings.Join(want, "\n") {
+			if got, want := dnstest.Section(res.Answer), tc.answer; strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("answer:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 			if res.Target != tc.target {
 				t.Errorf("target = %q, want %q", res.Target, tc.target)
 			}
-			if got, want := rrStrings(res.Ns), tc.ns; strings.Join(got, "\n") != strings.Join(want, "\n") {
+			if got, want := dnstest.Section(res.Ns), tc.ns; strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("ns:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
-			if got, want := rrStrings(res.Glue), tc.glue; strings.Join(got, "\n") != strings.Join(want, "\n") {
+			if got, want := dnstest.Section(res.Glue), tc.glue; strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("glue:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 			if res.Wildcard != tc.wildcard {
@@ -113,9 +104,9 @@ func TestLookup(t *testing.T) {
 
 func TestWildcardDoesNotModifyZone(t *testing.T) {
 	z := loadExample(t)
-	before := rrStrings(z.RRset("*.wild.example.test.", dns.TypeA))
+	before := dnstest.Section(z.RRset("*.wild.example.test.", dns.TypeA))
 	z.Lookup("one.wild.example.test.", dns.TypeA)
-	if after := rrStrings(z.RRset("*.wild.example.test.", dns.TypeA)); strings.Join(after, "|") != strings.Join(before, "|") {
+	if after := dnstest.Section(z.RRset("*.wild.example.test.", dns.TypeA)); strings.Join(after, "|") != strings.Join(before, "|") {
 		t.Fatalf("zone changed: %v -> %v", before, after)
 	}
 }
@@ -128,7 +119,7 @@ func TestZoneFacts(t *testing.T) {
 	if z.NegativeTTL() != 300 {
 		t.Errorf("negative TTL = %d, want 300", z.NegativeTTL())
 	}
-	if got := rrStrings(z.Additional(z.RRset("example.test.", dns.TypeMX))); len(got) != 1 || !strings.Contains(got[0], "192.0.2.25") {
+	if got := dnstest.Section(z.Additional(z.RRset("example.test.", dns.TypeMX))); len(got) != 1 || !strings.Contains(got[0], "192.0.2.25") {
 		t.Errorf("additional for MX = %v", got)
 	}
 	if z.Records() != len(z.All()) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dnslb/dnslb/dnslb/pool"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 
@@ -126,7 +127,7 @@ func BenchmarkServeDNSCookie(b *testing.B) {
 			b.Run(strings.Split(qname, ".")[0]+"/"+tc.name, func(b *testing.B) {
 				auth := NewAuthority(view, 0, nil)
 				auth.SetCookies(cookies)
-				req := &Request{Wire: ednsQuery(b, qname, dns.TypeA, 1, tc.opts...), Remote: client}
+				req := &Request{Wire: dnstest.EDNSQuery(b, qname, dns.TypeA, 1, tc.opts...), Remote: client}
 				out := make([]byte, 0, 4096)
 				auth.ServeDNS(req, out)
 				b.ReportAllocs()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 
@@ -25,9 +26,9 @@ func TestCacheFrontSlotsShared(t *testing.T) {
 		for i, name := range names {
 			for _, qt := range []uint16{dns.TypeA, dns.TypeMX} {
 				id := uint16(round*1000 + i)
-				want := serve(t, plain, rawQuery(t, name, qt, false, id), false)
+				want := serve(t, plain, dnstest.Query(t, name, qt, id), false)
 				for range 1 + round%2 {
-					got := serve(t, cached, rawQuery(t, name, qt, false, id), false)
+					got := serve(t, cached, dnstest.Query(t, name, qt, id), false)
 					if got.String() != want.String() {
 						t.Fatalf("round %d %s/%d:\n%s\nwant\n%s", round, name, qt, got, want)
 					}

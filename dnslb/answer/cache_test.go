@@ -14,23 +14,11 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/healthcheck"
+	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"github.com/miekg/dns"
 )
-
-func rawQuery(t *testing.T, name string, qtype uint16, rd bool, id uint16) []byte {
-	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.RecursionDesired = rd
-	m.Id = id
-	b, err := m.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func serve(t *testing.T, auth *Authority, wire []byte, tcp bool) *dns.Msg {
 	t.Helper()
@@ -44,8 +32,11 @@ func serve(t *testing.T, auth *Authority, wire []byte, tcp bool) *dns.Msg {
 
 func TestCacheHitsArePatchedPerQuery(t *testing.T) {
 	auth := NewAuthority(testView(t), 0, nil)
-	first := serve(t, auth, rawQuery(t, "mail.example.test.", dns.TypeA, true, 1), false)
-	second := serve(t, auth, rawQuery(t, "MaIl.ExAmPlE.tEsT.", dns.TypeA, false, 2), false)
+	rd := new(dns.Msg)
+	rd.SetQuestion("mail.example.test.", dns.TypeA) // RD set
+	rd.Id = 1
+	first := handlertest.Exchange(t, auth, rd, false)
+	second := serve(t, auth, dnstest.Query(t, "MaIl.ExAmPlE.tEsT.", dns.TypeA, 2), false)
 	if hits, _ := auth.CacheStats(); hits != 1 {
 		t.Fatalf("hits = %d, want 1", hits)
 	}
@@ -55,14 +46,14 @@ func TestCacheHitsArePatchedPerQuery(t *testing.T) {
 	if !first.RecursionDesired || first.Id != 1 {
 		t.Errorf("first reply header %+v", first.MsgHdr)
 	}
-	if section(first.Answer) != section(second.Answer) {
-		t.Errorf("answers differ:\n%s\n%s", section(first.Answer), section(second.Answer))
+	if !dnstest.SameSection(first.Answer, second.Answer) {
+		t.Errorf("answers differ:\n%v\n%v", first.Answer, second.Answer)
 	}
 }
 
 func TestCacheKeepsTransportsApart(t *testing.T) {
 	auth := NewAuthority(testView(t), 0, nil)
-	q := rawQuery(t, "big.example.test.", dns.TypeTXT, false, 7)
+	q := dnstest.Query(t, "big.example.test.", dns.TypeTXT, 7)
 	for range 2 {
 		if udp := serve(t, auth, q, false); !udp.Truncated || len(udp.Answer) != 0 {
 			t.Fatalf("UDP: TC=%v answers=%d", udp.Truncated, len(udp.Answer))
@@ -88,8 +79,8 @@ func TestCachedPoolRotates(t *testing.T) {
 	auth := NewAuthority(view, 0, nil)
 	first := map[string]int{}
 	for i := range 300 {
-		resp := serve(t, auth, rawQuery(t, "www.example.test.", dns.TypeA, false, uint16(i)), false)
-		first[answerAddrs(resp)[0]]++
+		resp := serve(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, uint16(i)), false)
+		first[dnstest.AnswerA(resp)[0]]++
 	}
 	if first["192.0.2.10"] != 150 || first["192.0.2.11"] != 150 {
 		t.Errorf("rotation through the cache: %v", first)
@@ -122,7 +113,7 @@ func TestNoStaleAnswerAfterChange(t *testing.T) {
 	}
 	auth := NewAuthority(view, 0, sched)
 	ask := func() []string {
-		return answerAddrs(serve(t, auth, rawQuery(t, "www.example.test.", dns.TypeA, false, 1), false))
+		return dnstest.AnswerA(serve(t, auth, dnstest.Query(t, "www.example.test.", dns.TypeA, 1), false))
 	}
 	for range 4 {
 		if got := ask(); len(got) != 2 {
@@ -143,13 +134,7 @@ func TestNoStaleAnswerAfterChange(t *testing.T) {
 	// Health: wait until the snapshot says down, then the next answer.
 	down.Store(true)
 	key := view.Pools["www.example.test."].V4[1].Target
-	deadline := time.Now().Add(5 * time.Second)
-	for sched.Snapshot().Up(key) {
-		if time.Now().After(deadline) {
-			t.Fatal("target never went down")
-		}
-		time.Sleep(5 * time.Millisecond) // polling a real scheduler
-	}
+	dnstest.Until(t, 5*time.Second, "the target going down", func() bool { return !sched.Snapshot().Up(key) })
 	for range 3 {
 		if got := ask(); len(got) != 1 || got[0] != "192.0.2.10" {
 			t.Fatalf("after the transition: %v", got)
@@ -280,7 +265,8 @@ func TestWeightedPoolEntryIsSmall(t *testing.T) {
 	firsts := map[string]int{}
 	for i := range 3000 {
 		m.Id = uint16(i)
-		firsts[answerAddrs(exchangeFrom(t, auth, m, netip.MustParseAddr("198.51.100.1")))[0]]++
+		resp, _ := handlertest.ServeFrom(t, auth, dnstest.Pack(t, m), "198.51.100.1", false)
+		firsts[dnstest.AnswerA(resp)[0]]++
 	}
 	b, n := auth.CacheUse()
 	if n != 1 || b-int64(len(auth.cache.front))*8 > 8*1024 {
@@ -338,7 +324,7 @@ func TestCacheAccountingMatchesTheHeap(t *testing.T) {
 			out := make([]byte, 0, 4096)
 			wires := make([][]byte, 20000)
 			for i := range wires {
-				wires[i] = rawQuery(t, tc.qname(i), dns.TypeA, false, uint16(i))
+				wires[i] = dnstest.Query(t, tc.qname(i), dns.TypeA, uint16(i))
 			}
 			empty, _ := auth.CacheUse()
 			before := heapInUse()
@@ -358,21 +344,6 @@ func TestCacheAccountingMatchesTheHeap(t *testing.T) {
 	}
 }
 
-// exchangeFrom runs one query from client through the handler.
-func exchangeFrom(t testing.TB, h dnsserver.Handler, m *dns.Msg, client netip.Addr) *dns.Msg {
-	t.Helper()
-	wire, err := m.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := h.ServeDNS(&Request{Wire: wire, Remote: netip.AddrPortFrom(client, 5353)}, make([]byte, 0, 4096))
-	var resp dns.Msg
-	if err := resp.Unpack(out); err != nil {
-		t.Fatal(err)
-	}
-	return &resp
-}
-
 // TestCacheConcurrent: answers, fills, evictions and the metrics' reads
 // at once, for the race detector; the bound holds throughout.
 func TestCacheConcurrent(t *testing.T) {
@@ -389,9 +360,9 @@ func TestCacheConcurrent(t *testing.T) {
 			for i := range 3000 {
 				var opts []dns.EDNS0
 				if i%2 == 0 {
-					opts = append(opts, cookieOpt("2464c4abcf10c957"))
+					opts = append(opts, dnstest.Cookie("2464c4abcf10c957"))
 				}
-				w := ednsQuery(t, fmt.Sprintf("n%d.w.heavy.test.", i%700), dns.TypeA, uint16(i), opts...)
+				w := dnstest.EDNSQuery(t, fmt.Sprintf("n%d.w.heavy.test.", i%700), dns.TypeA, uint16(i), opts...)
 				client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(g), byte(i)}), 53)
 				if auth.ServeDNS(&Request{Wire: w, Remote: client}, out) == nil {
 					t.Error("no reply")

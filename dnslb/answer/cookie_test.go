@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"github.com/miekg/dns"
 )
 
@@ -251,52 +253,6 @@ func BenchmarkSipHash20(b *testing.B) {
 	_ = s
 }
 
-// ednsQuery packs a query with EDNS (1232) and the given options.
-func ednsQuery(t testing.TB, name string, qtype uint16, id uint16, opts ...dns.EDNS0) []byte {
-	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	if name == "" {
-		m.Question = nil // RFC 7873 section 5.4: asking for a cookie only
-	}
-	m.Id = id
-	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-	o.SetUDPSize(1232)
-	o.Option = opts
-	m.Extra = append(m.Extra, o)
-	w, err := m.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
-func cookieOpt(h string) *dns.EDNS0_COOKIE {
-	return &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: h}
-}
-
-// replyCookieOf returns the COOKIE of a reply in hex, "" without one.
-func replyCookieOf(m *dns.Msg) string {
-	if o := m.IsEdns0(); o != nil {
-		for _, e := range o.Option {
-			if c, ok := e.(*dns.EDNS0_COOKIE); ok {
-				return c.Cookie
-			}
-		}
-	}
-	return ""
-}
-
-func serveFrom(t testing.TB, auth *Authority, wire []byte, client string, tcp bool) (*dns.Msg, []byte) {
-	t.Helper()
-	out := auth.ServeDNS(&Request{Wire: wire, TCP: tcp, Remote: netip.AddrPortFrom(netip.MustParseAddr(client), 5353)}, make([]byte, 0, 4096))
-	var m dns.Msg
-	if err := m.Unpack(out); err != nil {
-		t.Fatalf("reply %x: %v", out, err)
-	}
-	return &m, out
-}
-
 // TestEDNSOptionsAreCached: options that do not change the answer
 // (NSID, padding, TCP keepalive, client subnet, unknown ones) no longer
 // keep a query from the cache, and the answer is the plain one.
@@ -309,10 +265,10 @@ func TestEDNSOptionsAreCached(t *testing.T) {
 		&dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: netip.MustParseAddr("198.51.100.0").AsSlice()},
 		&dns.EDNS0_LOCAL{Code: 65001, Data: []byte{1, 2, 3}},
 	}
-	plain, _ := serveFrom(t, NewAuthority(testView(t), 0, nil), ednsQuery(t, "mail.example.test.", dns.TypeA, 1), "192.0.2.1", false)
+	plain, _ := handlertest.ServeFrom(t, NewAuthority(testView(t), 0, nil), dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1), "192.0.2.1", false)
 	for i, o := range opts {
 		for range 2 {
-			got, _ := serveFrom(t, auth, ednsQuery(t, "mail.example.test.", dns.TypeA, 1, o), "192.0.2.1", false)
+			got, _ := handlertest.ServeFrom(t, auth, dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, o), "192.0.2.1", false)
 			got.Id = plain.Id
 			if got.String() != plain.String() {
 				t.Fatalf("option %d: %s\nwant %s", o.Option(), got, plain)
@@ -328,14 +284,14 @@ func TestEDNSOptionsAreCached(t *testing.T) {
 // misses, whatever becomes of them.
 func TestEveryQueryIsAHitOrAMiss(t *testing.T) {
 	auth := NewAuthority(testView(t), 0, nil)
-	axfr := rawQuery(t, "example.test.", dns.TypeAXFR, false, 3)
-	resp := rawQuery(t, "example.test.", dns.TypeA, false, 4)
+	axfr := dnstest.Query(t, "example.test.", dns.TypeAXFR, 3)
+	resp := dnstest.Query(t, "example.test.", dns.TypeA, 4)
 	resp[2] |= 0x80
 	wires := [][]byte{
-		rawQuery(t, "mail.example.test.", dns.TypeA, false, 1),
-		rawQuery(t, "mail.example.test.", dns.TypeA, false, 2),
+		dnstest.Query(t, "mail.example.test.", dns.TypeA, 1),
+		dnstest.Query(t, "mail.example.test.", dns.TypeA, 2),
 		axfr, resp, {1, 2, 3},
-		ednsQuery(t, "mail.example.test.", dns.TypeA, 5, cookieOpt("0102030405")), // FORMERR
+		dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 5, dnstest.Cookie("0102030405")), // FORMERR
 	}
 	for _, w := range wires {
 		auth.ServeDNS(&Request{Wire: w, Remote: netip.MustParseAddrPort("192.0.2.1:53")}, make([]byte, 0, 4096))
@@ -361,26 +317,26 @@ func TestCookieAnswers(t *testing.T) {
 		cookie string // the reply's COOKIE; "fresh": a new valid one; "": none
 		noOPT  bool   // a bare header, as NSD's FORMERR
 	}{
-		{"client cookie only", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957")), false, dns.RcodeSuccess, true, a1, false},
-		{"valid server cookie: echoed", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt(a1)), false, dns.RcodeSuccess, true, a1, false},
-		{"over TCP", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt(a1)), true, dns.RcodeSuccess, true, a1, false},
-		{"invalid server cookie: answered, fresh cookie", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957"+"0100000000000000000000000000aaaa")), false, dns.RcodeSuccess, true, a1, false},
-		{"another client's cookie", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("fc93fc62807ddb86010000005cf7a9acf73a7810aca2381e")), false, dns.RcodeSuccess, true, "fresh", false},
-		{"NXDOMAIN with a cookie", ednsQuery(t, "nope.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957")), false, dns.RcodeNameError, false, a1, false},
-		{"with other options", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, &dns.EDNS0_NSID{Code: dns.EDNS0NSID}, cookieOpt("2464c4abcf10c957"), &dns.EDNS0_PADDING{Padding: make([]byte, 12)}), false, dns.RcodeSuccess, true, a1, false},
-		{"7 bytes: FORMERR", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c9")), false, dns.RcodeFormatError, false, "", true},
-		{"9 bytes: FORMERR", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c95701")), false, dns.RcodeFormatError, false, "", true},
-		{"41 bytes: FORMERR", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957"+hex.EncodeToString(make([]byte, 33)))), false, dns.RcodeFormatError, false, "", true},
-		{"two cookies: FORMERR", ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957"), cookieOpt("2464c4abcf10c957")), false, dns.RcodeFormatError, false, "", true},
-		{"no question, client cookie", ednsQuery(t, "", 0, 1, cookieOpt("2464c4abcf10c957")), false, dns.RcodeSuccess, false, a1, false},
-		{"no question, valid cookie", ednsQuery(t, "", 0, 1, cookieOpt(a1)), false, dns.RcodeSuccess, false, a1, false},
-		{"no question, invalid cookie: BADCOOKIE", ednsQuery(t, "", 0, 1, cookieOpt("2464c4abcf10c957"+"0100000000000000000000000000aaaa")), false, dns.RcodeBadCookie, false, a1, false},
+		{"client cookie only", dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c957")), false, dns.RcodeSuccess, true, a1, false},
+		{"valid server cookie: echoed", dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie(a1)), false, dns.RcodeSuccess, true, a1, false},
+		{"over TCP", dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie(a1)), true, dns.RcodeSuccess, true, a1, false},
+		{"invalid server cookie: answered, fresh cookie", dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c957"+"0100000000000000000000000000aaaa")), false, dns.RcodeSuccess, true, a1, false},
+		{"another client's cookie", dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie("fc93fc62807ddb86010000005cf7a9acf73a7810aca2381e")), false, dns.RcodeSuccess, true, "fresh", false},
+		{"NXDOMAIN with a cookie", dnstest.EDNSQuery(t, "nope.example.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c957")), false, dns.RcodeNameError, false, a1, false},
+		{"with other options", dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, &dns.EDNS0_NSID{Code: dns.EDNS0NSID}, dnstest.Cookie("2464c4abcf10c957"), &dns.EDNS0_PADDING{Padding: make([]byte, 12)}), false, dns.RcodeSuccess, true, a1, false},
+		{"7 bytes: FORMERR", dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c9")), false, dns.RcodeFormatError, false, "", true},
+		{"9 bytes: FORMERR", dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c95701")), false, dns.RcodeFormatError, false, "", true},
+		{"41 bytes: FORMERR", dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c957"+hex.EncodeToString(make([]byte, 33)))), false, dns.RcodeFormatError, false, "", true},
+		{"two cookies: FORMERR", dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c957"), dnstest.Cookie("2464c4abcf10c957")), false, dns.RcodeFormatError, false, "", true},
+		{"no question, client cookie", dnstest.EDNSQuery(t, "", 0, 1, dnstest.Cookie("2464c4abcf10c957")), false, dns.RcodeSuccess, false, a1, false},
+		{"no question, valid cookie", dnstest.EDNSQuery(t, "", 0, 1, dnstest.Cookie(a1)), false, dns.RcodeSuccess, false, a1, false},
+		{"no question, invalid cookie: BADCOOKIE", dnstest.EDNSQuery(t, "", 0, 1, dnstest.Cookie("2464c4abcf10c957"+"0100000000000000000000000000aaaa")), false, dns.RcodeBadCookie, false, a1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			auth := NewAuthority(testView(t), 0, nil)
 			auth.SetCookies(cookiesAt(t, secret, now))
 			for round := range 2 {
-				got, raw := serveFrom(t, auth, tc.wire, client, tc.tcp)
+				got, raw := handlertest.ServeFrom(t, auth, tc.wire, client, tc.tcp)
 				if got.Rcode != tc.rcode || (len(got.Answer) > 0) != tc.answer {
 					t.Fatalf("round %d: %s", round, got)
 				}
@@ -390,7 +346,7 @@ func TestCookieAnswers(t *testing.T) {
 					}
 					continue
 				}
-				c := replyCookieOf(got)
+				c := dnstest.ReplyCookie(got)
 				switch tc.cookie {
 				case "fresh":
 					var again [replyCookieLen]byte
@@ -417,19 +373,19 @@ func TestCookieHitsArePatchedPerClient(t *testing.T) {
 	leads := map[string]int{}
 	for i := range 40 {
 		client := fmt.Sprintf("198.51.100.%d", 1+i%2)
-		got, _ := serveFrom(t, auth, ednsQuery(t, "www.example.test.", dns.TypeA, uint16(i), cookieOpt("2464c4abcf10c957")), client, false)
-		c := replyCookieOf(got)
+		got, _ := handlertest.ServeFrom(t, auth, dnstest.EDNSQuery(t, "www.example.test.", dns.TypeA, uint16(i), dnstest.Cookie("2464c4abcf10c957")), client, false)
+		c := dnstest.ReplyCookie(got)
 		var again [replyCookieLen]byte
 		if len(c) != 2*replyCookieLen || cookies.Check(unhex(t, c), netip.MustParseAddr(client), &again) != CookieValid {
 			t.Fatalf("query %d from %s: cookie %q does not verify", i, client, c)
 		}
-		leads[answerAddrs(got)[0]]++
+		leads[dnstest.AnswerA(got)[0]]++
 	}
 	if leads["192.0.2.10"] != 20 || leads["192.0.2.11"] != 20 {
 		t.Errorf("rotation with cookies: %v", leads)
 	}
-	plain, _ := serveFrom(t, auth, ednsQuery(t, "www.example.test.", dns.TypeA, 99), "198.51.100.1", false)
-	if c := replyCookieOf(plain); c != "" {
+	plain, _ := handlertest.ServeFrom(t, auth, dnstest.EDNSQuery(t, "www.example.test.", dns.TypeA, 99), "198.51.100.1", false)
+	if c := dnstest.ReplyCookie(plain); c != "" {
 		t.Errorf("a query without a cookie got one: %s", c)
 	}
 	if hits, _ := auth.CacheStats(); hits < 36 {
@@ -442,8 +398,8 @@ func TestCookieHitsArePatchedPerClient(t *testing.T) {
 func TestCookiesOff(t *testing.T) {
 	auth := NewAuthority(testView(t), 0, nil)
 	for range 2 {
-		got, _ := serveFrom(t, auth, ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957")), "192.0.2.1", false)
-		if got.Rcode != dns.RcodeSuccess || len(got.Answer) != 1 || replyCookieOf(got) != "" {
+		got, _ := handlertest.ServeFrom(t, auth, dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c957")), "192.0.2.1", false)
+		if got.Rcode != dns.RcodeSuccess || len(got.Answer) != 1 || dnstest.ReplyCookie(got) != "" {
 			t.Fatalf("%s", got)
 		}
 	}
@@ -465,13 +421,9 @@ func TestCoarseClock(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx, time.Millisecond) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Now().Unix() != 2000 {
-		if time.Now().After(deadline) {
-			t.Fatal("the clock did not follow")
-		}
-		time.Sleep(time.Millisecond) // polling a ticking clock
-	}
+	dnstest.Eventually(t, 5*time.Second, "the clock following", func() (bool, string) {
+		return c.Now().Unix() == 2000, fmt.Sprint(c.Now().Unix())
+	})
 	cancel()
 	<-done
 }
@@ -509,10 +461,10 @@ func TestCookieHashIsSipHash(t *testing.T) {
 func FuzzServeDNSCookies(f *testing.F) {
 	auth := NewAuthority(heavyView(f), 0, nil)
 	auth.SetCookies(NewCookies([CookieSecretLen]byte{1, 2, 3}, func() time.Time { return time.Unix(1559731985, 0) }))
-	f.Add(ednsQuery(f, "pool.heavy.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957")), false)
-	f.Add(ednsQuery(f, "x.w.heavy.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c957010000005cf79f111f8130c3eee29480"), &dns.EDNS0_NSID{Code: dns.EDNS0NSID}), true)
-	f.Add(ednsQuery(f, "", 0, 1, cookieOpt("2464c4abcf10c957")), false)
-	f.Add(ednsQuery(f, "nope.heavy.test.", dns.TypeA, 1, cookieOpt("2464c4abcf10c95701")), false)
+	f.Add(dnstest.EDNSQuery(f, "pool.heavy.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c957")), false)
+	f.Add(dnstest.EDNSQuery(f, "x.w.heavy.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c957010000005cf79f111f8130c3eee29480"), &dns.EDNS0_NSID{Code: dns.EDNS0NSID}), true)
+	f.Add(dnstest.EDNSQuery(f, "", 0, 1, dnstest.Cookie("2464c4abcf10c957")), false)
+	f.Add(dnstest.EDNSQuery(f, "nope.heavy.test.", dns.TypeA, 1, dnstest.Cookie("2464c4abcf10c95701")), false)
 	f.Fuzz(func(t *testing.T, wire []byte, tcp bool) {
 		for range 2 {
 			out := auth.ServeDNS(&Request{Wire: wire, TCP: tcp, Remote: netip.MustParseAddrPort("198.51.100.1:53")}, nil)

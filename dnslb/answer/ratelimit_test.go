@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/rrl"
+	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"github.com/miekg/dns"
 )
 
@@ -361,7 +363,7 @@ func BenchmarkServeDNSRRL(b *testing.B) {
 func TestRRLConcurrent(t *testing.T) {
 	auth, _ := rrlAuthority(t)
 	first := auth.RRL()
-	wire := rawQuery(t, "mail.example.test.", dns.TypeA, false, 1)
+	wire := dnstest.Query(t, "mail.example.test.", dns.TypeA, 1)
 	var full atomic.Int64
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -397,15 +399,15 @@ func TestRRLValidCookieExempt(t *testing.T) {
 	secret := [CookieSecretLen]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
 	auth.SetCookies(NewCookies(secret, time.Now))
 	const client = "192.0.2.1"
-	first, _ := serveFrom(t, auth, ednsQuery(t, "mail.example.test.", dns.TypeA, 1, cookieOpt("0102030405060708")), client, false)
-	valid := replyCookieOf(first)
+	first, _ := handlertest.ServeFrom(t, auth, dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, 1, dnstest.Cookie("0102030405060708")), client, false)
+	valid := dnstest.ReplyCookie(first)
 	if len(valid) != 2*replyCookieLen {
 		t.Fatalf("no server cookie: %q", valid)
 	}
 	sent := func(cookie string) string {
 		var got strings.Builder
 		for i := range 12 {
-			out := auth.ServeDNS(&Request{Wire: ednsQuery(t, "mail.example.test.", dns.TypeA, uint16(i+2), cookieOpt(cookie)),
+			out := auth.ServeDNS(&Request{Wire: dnstest.EDNSQuery(t, "mail.example.test.", dns.TypeA, uint16(i+2), dnstest.Cookie(cookie)),
 				Remote: netip.AddrPortFrom(netip.MustParseAddr(client), 5353)}, make([]byte, 0, 4096))
 			switch {
 			case out == nil:

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"github.com/miekg/dns"
 )
 
@@ -39,38 +41,6 @@ func tsigView(t testing.TB) *View {
 		v.TSIG.Add(k.name, k.alg, secret)
 	}
 	return v
-}
-
-// signedQuery is a query signed by miekg/dns, and its MAC.
-type signedQuery struct {
-	wire []byte
-	mac  string
-}
-
-func signQuery(t testing.TB, name string, qtype uint16, edns bool, key, alg, secret string, at time.Time, edit func(*dns.TSIG)) signedQuery {
-	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.Id = 0x4242
-	if edns {
-		m.SetEdns0(1232, true)
-	}
-	m.SetTsig(key, alg, 300, at.Unix())
-	wire, mac, err := dns.TsigGenerate(m, secret, "", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if edit != nil {
-		var signed dns.Msg
-		if err := signed.Unpack(wire); err != nil {
-			t.Fatal(err)
-		}
-		edit(signed.Extra[len(signed.Extra)-1].(*dns.TSIG))
-		if wire, err = signed.Pack(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return signedQuery{wire: wire, mac: mac}
 }
 
 func replyTSIG(t *testing.T, reply *dns.Msg) *dns.TSIG {
@@ -103,19 +73,19 @@ func TestTSIGQueries(t *testing.T) {
 			{key: "sha1-key.", alg: dns.HmacSHA1, secret: testSecret, qname: "alias.example.test.", qtype: dns.TypeA},
 		} {
 			t.Run(fmt.Sprintf("%s/%s/%s/edns=%v/tcp=%v", tc.key, tc.qname, dns.TypeToString[tc.qtype], tc.edns, tc.tcp), func(t *testing.T) {
-				q := signQuery(t, tc.qname, tc.qtype, tc.edns, tc.key, tc.alg, tc.secret, now, nil)
-				out := auth.ServeDNS(&Request{Wire: q.wire, TCP: tc.tcp}, make([]byte, 0, 4096))
+				q := dnstest.SignQuery(t, tc.qname, tc.qtype, tc.edns, tc.key, tc.alg, tc.secret, now, nil)
+				out := auth.ServeDNS(&Request{Wire: q.Wire, TCP: tc.tcp}, make([]byte, 0, 4096))
 				var unsigned dns.Msg
 				unsigned.SetQuestion(tc.qname, tc.qtype)
 				if tc.edns {
 					unsigned.SetEdns0(1232, true)
 				}
-				want := exchange(t, auth, &unsigned, tc.tcp)
+				want := handlertest.Exchange(t, auth, &unsigned, tc.tcp)
 				var got dns.Msg
 				if err := got.Unpack(out); err != nil {
 					t.Fatal(err)
 				}
-				if err := dns.TsigVerify(out, tc.secret, q.mac, false); err != nil {
+				if err := dns.TsigVerify(out, tc.secret, q.MAC, false); err != nil {
 					t.Fatalf("reply does not verify: %v\n%v", err, &got)
 				}
 				ts := replyTSIG(t, &got)
@@ -123,7 +93,7 @@ func TestTSIGQueries(t *testing.T) {
 					t.Errorf("reply TSIG %v", ts)
 				}
 				if got.Rcode != want.Rcode || got.Question[0] != (dns.Question{Name: tc.qname, Qtype: tc.qtype, Qclass: dns.ClassINET}) ||
-					section(got.Answer) != section(want.Answer) || section(got.Ns) != section(want.Ns) {
+					!dnstest.SameSection(got.Answer, want.Answer) || !dnstest.SameSection(got.Ns, want.Ns) {
 					t.Errorf("signed reply differs from the unsigned one:\n%v\nwant\n%v", &got, want)
 				}
 				if (got.IsEdns0() != nil) != tc.edns {
@@ -133,12 +103,12 @@ func TestTSIGQueries(t *testing.T) {
 		}
 	})
 	t.Run("truncated over UDP, still signed", func(t *testing.T) {
-		q := signQuery(t, "big.example.test.", dns.TypeTXT, false, "xfr-key.", dns.HmacSHA256, testSecret, now, nil)
-		out := auth.ServeDNS(&Request{Wire: q.wire}, nil)
+		q := dnstest.SignQuery(t, "big.example.test.", dns.TypeTXT, false, "xfr-key.", dns.HmacSHA256, testSecret, now, nil)
+		out := auth.ServeDNS(&Request{Wire: q.Wire}, nil)
 		if len(out) > dns.MinMsgSize {
 			t.Fatalf("UDP reply of %d bytes", len(out))
 		}
-		if err := dns.TsigVerify(out, testSecret, q.mac, false); err != nil {
+		if err := dns.TsigVerify(out, testSecret, q.MAC, false); err != nil {
 			t.Fatalf("reply does not verify: %v", err)
 		}
 		var got dns.Msg
@@ -149,7 +119,7 @@ func TestTSIGQueries(t *testing.T) {
 
 	bad := []struct {
 		name  string
-		q     signedQuery
+		q     dnstest.SignedQuery
 		rcode int    // the header's rcode
 		err   uint16 // the TSIG error; with rcode NOTAUTH
 		// signed: the error reply carries a MAC (BADTIME, BADTRUNC); else
@@ -157,36 +127,36 @@ func TestTSIGQueries(t *testing.T) {
 		signed bool
 		secret string
 	}{
-		{name: "unknown key", q: signQuery(t, "www.example.test.", dns.TypeA, false, "nokey.", dns.HmacSHA256, testSecret, now, nil),
+		{name: "unknown key", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "nokey.", dns.HmacSHA256, testSecret, now, nil),
 			rcode: dns.RcodeNotAuth, err: dns.RcodeBadKey},
-		{name: "unknown key with EDNS", q: signQuery(t, "www.example.test.", dns.TypeA, true, "nokey.", dns.HmacSHA256, testSecret, now, nil),
+		{name: "unknown key with EDNS", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, true, "nokey.", dns.HmacSHA256, testSecret, now, nil),
 			rcode: dns.RcodeNotAuth, err: dns.RcodeBadKey},
-		{name: "known name, other algorithm", q: signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA512, testSecret, now, nil),
+		{name: "known name, other algorithm", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA512, testSecret, now, nil),
 			rcode: dns.RcodeNotAuth, err: dns.RcodeBadKey},
-		{name: "bad MAC", q: signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, wrongSecret, now, nil),
+		{name: "bad MAC", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, wrongSecret, now, nil),
 			rcode: dns.RcodeNotAuth, err: dns.RcodeBadSig},
-		{name: "MAC over another ID", q: signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
+		{name: "MAC over another ID", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
 			func(ts *dns.TSIG) { ts.OrigId++ }), rcode: dns.RcodeNotAuth, err: dns.RcodeBadSig},
-		{name: "time an hour ago", q: signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now.Add(-time.Hour), nil),
+		{name: "time an hour ago", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now.Add(-time.Hour), nil),
 			rcode: dns.RcodeNotAuth, err: dns.RcodeBadTime, signed: true, secret: testSecret},
-		{name: "time an hour ahead, with EDNS", q: signQuery(t, "www.example.test.", dns.TypeA, true, "xfr-key.", dns.HmacSHA256, testSecret, now.Add(time.Hour), nil),
+		{name: "time an hour ahead, with EDNS", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, true, "xfr-key.", dns.HmacSHA256, testSecret, now.Add(time.Hour), nil),
 			rcode: dns.RcodeNotAuth, err: dns.RcodeBadTime, signed: true, secret: testSecret},
-		{name: "MAC truncated to half", q: signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
+		{name: "MAC truncated to half", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
 			func(ts *dns.TSIG) { ts.MAC, ts.MACSize = ts.MAC[:32], 16 }), rcode: dns.RcodeNotAuth, err: dns.RcodeBadTrunc, signed: true, secret: testSecret},
-		{name: "MAC truncated below 10 bytes", q: signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
+		{name: "MAC truncated below 10 bytes", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
 			func(ts *dns.TSIG) { ts.MAC, ts.MACSize = ts.MAC[:18], 9 }), rcode: dns.RcodeFormatError},
-		{name: "empty MAC", q: signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
+		{name: "empty MAC", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
 			func(ts *dns.TSIG) { ts.MAC, ts.MACSize = "", 0 }), rcode: dns.RcodeFormatError},
-		{name: "MAC longer than the hash", q: signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
+		{name: "MAC longer than the hash", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
 			func(ts *dns.TSIG) { ts.MAC, ts.MACSize = ts.MAC+"0000", 34 }), rcode: dns.RcodeFormatError},
-		{name: "class IN", q: signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
+		{name: "class IN", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
 			func(ts *dns.TSIG) { ts.Hdr.Class = dns.ClassINET }), rcode: dns.RcodeFormatError},
-		{name: "TTL not 0", q: signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
+		{name: "TTL not 0", q: dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, now,
 			func(ts *dns.TSIG) { ts.Hdr.Ttl = 5 }), rcode: dns.RcodeFormatError},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			out := auth.ServeDNS(&Request{Wire: tc.q.wire}, nil)
+			out := auth.ServeDNS(&Request{Wire: tc.q.Wire}, nil)
 			var got dns.Msg
 			if err := got.Unpack(out); err != nil {
 				t.Fatalf("unpack %x: %v", out, err)
@@ -203,12 +173,12 @@ func TestTSIGQueries(t *testing.T) {
 				}
 				return
 			}
-			if wantOPT := tc.q.wire[11] == 2; (got.IsEdns0() != nil) != wantOPT {
+			if wantOPT := tc.q.Wire[11] == 2; (got.IsEdns0() != nil) != wantOPT {
 				t.Errorf("OPT in reply %v, want %v", got.IsEdns0() != nil, wantOPT)
 			}
 			ts := replyTSIG(t, &got)
 			var query dns.Msg
-			if err := query.Unpack(tc.q.wire); err != nil {
+			if err := query.Unpack(tc.q.Wire); err != nil {
 				t.Fatal(err)
 			}
 			qts := query.IsTsig()
@@ -281,14 +251,14 @@ func checkReplyMAC(reply []byte, ts *dns.TSIG, secret string, reqMAC []byte) err
 // TestTSIGPlacement: the TSIG must be the last record (RFC 8945 5.1).
 func TestTSIGPlacement(t *testing.T) {
 	auth := NewAuthority(tsigView(t), 0, nil)
-	q := signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil)
-	tsig := q.wire[headerLen+len(wireName("www.example.test."))+4:]
+	q := dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil)
+	tsig := q.Wire[headerLen+len(wireName("www.example.test."))+4:]
 	for _, tc := range []struct {
 		name string
 		wire []byte
 	}{
-		{"OPT after the TSIG", arcount(append(append([]byte(nil), q.wire...), testOPT...), 2)},
-		{"two TSIGs", arcount(append(append([]byte(nil), q.wire...), tsig...), 2)},
+		{"OPT after the TSIG", arcount(append(append([]byte(nil), q.Wire...), testOPT...), 2)},
+		{"two TSIGs", arcount(append(append([]byte(nil), q.Wire...), tsig...), 2)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := auth.ServeDNS(&Request{Wire: tc.wire}, nil)
@@ -308,9 +278,9 @@ func TestTSIGNotCached(t *testing.T) {
 	plain := new(dns.Msg)
 	plain.SetQuestion("www.example.test.", dns.TypeA)
 	for range 2 {
-		q := signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil)
-		out := auth.ServeDNS(&Request{Wire: q.wire}, nil)
-		if err := dns.TsigVerify(out, testSecret, q.mac, false); err != nil {
+		q := dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil)
+		out := auth.ServeDNS(&Request{Wire: q.Wire}, nil)
+		if err := dns.TsigVerify(out, testSecret, q.MAC, false); err != nil {
 			t.Fatalf("signed reply: %v", err)
 		}
 	}
@@ -318,14 +288,14 @@ func TestTSIGNotCached(t *testing.T) {
 		t.Errorf("signed queries answered from the cache: %d hits", hits)
 	}
 	for range 2 {
-		if r := exchange(t, auth, plain, false); r.IsTsig() != nil {
+		if r := handlertest.Exchange(t, auth, plain, false); r.IsTsig() != nil {
 			t.Fatalf("unsigned query got a signed reply: %v", r)
 		}
 	}
 	for range 2 {
-		q := signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil)
-		out := auth.ServeDNS(&Request{Wire: q.wire}, nil)
-		if err := dns.TsigVerify(out, testSecret, q.mac, false); err != nil {
+		q := dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil)
+		out := auth.ServeDNS(&Request{Wire: q.Wire}, nil)
+		if err := dns.TsigVerify(out, testSecret, q.MAC, false); err != nil {
 			t.Fatalf("signed query after a cached unsigned one: %v", err)
 		}
 	}
@@ -338,9 +308,9 @@ func TestTSIGNotCached(t *testing.T) {
 // BADKEY, as RFC 8945 5.2.1 requires, instead of ignoring the TSIG.
 func TestTSIGWithoutKeys(t *testing.T) {
 	auth := NewAuthority(testView(t), 0, nil)
-	q := signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil)
+	q := dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil)
 	var got dns.Msg
-	if err := got.Unpack(auth.ServeDNS(&Request{Wire: q.wire}, nil)); err != nil {
+	if err := got.Unpack(auth.ServeDNS(&Request{Wire: q.Wire}, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if got.Rcode != dns.RcodeNotAuth || got.IsTsig() == nil || got.IsTsig().Error != dns.RcodeBadKey {
@@ -359,9 +329,9 @@ func TestTSIGFudge(t *testing.T) {
 		badTime bool
 	}{{0, false}, {-300 * time.Second, false}, {300 * time.Second, false}, {-301 * time.Second, true}, {301 * time.Second, true}} {
 		t.Run(tc.skew.String(), func(t *testing.T) {
-			q := signQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, clock.Add(tc.skew), nil)
+			q := dnstest.SignQuery(t, "www.example.test.", dns.TypeA, false, "xfr-key.", dns.HmacSHA256, testSecret, clock.Add(tc.skew), nil)
 			var got dns.Msg
-			if err := got.Unpack(auth.ServeDNS(&Request{Wire: q.wire}, nil)); err != nil {
+			if err := got.Unpack(auth.ServeDNS(&Request{Wire: q.Wire}, nil)); err != nil {
 				t.Fatal(err)
 			}
 			ts := replyTSIG(t, &got)

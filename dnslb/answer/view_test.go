@@ -118,14 +118,3 @@ func buildView(t testing.TB, set *zones.Set, pools map[string]poolSpec) *View {
 	}
 	return v
 }
-
-// answerAddrs are the addresses of the A records in m's answer, in order.
-func answerAddrs(m *dns.Msg) []string {
-	var out []string
-	for _, rr := range m.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			out = append(out, a.A.String())
-		}
-	}
-	return out
-}

@@ -1,11 +1,11 @@
 package dnsserver
 
 import (
-	"encoding/binary"
 	"io"
 	"net"
 	"testing"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 
@@ -27,7 +27,7 @@ func benchWire(b *testing.B, name string, qtype uint16) []byte {
 func BenchmarkTCPConnPerQuery(b *testing.B) {
 	_, addr := startServer(b, Options{})
 	wire := benchWire(b, "www.example.test.", dns.TypeA)
-	frame := append(binary.BigEndian.AppendUint16(nil, uint16(len(wire))), wire...)
+	frame := dnstest.Frame(wire)
 	buf := make([]byte, 4096)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/dnslb/dnslb/internal/fuzzguard"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
@@ -31,14 +32,7 @@ func (echoHandler) ServeDNS(req *Request, out []byte) []byte {
 // not at the idle timeout); the replies are exactly the echoes of the
 // whole messages in the input, in order, up to an empty one.
 func FuzzTCPFraming(f *testing.F) {
-	frame := func(msgs ...[]byte) []byte {
-		var b []byte
-		for _, m := range msgs {
-			b = binary.BigEndian.AppendUint16(b, uint16(len(m)))
-			b = append(b, m...)
-		}
-		return b
-	}
+	frame := dnstest.Frame
 	q := new(dns.Msg)
 	q.SetQuestion("www.example.test.", dns.TypeA)
 	query, err := q.Pack()

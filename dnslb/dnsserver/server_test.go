@@ -3,11 +3,13 @@ package dnsserver
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -82,36 +84,6 @@ func TestUDPKeepsServingAfterGarbage(t *testing.T) {
 	}
 }
 
-func writeTCP(t *testing.T, c net.Conn, m *dns.Msg) {
-	t.Helper()
-	b, err := m.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	frame := binary.BigEndian.AppendUint16(nil, uint16(len(b)))
-	if _, err := c.Write(append(frame, b...)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readTCP(t *testing.T, c net.Conn) *dns.Msg {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	var l [2]byte
-	if _, err := io.ReadFull(c, l[:]); err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, binary.BigEndian.Uint16(l[:]))
-	if _, err := io.ReadFull(c, b); err != nil {
-		t.Fatal(err)
-	}
-	var m dns.Msg
-	if err := m.Unpack(b); err != nil {
-		t.Fatal(err)
-	}
-	return &m
-}
-
 func TestTCPPipelining(t *testing.T) {
 	_, addr := startServer(t, Options{})
 	c, err := net.Dial("tcp", addr)
@@ -124,10 +96,10 @@ func TestTCPPipelining(t *testing.T) {
 		m := new(dns.Msg)
 		m.SetQuestion(n, dns.TypeA)
 		m.Id = uint16(100 + i)
-		writeTCP(t, c, m)
+		dnstest.WriteMsgTCP(t, c, m)
 	}
 	for i, n := range names {
-		resp := readTCP(t, c)
+		resp := dnstest.ReadMsgTCP(t, c, 2*time.Second)
 		if resp.Id != uint16(100+i) || resp.Question[0].Name != n {
 			t.Errorf("reply %d: id %d for %s", i, resp.Id, resp.Question[0].Name)
 		}
@@ -153,7 +125,7 @@ func TestTCPFraming(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)
+		return dnstest.Frame(b)
 	}
 	names := []string{"www.example.test.", "nope.example.test.", "mail.example.test."}
 	bareHeader := []byte{0, 12, 0xbe, 0xef, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
@@ -198,7 +170,7 @@ func TestTCPFraming(t *testing.T) {
 				}
 			}()
 			for i := range tc.queries {
-				resp := readTCP(t, c)
+				resp := dnstest.ReadMsgTCP(t, c, 2*time.Second)
 				if resp.Id != uint16(i+1) || resp.Question[0].Name != names[i%len(names)] {
 					t.Fatalf("reply %d: id %d for %s", i, resp.Id, resp.Question[0].Name)
 				}
@@ -276,8 +248,8 @@ func TestTCPConnectionCap(t *testing.T) {
 		held = append(held, c)
 		m := new(dns.Msg)
 		m.SetQuestion("www.example.test.", dns.TypeA)
-		writeTCP(t, c, m)
-		readTCP(t, c) // the connection is registered once it answered
+		dnstest.WriteMsgTCP(t, c, m)
+		dnstest.ReadMsgTCP(t, c, 2*time.Second) // the connection is registered once it answered
 	}
 	extra, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -291,26 +263,11 @@ func TestTCPConnectionCap(t *testing.T) {
 	// Freeing a slot lets a new connection in.
 	held[0].Close()
 	held = held[1:]
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := new(dns.Msg)
-		m.SetQuestion("www.example.test.", dns.TypeA)
-		writeTCP(t, c, m)
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		var l [2]byte
-		_, err = io.ReadFull(c, l[:])
-		c.Close()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no slot freed after closing a connection")
-		}
-	}
+	wire := dnstest.Query(t, "www.example.test.", dns.TypeA, 1)
+	dnstest.Eventually(t, 5*time.Second, "a slot freed after closing a connection", func() (bool, string) {
+		_, err := dnstest.Exchange("tcp", addr, wire, time.Second)
+		return err == nil, fmt.Sprint(err)
+	})
 }
 
 func TestShutdownClosesIdleAndIsIdempotent(t *testing.T) {
@@ -322,8 +279,8 @@ func TestShutdownClosesIdleAndIsIdempotent(t *testing.T) {
 	defer c.Close()
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.test.", dns.TypeA)
-	writeTCP(t, c, m)
-	readTCP(t, c)
+	dnstest.WriteMsgTCP(t, c, m)
+	dnstest.ReadMsgTCP(t, c, 2*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {

@@ -3,6 +3,7 @@ package dnstest
 import (
 	"slices"
 	"strings"
+	"testing"
 
 	"github.com/miekg/dns"
 )
@@ -48,6 +49,22 @@ func NormSection(rrs []dns.RR) []string {
 	return out
 }
 
+// Section is a section as a sorted list of records in presentation form,
+// single-spaced (as tests write them), without the OPT pseudo-record, and
+// with names as they are: for tests of code that must keep the case of what
+// it was given, where NormSection would hide a change of case.
+func Section(rrs []dns.RR) []string {
+	out := make([]string, 0, len(rrs))
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
+		}
+		out = append(out, strings.Join(strings.Fields(rr.String()), " "))
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Diff compares two sections as multisets of lines: missing are in want
 // and not in got, extra in got and not in want.
 func Diff(want, got []string) (missing, extra []string) {
@@ -75,4 +92,20 @@ func Diff(want, got []string) (missing, extra []string) {
 // order (names compared without case).
 func SameSection(a, b []dns.RR) bool {
 	return slices.Equal(NormSection(a), NormSection(b))
+}
+
+// NormLines is NormSection for records written in presentation form, as
+// tests write the sections they expect: each line is parsed (so spacing and
+// the case of class and type do not matter) and normalised as NormRR does.
+func NormLines(t testing.TB, lines ...string) []string {
+	t.Helper()
+	rrs := make([]dns.RR, 0, len(lines))
+	for _, l := range lines {
+		rr, err := dns.NewRR(l)
+		if err != nil || rr == nil {
+			t.Fatalf("dnstest: record %q: %v", l, err)
+		}
+		rrs = append(rrs, rr)
+	}
+	return NormSection(rrs)
 }
