@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 )
 
@@ -477,17 +478,11 @@ func processGone(pid int) bool {
 // command writes are no use: it may run in its own PID namespace.)
 func waitUnmarked(t *testing.T, marker string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// Polling external processes: there is no event to wait on.
+	dnstest.Eventually(t, 10*time.Second, "no process marked "+marker, func() (bool, string) {
 		pids := markedProcesses(t, marker)
-		if len(pids) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes %v still running", pids)
-		}
-		time.Sleep(10 * time.Millisecond) // polling external processes: no event to wait on
-	}
+		return len(pids) == 0, fmt.Sprintf("still running: %v", pids)
+	})
 }
 
 // markedProcesses returns the live (not zombie) processes whose argv or

@@ -3,6 +3,7 @@ package healthcheck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 // The scheduler's timing is tested inside synctest bubbles: time is fake
@@ -828,15 +831,10 @@ func TestSchedulerRealTCP(t *testing.T) {
 	}
 	defer func() { close(stop); readers.Wait() }()
 
-	// Wait (with a deadline, no sleep) for the first successful probe.
-	deadline := time.After(10 * time.Second)
-	for st := mustStatus(t, s, key); !st.Checked || st.LastError != ""; st = mustStatus(t, s, key) {
-		select {
-		case <-deadline:
-			t.Fatalf("no successful probe: %+v", st)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	dnstest.Eventually(t, 10*time.Second, "a successful probe", func() (bool, string) {
+		st := mustStatus(t, s, key)
+		return st.Checked && st.LastError == "", fmt.Sprintf("%+v", st)
+	})
 	l.Close()
 	select {
 	case tr := <-ch:

@@ -3,6 +3,7 @@ package healthcheck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 // blackhole returns a loopback TCP address whose accept queue is full, so
@@ -142,19 +145,12 @@ func TestTCPCheckerDrainEnds(t *testing.T) {
 			if err := c.Check(ctx, hole); err == nil {
 				t.Fatal("a connect to a full accept queue succeeded")
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			dnstest.Eventually(t, 5*time.Second, "the drain stopping after the last connect ended", func() (bool, string) {
 				c.poller.mu.Lock()
 				running, pending := c.poller.running, len(c.poller.pending)
 				c.poller.mu.Unlock()
-				if !running && pending == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("drain still running %v after the last connect ended (%d pending)", time.Since(deadline.Add(-5*time.Second)), pending)
-				}
-				time.Sleep(time.Millisecond)
-			}
+				return !running && pending == 0, fmt.Sprintf("running %v, %d pending", running, pending)
+			})
 			c.poller.close()
 		})
 	}
