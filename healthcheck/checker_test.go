@@ -1,7 +1,6 @@
 package healthcheck
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/proctest"
 	"github.com/miekg/dns"
 )
 
@@ -459,20 +458,6 @@ func TestExecChecker(t *testing.T) {
 	}
 }
 
-// processGone reports whether pid has exited (a zombie counts as gone).
-func processGone(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return true
-	}
-	// The state follows the command name in parentheses.
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z' || s[i+2] == 'X'
-	}
-	return false
-}
-
 // waitUnmarked polls until no process with marker in its argv or
 // environment is alive, or fails the test after a deadline. (Pids the
 // command writes are no use: it may run in its own PID namespace.)
@@ -480,37 +465,9 @@ func waitUnmarked(t *testing.T, marker string) {
 	t.Helper()
 	// Polling external processes: there is no event to wait on.
 	dnstest.Eventually(t, 10*time.Second, "no process marked "+marker, func() (bool, string) {
-		pids := markedProcesses(t, marker)
+		pids := proctest.PIDs(proctest.Marked(t, marker))
 		return len(pids) == 0, fmt.Sprintf("still running: %v", pids)
 	})
-}
-
-// markedProcesses returns the live (not zombie) processes whose argv or
-// environment contains marker.
-func markedProcesses(t *testing.T, marker string) []int {
-	t.Helper()
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		found := false
-		for _, f := range []string{"cmdline", "environ"} {
-			b, err := os.ReadFile(filepath.Join("/proc", d.Name(), f))
-			if err == nil && bytes.Contains(b, []byte(marker)) {
-				found = true
-			}
-		}
-		if found && !processGone(pid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // testMarker returns an environment assignment unique to this test run,

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dnslb/dnslb/internal/proctest"
 )
 
 // requireSetsid skips without the setsid program, and fails in CI.
@@ -79,7 +81,7 @@ func TestExecCheckerReapsDetached(t *testing.T) {
 			t.Run(name+"/"+tt.name, func(t *testing.T) {
 				marker := fmt.Sprintf("DNSLB_TEST_LEAK_MARKER=%d-%d-%d", os.Getpid(), i, time.Now().UnixNano())
 				t.Cleanup(func() {
-					for _, pid := range markedProcesses(t, marker) {
+					for _, pid := range proctest.PIDs(proctest.Marked(t, marker)) {
 						_ = syscall.Kill(pid, syscall.SIGKILL)
 					}
 				})
@@ -110,7 +112,7 @@ while [ ! -e "$1" ]; do sleep 0.01; done
 				}
 				// Check returns only once everything it started is dead and
 				// reaped: no poll.
-				if pids := markedProcesses(t, marker); len(pids) > 0 {
+				if pids := proctest.PIDs(proctest.Marked(t, marker)); len(pids) > 0 {
 					t.Errorf("processes left behind by the check: %v", pids)
 				}
 			})

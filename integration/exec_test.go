@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/dnslb/dnslb/internal/proctest"
 )
 
 // TestExecCheckReapsDetached runs a pool whose exec check starts a `setsid
@@ -92,35 +93,16 @@ type markedProc struct {
 // marker=value, value being "member:run".
 func markedProcs(t *testing.T, marker string) []markedProc {
 	t.Helper()
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []markedProc
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", d.Name(), "environ"))
-		if err != nil {
-			continue
-		}
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			rest, ok := strings.CutPrefix(string(kv), marker+":")
+	for _, p := range proctest.Marked(t, marker) {
+		for _, kv := range p.Environ {
+			rest, ok := strings.CutPrefix(kv, marker+":")
 			if !ok {
 				continue
 			}
-			stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
-			if i := bytes.LastIndexByte(stat, ')'); err != nil || i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
-				break // gone or a zombie
-			}
-			cmd, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-			p := markedProc{pid: pid, cmd: strings.TrimSpace(string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))}
 			member, run, _ := strings.Cut(rest, ":")
-			p.member = member
-			p.run, _ = strconv.Atoi(strings.TrimSpace(run))
-			out = append(out, p)
+			n, _ := strconv.Atoi(strings.TrimSpace(run))
+			out = append(out, markedProc{pid: p.PID, cmd: p.Cmdline, member: member, run: n})
 		}
 	}
 	return out
