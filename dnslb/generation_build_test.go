@@ -16,6 +16,7 @@ import (
 
 	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
@@ -262,5 +263,72 @@ func TestServedGenerationConsistent(t *testing.T) {
 	}
 	if len(committed) < rounds {
 		t.Fatalf("only %d generations committed", len(committed))
+	}
+}
+
+// TestBuildCarriesCounters: a build hands its view everything it serves
+// with, in the one phase: the process's zone counters, lead counters taken
+// from the view it replaces (by pool and address; a new member gets its
+// own), the overrides in force and its own build number; and it leaves
+// the generation it replaces as it was.
+func TestBuildCarriesCounters(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "1", "")
+	fc := baseConfig(dir)
+	m := NewMetrics()
+	ov := answer.NewOverrides(map[netip.Addr]answer.Override{netip.MustParseAddr("192.0.2.11"): {Mode: answer.OverrideDrain}}, 7)
+	l, err := fc.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1, err := build(l, buildBase{overrides: ov, counters: m.ZoneCounters, now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := g1.View
+	z1 := v1.Zones.Zone("example.test.")
+	if v1.Counters[z1] != m.ZoneCounters("example.test.") || v1.NoZone != m.ZoneCounters("") {
+		t.Fatal("the built view does not count into the process's zone counters")
+	}
+	if g1.Overrides() != ov {
+		t.Fatal("the built view does not have the overrides in force")
+	}
+	leads := func(v *answer.View) map[string]*pool.LeadCounter {
+		out := map[string]*pool.LeadCounter{}
+		for _, mb := range v.Pools["www.example.test."].Members() {
+			out[mb.Addr.String()] = mb.Leads
+		}
+		return out
+	}
+	first := leads(v1)
+	if first["192.0.2.10"] == nil || first["192.0.2.11"] == nil || first["192.0.2.10"] == first["192.0.2.11"] {
+		t.Fatalf("lead counters %v: want one per member", first)
+	}
+	first["192.0.2.10"].Add(0)
+
+	writeZone(t, dir, "2", "www 60 A 192.0.2.12\n")
+	if l, err = fc.load(); err != nil {
+		t.Fatal(err)
+	}
+	g2, err := build(l, buildBase{prev: g1, serials: g1.serials, counters: m.ZoneCounters, now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := leads(g2.View)
+	switch {
+	case next["192.0.2.10"] != first["192.0.2.10"] || next["192.0.2.10"].Load() != 1:
+		t.Error("a member kept over the reload does not keep its lead counter")
+	case next["192.0.2.12"] == nil || next["192.0.2.12"] == first["192.0.2.10"] || next["192.0.2.12"] == first["192.0.2.11"]:
+		t.Error("a new member has no lead counter of its own")
+	case g2.View.Counters[g2.View.Zones.Zone("example.test.")] != m.ZoneCounters("example.test."):
+		t.Error("the new zone does not count into the same counters")
+	case g2.Overrides() != ov:
+		t.Error("the reload did not keep the overrides in force")
+	case g2.View.Gen() == v1.Gen():
+		t.Error("the reload's view has the build number of the one it replaces: it would answer from its cached replies")
+	case g2.serials["example.test."].Serial != 2 || g1.serials["example.test."].Serial != 1:
+		t.Errorf("serials: %v, and the replaced generation's %v", g2.serials, g1.serials)
+	case g1.View != v1 || len(leads(v1)) != 2:
+		t.Error("the build changed the generation it replaces")
 	}
 }

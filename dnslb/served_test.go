@@ -54,18 +54,22 @@ func TestOverrideSwapsGeneration(t *testing.T) {
 		t.Errorf("answers %v after the drain of %s", got, member10)
 	}
 
-	// The generation's readers answer while a writer holds mu.
+	// The generation's readers (the admin API's and the metrics') answer
+	// while a writer holds mu.
 	rt.mu.Lock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = rt.Config()
 		_ = rt.Zones()
+		_ = rt.Pools()
+		_, _ = rt.LastReload()
+		_ = rt.memberLeads()
 	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Error("Config or Zones waits for the Runtime's lock")
+		t.Error("Config, Zones, Pools, LastReload or the metrics wait for the Runtime's lock")
 	}
 	rt.mu.Unlock()
 	<-done
