@@ -3,6 +3,7 @@ package dnslb
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -31,14 +32,25 @@ type Loaded struct {
 // its file and line.
 type Loader func() (*Loaded, error)
 
-// Generation is a complete configuration built to the side: the config,
-// every zone and the pools over them. Nothing in it changes once built;
-// a Runtime swaps whole generations in.
+// Generation is a complete configuration built to the side, in one phase
+// (build): the config, every zone, the pools over them with their
+// counters, the overrides in force and the managed serials. Nothing in it
+// changes once built; a Runtime swaps whole generations in, and its
+// readers load the one being served without a lock (docs/design.md,
+// Where state lives).
 type Generation struct {
 	Loaded *Loaded
-	View   *answer.View
+	// View is what the answer path serves: zones, pools, counters and
+	// the overrides in force (View.Overrides), one value.
+	View *answer.View
 	// zones holds each configured zone's state, by canonical origin.
 	zones map[string]*zoneState
+	// serials are the managed serials in force, by origin, for the state
+	// file: those the build started from (the state file's at start, then
+	// the replaced generation's), with the serial and digest of every
+	// zone this generation loaded. A zone dropped from the config keeps
+	// its entry, so that re-adding it keeps its serial growing.
+	serials map[string]serialState
 	// Failed lists the problems of zones that did not load (a zone that
 	// served before keeps its previous version, in zones); the
 	// generation is still whole without them.
@@ -48,19 +60,19 @@ type Generation struct {
 	// Notes are what building decided that an operator should know
 	// (a serial raised by serial: auto).
 	Notes []Note
-	// answer.Overrides are the operator overrides (drains, force-downs) in force
-	// with this generation; nil for none. A build has none: the Runtime
-	// gives a new generation the overrides of the one it replaces, and an
-	// override change swaps in a copy of the generation being served with
-	// new answer.Overrides (withOverrides).
-	Overrides *answer.Overrides
 }
+
+// Overrides returns the operator overrides in force with g (nil: none).
+// A build takes those in force when it starts (buildBase); an override
+// change swaps in a copy of the generation being served with new ones
+// (withOverrides).
+func (g *Generation) Overrides() *answer.Overrides { return g.View.Overrides }
 
 // withOverrides returns a copy of g with the overrides o, sharing
 // everything else (g itself does not change).
 func (g *Generation) withOverrides(o *answer.Overrides) *Generation {
 	ng := *g
-	ng.Overrides = o
+	ng.View = g.View.WithOverrides(o)
 	return &ng
 }
 
@@ -80,11 +92,20 @@ type zoneState struct {
 	err      error // last load's problems; nil when the file is what is served
 }
 
-// buildBase is what a build carries over from the generation being served.
+// buildBase is what a build carries over from the generation being served
+// (or, at start, from the state file), and the process's counters.
 type buildBase struct {
-	prev    *Generation            // nil at start and for `check`
-	serials map[string]serialState // managed serials, from the state file
-	now     time.Time
+	prev *Generation // nil at start and for `check`
+	// serials are the managed serials: the state file's at start, prev's
+	// on a reload. The build does not change the map.
+	serials map[string]serialState
+	// overrides are the overrides in force (at start: the state file's).
+	// Ignored when prev is set: a reload keeps prev's.
+	overrides *answer.Overrides
+	// counters gives the zones' query counters (Metrics.ZoneCounters);
+	// nil: queries are not counted (`check`).
+	counters func(origin string) *answer.ZoneCounters
+	now      time.Time
 }
 
 // Check builds a generation from the config a Loader reads, as `dnslb
@@ -108,7 +129,10 @@ func build(l *Loaded, base buildBase) (*Generation, error) {
 		return nil, l.place(ProblemsOf(err))
 	}
 	cfg.ApplyDefaults() // this load's own copy
-	g := &Generation{Loaded: l, zones: map[string]*zoneState{}}
+	g := &Generation{Loaded: l, zones: map[string]*zoneState{}, serials: maps.Clone(base.serials)}
+	if g.serials == nil {
+		g.serials = map[string]serialState{}
+	}
 	if cfg.CacheSize != 0 {
 		what := "no cache"
 		if n := cfg.CacheBytes(); n > 0 {
@@ -147,13 +171,18 @@ func build(l *Loaded, base buildBase) (*Generation, error) {
 			st.loadedAt = old.loadedAt
 		}
 		g.zones[origin] = st
+		g.serials[origin] = serialState{Serial: z.Serial(), Digest: fmt.Sprintf("%x", z.Digest)}
 		loaded = append(loaded, z)
 	}
 	set, err := zones.NewSet(loaded...)
 	if err != nil {
 		return nil, append(g.Failed, l.place(Problems{keyed("zones", "%v", err)})...)
 	}
-	view, err := BuildView(cfg, set)
+	carry := viewCarry{gen: 1, counters: base.counters, overrides: base.overrides}
+	if base.prev != nil {
+		carry.gen, carry.prev, carry.overrides = base.prev.View.Gen()+1, base.prev.View, base.prev.Overrides()
+	}
+	view, err := buildView(cfg, set, carry)
 	if err != nil {
 		// A pool in a zone that did not load is a consequence of the
 		// zone's problems, not a problem of its own: the zone's lines

@@ -10,7 +10,6 @@ import (
 	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/dnslb/rrl"
-	"github.com/dnslb/dnslb/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -261,18 +260,6 @@ func (c *queryCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), names[i], qtype, rcode)
 		})
 	}
-}
-
-// attachCounters gives a view the persistent counters of its zones.
-func (m *Metrics) attachCounters(v *answer.View) {
-	if m == nil {
-		return
-	}
-	v.Counters = make(map[*zones.Zone]*answer.ZoneCounters)
-	for _, z := range v.Zones.Zones() {
-		v.Counters[z] = m.ZoneCounters(z.Origin)
-	}
-	v.NoZone = m.ZoneCounters("")
 }
 
 // memberCollector exports each pool member's state, and whether each pool

@@ -16,9 +16,39 @@ import (
 // BuildView checks the pools of cfg against the zones and builds them. The
 // zone file is the source of truth for membership: a pool's members are
 // the A and AAAA records at its name; config members that are not among
-// them are errors.
+// them are errors. The view has no overrides and counts nothing but the
+// answers each member leads (see buildView).
 func BuildView(cfg *Config, set *zones.Set) (*answer.View, error) {
-	v := &answer.View{Zones: set, Pools: map[string]*pool.Pool{}, TargetPools: map[healthcheck.TargetKey][]string{}}
+	return buildView(cfg, set, viewCarry{})
+}
+
+// viewCarry is what a view being built takes over from outside its config
+// and zones: the number of its build, the overrides in force, and the
+// counters that outlive a generation. A view gets them as it is built and
+// never changes after.
+type viewCarry struct {
+	gen uint64
+	// prev is the view being replaced: each pool member keeps its lead
+	// counter from it, by pool name and address (nil: every counter
+	// starts at zero).
+	prev *answer.View
+	// counters returns the process's query counters of a zone ("": names
+	// outside every zone); nil: queries are not counted (dnslb check).
+	counters  func(origin string) *answer.ZoneCounters
+	overrides *answer.Overrides
+}
+
+// buildView is BuildView with what c carries in.
+func buildView(cfg *Config, set *zones.Set, c viewCarry) (*answer.View, error) {
+	v := answer.NewView(c.gen)
+	v.Zones, v.Overrides = set, c.overrides
+	if c.counters != nil {
+		v.Counters = make(map[*zones.Zone]*answer.ZoneCounters)
+		for _, z := range set.Zones() {
+			v.Counters[z] = c.counters(z.Origin)
+		}
+		v.NoZone = c.counters("")
+	}
 	var errs Problems
 	seen := map[healthcheck.TargetKey]bool{}
 	for _, rawName := range sortedKeys(cfg.Pools) {
@@ -39,7 +69,7 @@ func BuildView(cfg *Config, set *zones.Set) (*answer.View, error) {
 			errs = append(errs, keyed(key, "zone %s (%s) has no A or AAAA records at %s", z.Origin, z.File, name))
 			continue
 		}
-		p, targets, problem := buildPool(name, key, pc, rrs)
+		p, targets, problem := buildPool(name, key, pc, rrs, prevLeads(c.prev, name))
 		if problem != nil {
 			errs = append(errs, *problem)
 			continue
@@ -63,7 +93,25 @@ func BuildView(cfg *Config, set *zones.Set) (*answer.View, error) {
 	return v, nil
 }
 
-func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []healthcheck.Target, *Problem) {
+// prevLeads returns the lead counters of the members of pool name in v, by
+// address (nil v or pool: none).
+func prevLeads(v *answer.View, name string) map[netip.Addr]*pool.LeadCounter {
+	if v == nil || v.Pools[name] == nil {
+		return nil
+	}
+	out := map[netip.Addr]*pool.LeadCounter{}
+	for _, m := range v.Pools[name].Members() {
+		if m.Leads != nil {
+			out[m.Addr] = m.Leads
+		}
+	}
+	return out
+}
+
+// buildPool builds pool name from its config and records. Its members
+// take their lead counters from leads, by address; a member new to the
+// pool gets a counter of its own (one per address).
+func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Addr]*pool.LeadCounter) (*pool.Pool, []healthcheck.Target, *Problem) {
 	policy, err := pool.ParsePolicy(pc.Policy)
 	if err != nil {
 		p := keyed(key+".policy", "%v", err)
@@ -99,7 +147,15 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 		c, d := dns.Copy(rr), dns.Copy(rr)
 		c.Header().Ttl = min(ttl, rr.Header().Ttl)
 		d.Header().Ttl = min(ttlDegraded, rr.Header().Ttl)
-		m := pool.Member{Addr: addr, RR: c, Degraded: d, Weight: max(mc.weight(), 1), Backup: mc.Backup, Checked: len(checks) > 0}
+		lead := leads[addr]
+		if lead == nil {
+			if leads == nil {
+				leads = map[netip.Addr]*pool.LeadCounter{}
+			}
+			lead = new(pool.LeadCounter)
+			leads[addr] = lead
+		}
+		m := pool.Member{Addr: addr, RR: c, Degraded: d, Weight: max(mc.weight(), 1), Backup: mc.Backup, Checked: len(checks) > 0, Leads: lead}
 		for i, ch := range checks {
 			probe := addr
 			switch {

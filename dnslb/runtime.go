@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"reflect"
 	"runtime/debug"
@@ -76,28 +75,44 @@ type Runtime struct {
 	building atomic.Bool
 	stopping chan struct{} // closed by Shutdown
 
-	// cur is the generation being served, with the overrides in force:
-	// one immutable value that readers load without a lock. It is swapped
-	// under mu (a reload's commit, an override change), so that no swap
-	// loses another's change.
+	// cur is the generation being served: config, zones, pools with
+	// their lead and query counters, the overrides in force and the
+	// managed serials, one immutable value (docs/design.md, Where state
+	// lives). Readers (Config, Zones, Pools, the metrics collectors, the
+	// watcher, the state file) load it without a lock. The answer path
+	// serves its View, stored with it (commit, publishOverridesLocked).
 	cur atomic.Pointer[Generation]
 
-	// mu guards what follows, and the swaps of cur; it is held only to
-	// read or swap, never across file reads.
+	// mu serialises the writers of cur: a reload's commit, an override
+	// set, lifted or expired. Each reads cur, derives the next generation
+	// and stores it, and without mu one would lose the other's change
+	// (an override set while a reload builds). It also serialises the
+	// writes of the state file, whose content those changes decide (an
+	// override is written before it is applied), and guards stateFail.
+	// It is held only to derive and swap, or to write the state file,
+	// never across a build's file reads.
 	mu        sync.Mutex
-	serials   map[string]serialState
+	stateFail bool // the last best-effort write failed (logged); the next to work says so
+
+	// Set once in NewRuntime, before the Runtime is shared, and read
+	// without a lock after.
 	statePath string
 	stateFS   stateFS
-	stateFail bool // the last best-effort write failed (logged); the next to work says so
-	reloadAt  time.Time
-	reloadErr error
-	leads     map[string]map[netip.Addr]*pool.LeadCounter
-	shares    shareRing
 	// cookieSecret is the generated DNS Cookie secret, kept in the state
-	// file; set once in NewRuntime (a configured cookies.secret wins).
+	// file (a configured cookies.secret wins).
 	cookieSecret string
 	// clock times cookies (see CoarseClock); it ticks from Start.
 	clock *answer.CoarseClock
+
+	// lastReload is the outcome of the last reload, for the admin API
+	// (nil: none yet). Not part of a generation: a failed reload builds
+	// none.
+	lastReload atomic.Pointer[reloadOutcome]
+	// shares are the answer shares over the last minute, published by
+	// housekeeping from its samples; ring holds those and is
+	// housekeeping's alone.
+	shares atomic.Pointer[map[string]map[netip.Addr]float64]
+	ring   shareRing
 
 	stateDirty atomic.Bool
 	reloadReq  chan struct{}
@@ -130,8 +145,6 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		opts:         opts,
 		log:          opts.Log,
 		metrics:      NewMetrics(),
-		serials:      map[string]serialState{},
-		leads:        map[string]map[netip.Addr]*pool.LeadCounter{},
 		reloadReq:    make(chan struct{}, 1),
 		freeMem:      make(chan struct{}, 1),
 		stopping:     make(chan struct{}),
@@ -155,7 +168,8 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		if rs, err = r.loadState(); err != nil {
 			return nil, err
 		}
-		return build(l, buildBase{serials: maps.Clone(r.serials), now: opts.Now()})
+		return build(l, buildBase{serials: rs.serials, overrides: answer.NewOverrides(rs.overrides, 1),
+			counters: r.metrics.ZoneCounters, now: opts.Now()})
 	})
 	if err != nil {
 		return nil, err
@@ -172,8 +186,6 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return nil, fmt.Errorf("health checks: %w", err)
 	}
-	r.metrics.attachCounters(g.View)
-	r.attachLeads(g.View)
 	r.auth = answer.NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
 	r.auth.SetCacheBytes(cfg.CacheBytes())
 	r.clock = answer.NewCoarseClock(r.opts.Now)
@@ -190,8 +202,6 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.auth.SetRRL(lim)
 	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools), newRuntimeCollector(r))
-	g = g.withOverrides(answer.NewOverrides(rs.overrides, 1))
-	r.auth.SetOverrides(g.Overrides)
 	r.server = dnsserver.New(dnsserver.Options{
 		Listen:         cfg.Listen,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
@@ -358,9 +368,7 @@ func (r *Runtime) Reload() error {
 	defer r.reloadMu.Unlock()
 	err := r.reloadLocked()
 	now := r.opts.Now()
-	r.mu.Lock()
-	r.reloadAt, r.reloadErr = now, err
-	r.mu.Unlock()
+	r.lastReload.Store(&reloadOutcome{at: now, err: err})
 	r.pokeFallback() // the pools may have changed
 	if err != nil {
 		r.metrics.Reloads.WithLabelValues("error").Inc()
@@ -377,10 +385,16 @@ func (r *Runtime) Reload() error {
 // errUnchanged says the config and files are what is being served.
 var errUnchanged = errors.New("nothing changed")
 
+// reloadOutcome is when the last reload ran and its error.
+type reloadOutcome struct {
+	at  time.Time
+	err error
+}
+
 func (r *Runtime) reloadLocked() error {
-	r.mu.Lock()
-	base := buildBase{prev: r.cur.Load(), serials: maps.Clone(r.serials), now: r.opts.Now()}
-	r.mu.Unlock()
+	// No lock: cur is immutable, and reloads are serialised by reloadMu.
+	prev := r.cur.Load()
+	base := buildBase{prev: prev, serials: prev.serials, counters: r.metrics.ZoneCounters, now: r.opts.Now()}
 	restore := boundReloadMemory()
 	defer func() {
 		// Collect the generation replaced (or a build that failed) and
@@ -431,12 +445,11 @@ func (r *Runtime) reloadLocked() error {
 		r.log.Info().Bool("on", lim != nil).Msg("reload: rate limiting settings changed; counting starts afresh")
 	}
 	r.mu.Lock()
-	r.metrics.attachCounters(g.View)
-	r.attachLeads(g.View)
 	// The overrides in force now, not when the build started: one may
-	// have changed meanwhile.
-	g = g.withOverrides(r.cur.Load().Overrides)
-	r.auth.SetView(g.View)
+	// have changed meanwhile. A new value, like the change was.
+	if ov := r.cur.Load().Overrides(); ov != g.Overrides() {
+		g = g.withOverrides(ov)
+	}
 	r.commit(g)
 	r.mu.Unlock()
 	if len(g.Failed) > 0 {
@@ -550,19 +563,16 @@ func unchanged(l *Loaded, prev *Generation) bool {
 	return true
 }
 
-// commit makes g the generation being served (the Authority has its view
-// already), and logs what its build found. r.mu is held.
+// commit makes g the generation being served, by the Runtime and the
+// answer path, and logs what its build found. r.mu is held.
 func (r *Runtime) commit(g *Generation) {
-	r.cur.Store(g)
+	r.swapLocked(g)
 	for origin, st := range g.zones {
 		failed := 0.0
 		if st.err != nil {
 			failed = 1
 		}
 		r.metrics.ZoneLoadError.WithLabelValues(origin).Set(failed)
-		if st.zone != nil && st.err == nil {
-			r.serials[origin] = serialState{Serial: st.zone.Serial(), Digest: fmt.Sprintf("%x", st.zone.Digest)}
-		}
 	}
 	for _, w := range g.Warnings {
 		msg := "zone warning"
@@ -586,31 +596,13 @@ func serialLess(a, b uint32) bool {
 	return a != b && (b-a) < 1<<31
 }
 
-// attachLeads gives pool members counters of answers led, kept across
-// reloads by pool and address.
-func (r *Runtime) attachLeads(v *answer.View) {
-	for name, p := range v.Pools {
-		byAddr := r.leads[name]
-		if byAddr == nil {
-			byAddr = map[netip.Addr]*pool.LeadCounter{}
-			r.leads[name] = byAddr
-		}
-		for i := range p.V4 {
-			p.V4[i].Leads = leadCounter(byAddr, p.V4[i].Addr)
-		}
-		for i := range p.V6 {
-			p.V6[i].Leads = leadCounter(byAddr, p.V6[i].Addr)
-		}
-	}
-}
-
-func leadCounter(m map[netip.Addr]*pool.LeadCounter, a netip.Addr) *pool.LeadCounter {
-	c := m[a]
-	if c == nil {
-		c = new(pool.LeadCounter)
-		m[a] = c
-	}
-	return c
+// swapLocked makes g the generation being served: the Runtime's, then the
+// answer path's, each one store of one value. r.mu is held, so that the
+// two never disagree for long and no writer's change is lost; a reader
+// loads one of them and sees one whole generation.
+func (r *Runtime) swapLocked(g *Generation) {
+	r.cur.Store(g)
+	r.auth.Serve(g.View)
 }
 
 func (r *Runtime) observeProbe(key healthcheck.TargetKey, latency time.Duration, err error) {
@@ -684,7 +676,7 @@ func (r *Runtime) expireOverrides() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.opts.Now()
-	next := r.cur.Load().Overrides.Clone()
+	next := r.cur.Load().Overrides().Clone()
 	changed := false
 	for a, ov := range next {
 		if ov.Expired(now) {
@@ -699,13 +691,12 @@ func (r *Runtime) expireOverrides() {
 	}
 }
 
-// publishOverridesLocked swaps in the generation being served with the
-// overrides ovs, and gives them to the answer path. r.mu is held.
+// publishOverridesLocked swaps in a copy of the generation being served
+// with the overrides ovs, for the Runtime and the answer path at once.
+// r.mu is held.
 func (r *Runtime) publishOverridesLocked(ovs map[netip.Addr]answer.Override) {
 	g := r.cur.Load()
-	g = g.withOverrides(answer.NewOverrides(ovs, g.Overrides.Generation()+1))
-	r.cur.Store(g)
-	r.auth.SetOverrides(g.Overrides)
+	r.swapLocked(g.withOverrides(answer.NewOverrides(ovs, g.Overrides().Generation()+1)))
 	r.pokeFallback()
 }
 
@@ -735,9 +726,10 @@ func (r *Runtime) Ready() bool {
 
 // LastReload implements admin.Backend.
 func (r *Runtime) LastReload() (time.Time, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.reloadAt, r.reloadErr
+	if o := r.lastReload.Load(); o != nil {
+		return o.at, o.err
+	}
+	return time.Time{}, nil
 }
 
 // Zones implements admin.Backend.
@@ -783,7 +775,7 @@ func (r *Runtime) setOverride(addr netip.Addr, mode answer.OverrideMode, until t
 	if !r.isMemberLocked(addr) {
 		return fmt.Errorf("%s: %w", addr, admin.ErrUnknownMember)
 	}
-	next := r.cur.Load().Overrides.Clone()
+	next := r.cur.Load().Overrides().Clone()
 	old, had := next[addr]
 	switch mode {
 	case answer.OverrideNone:
@@ -825,16 +817,17 @@ func (r *Runtime) isMemberLocked(addr netip.Addr) bool {
 
 // Pools implements admin.Backend.
 func (r *Runtime) Pools() []admin.PoolStatus {
-	// Under mu (for the shares), which also keeps g and the answer
-	// path's overrides from being swapped in between.
-	r.mu.Lock()
+	// No lock: one generation, loaded once, gives the config, the pools
+	// and the overrides; one judgement of them (with the current health)
+	// gives the fallback and the member states, as the answer path judges
+	// them while it serves this generation.
 	g := r.cur.Load()
-	view, cfg := g.View, g.Loaded.Config
-	// One judgement for the fallback and the member states: the health
-	// and overrides the answer path uses.
-	judge, overrides := r.auth.Health()
-	shares := r.shares.shares()
-	r.mu.Unlock()
+	view, cfg, overrides := g.View, g.Loaded.Config, g.Overrides()
+	judge := r.auth.HealthOf(view)
+	var shares map[string]map[netip.Addr]float64
+	if s := r.shares.Load(); s != nil {
+		shares = *s
+	}
 	names := make([]string, 0, len(view.Pools))
 	for n := range view.Pools {
 		names = append(names, n)

@@ -25,8 +25,8 @@ func servedAddrs(resp *dns.Msg) []netip.Addr {
 
 // TestOverrideSwapsGeneration: an override change swaps in a new
 // generation that shares everything but the overrides with the one it
-// replaces, which does not change; the answer path serves its overrides;
-// readers of the generation take no lock.
+// replaces, which does not change; the answer path serves its view, with
+// those overrides; readers of the generation take no lock.
 func TestOverrideSwapsGeneration(t *testing.T) {
 	rt, bfs, _ := newBlockedRuntime(t, 30*time.Second)
 	defer rt.Shutdown(context.Background())
@@ -40,31 +40,36 @@ func TestOverrideSwapsGeneration(t *testing.T) {
 	switch {
 	case after == before:
 		t.Fatal("the override change did not swap in a new generation")
-	case after.View != before.View || after.Loaded != before.Loaded:
-		t.Error("the new generation does not share the view and config of the old one")
-	case before.Overrides.Has(member10):
+	case after.View == before.View || after.View.Gen() != before.View.Gen() || after.View.Zones != before.View.Zones ||
+		after.View.Pools["www.example.test."] != before.View.Pools["www.example.test."] || after.Loaded != before.Loaded:
+		t.Error("the new generation does not share the zones, pools and config of the old one")
+	case before.Overrides().Has(member10):
 		t.Error("the override changed the generation it replaced")
-	case !after.Overrides.Drained(member10):
+	case !after.Overrides().Drained(member10):
 		t.Error("the new generation does not have the drain")
-	case servedOverrides(rt) != after.Overrides:
-		t.Error("the answer path does not serve the generation's overrides")
+	case rt.auth.View() != after.View || servedOverrides(rt) != after.Overrides():
+		t.Error("the answer path does not serve the generation's view and overrides")
 	}
 	if got := servedAddrs(askRT(t, rt, "www.example.test.", dns.TypeA)); slices.Contains(got, member10) {
 		t.Errorf("answers %v after the drain of %s", got, member10)
 	}
 
-	// The generation's readers answer while a writer holds mu.
+	// The generation's readers (the admin API's and the metrics') answer
+	// while a writer holds mu.
 	rt.mu.Lock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = rt.Config()
 		_ = rt.Zones()
+		_ = rt.Pools()
+		_, _ = rt.LastReload()
+		_ = rt.memberLeads()
 	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Error("Config or Zones waits for the Runtime's lock")
+		t.Error("Config, Zones, Pools, LastReload or the metrics wait for the Runtime's lock")
 	}
 	rt.mu.Unlock()
 	<-done
@@ -93,11 +98,11 @@ func TestOverrideDuringReloadKept(t *testing.T) {
 	if soa := askRT(t, rt, "example.test.", dns.TypeSOA).Answer[0].(*dns.SOA); soa.Serial != 2 {
 		t.Fatalf("serial %d after the reload, want 2", soa.Serial)
 	}
-	if ov, ok := g.Overrides.Get(member10); !ok || ov.Mode != answer.OverrideForceDown {
+	if ov, ok := g.Overrides().Get(member10); !ok || ov.Mode != answer.OverrideForceDown {
 		t.Fatalf("after the reload: override of %s %+v, %v; want the force-down set during it", member10, ov, ok)
 	}
-	if servedOverrides(rt) != g.Overrides {
-		t.Error("the answer path does not serve the generation's overrides")
+	if rt.auth.View() != g.View || servedOverrides(rt) != g.Overrides() {
+		t.Error("the answer path does not serve the generation's view and overrides")
 	}
 	if got := servedAddrs(askRT(t, rt, "www.example.test.", dns.TypeA)); slices.Contains(got, member10) {
 		t.Errorf("answers %v with %s forced down", got, member10)

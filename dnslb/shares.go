@@ -16,21 +16,26 @@ type shareRing struct {
 	samples []shareSample // oldest first
 }
 
+// sampleShares samples the lead counters of the generation being served
+// and publishes the shares over the window. The ring is housekeeping's
+// alone (it is the only caller); readers load the published shares.
 func (r *Runtime) sampleShares() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	s := shareSample{}
-	for pool, byAddr := range r.leads {
+	for pool, p := range r.cur.Load().View.Pools {
 		m := map[netip.Addr]uint64{}
-		for a, c := range byAddr {
-			m[a] = c.Load()
+		for _, mb := range p.Members() {
+			if mb.Leads != nil {
+				m[mb.Addr] = mb.Leads.Load()
+			}
 		}
 		s[pool] = m
 	}
-	r.shares.samples = append(r.shares.samples, s)
-	if len(r.shares.samples) > shareSamples {
-		r.shares.samples = r.shares.samples[1:]
+	r.ring.samples = append(r.ring.samples, s)
+	if len(r.ring.samples) > shareSamples {
+		r.ring.samples = r.ring.samples[1:]
 	}
+	shares := r.ring.shares()
+	r.shares.Store(&shares)
 }
 
 // shares returns, per pool and member, the fraction of the pool's answers
@@ -45,7 +50,10 @@ func (s *shareRing) shares() map[string]map[netip.Addr]float64 {
 		var total uint64
 		delta := map[netip.Addr]uint64{}
 		for a, n := range now {
-			d := n - first[pool][a]
+			d := n
+			if was := first[pool][a]; was <= n {
+				d -= was
+			} // else a counter started afresh: its member left the pool and came back
 			delta[a] = d
 			total += d
 		}

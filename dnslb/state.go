@@ -107,21 +107,23 @@ func (e *StateFileError) Unwrap() error { return e.Err }
 const stateVersion = 1
 
 // restored is what the state file gives a starting Runtime besides the
-// serials and the cookie secret, which loadState sets.
+// cookie secret, which loadState sets.
 type restored struct {
 	overrides map[netip.Addr]answer.Override // unexpired ones
 	health    map[healthcheck.TargetKey]healthcheck.Status
+	serials   map[string]serialState // the managed serials, for the first generation
 }
 
-// loadState reads the state file, restores the serials and the cookie
-// secret, and returns the unexpired overrides, for the first generation,
-// and the saved health, to seed the scheduler with. A missing file
+// loadState reads the state file, restores the cookie secret, and returns
+// the unexpired overrides and the serials, for the first generation, and
+// the saved health, to seed the scheduler with. A missing file
 // is normal. One that cannot be read or parsed is a *StateFileError and is
 // not touched, unless IgnoreState: then it is renamed aside, an error is
 // logged, and dnslb starts without it. Temporary files of writes cut short
 // by a crash are removed once the state is settled.
 func (r *Runtime) loadState() (restored, error) {
-	rs := restored{overrides: map[netip.Addr]answer.Override{}, health: map[healthcheck.TargetKey]healthcheck.Status{}}
+	rs := restored{overrides: map[netip.Addr]answer.Override{}, health: map[healthcheck.TargetKey]healthcheck.Status{},
+		serials: map[string]serialState{}}
 	if r.statePath == "" {
 		return rs, nil
 	}
@@ -153,7 +155,7 @@ func (r *Runtime) loadState() (restored, error) {
 		r.log.Info().Str("member", a).Str("mode", so.Mode).Str("reason", ov.Reason).Msg("override restored from state file")
 	}
 	for origin, s := range sf.Serials {
-		r.serials[origin] = s
+		rs.serials[origin] = s
 	}
 	// The secret is never logged, not even when it is unusable.
 	if _, err := answer.ParseCookieSecret(string(sf.CookieSecret)); err == nil {
@@ -320,7 +322,7 @@ func (r *Runtime) saveState() {
 }
 
 func (r *Runtime) saveStateLocked() {
-	if err := r.writeStateLocked(r.cur.Load().Overrides.Clone()); err != nil && !r.stateFail {
+	if err := r.writeStateLocked(r.cur.Load().Overrides().Clone()); err != nil && !r.stateFail {
 		r.stateFail = true
 		r.log.Warn().Err(err).Str("file", r.statePath).Msg("state file not written; retrying each second, logging again once it works")
 	}
@@ -343,7 +345,11 @@ func (r *Runtime) writeStateLocked(ovs map[netip.Addr]answer.Override) error {
 		return nil
 	}
 	r.stateDirty.Store(false)
-	sf := stateFile{Version: stateVersion, SavedAt: r.opts.Now(), Overrides: map[string]stateOverride{}, Serials: r.serials,
+	var serials map[string]serialState
+	if g := r.cur.Load(); g != nil {
+		serials = g.serials // immutable: marshalled without a copy
+	}
+	sf := stateFile{Version: stateVersion, SavedAt: r.opts.Now(), Overrides: map[string]stateOverride{}, Serials: serials,
 		CookieSecret: secretHex(r.cookieSecret)}
 	for a, ov := range ovs {
 		sf.Overrides[a.String()] = stateOverride{Mode: ov.Mode.String(), Reason: ov.Reason, Since: ov.Since, Until: ov.Until}

@@ -239,7 +239,7 @@ func TestSetOverrideNotPersisted(t *testing.T) {
 			}
 			// Nothing changed: not in memory, not in the answers' overrides,
 			// not in what the API shows.
-			ovs := maps2slice(rt.cur.Load().Overrides.Clone())
+			ovs := maps2slice(rt.cur.Load().Overrides().Clone())
 			if len(ovs) != 1 || ovs[0] != member11.String()+" drain" {
 				t.Errorf("overrides after refused changes: %v, want only %s drained", ovs, member11)
 			}

@@ -66,8 +66,8 @@ func TestStateFileFromMain(t *testing.T) {
 		t.Errorf("health restored:\n%+v\nwant\n%+v", rs.health, wantSeed)
 	}
 	wantSerials := map[string]serialState{"example.test.": {Serial: 2024010101, Digest: "3d3c273bac067848929a5432cf4d3f0de90d079971c9ff5a61e5230562193bb8"}}
-	if !maps.Equal(r.serials, wantSerials) {
-		t.Errorf("serials restored: %+v, want %+v", r.serials, wantSerials)
+	if !maps.Equal(rs.serials, wantSerials) {
+		t.Errorf("serials restored: %+v, want %+v", rs.serials, wantSerials)
 	}
 	if r.cookieSecret != "d742239fc1a37762bed19c1c3fda6e6a" {
 		t.Errorf("cookie secret not restored")
@@ -75,6 +75,9 @@ func TestStateFileFromMain(t *testing.T) {
 
 	// Saved again: what the earlier dnslb wrote, field for field (but the
 	// health, which comes from the scheduler, and the time of the save).
+	// The serials saved are the generation's, which starts from those
+	// restored.
+	r.cur.Store(&Generation{serials: rs.serials})
 	if err := r.writeStateLocked(rs.overrides); err != nil {
 		t.Fatal(err)
 	}

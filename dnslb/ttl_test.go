@@ -81,9 +81,9 @@ func TestCachedAnswerTTLFollowsHealth(t *testing.T) {
 	waitUp(true)
 	expect("recovered", 30, 2)
 
-	auth.SetOverrides(answer.NewOverrides(map[netip.Addr]answer.Override{bad: {Mode: answer.OverrideDrain}}, 1))
+	auth.Serve(auth.View().WithOverrides(answer.NewOverrides(map[netip.Addr]answer.Override{bad: {Mode: answer.OverrideDrain}}, 1)))
 	expect("drained", 30, 1)
-	auth.SetOverrides(answer.NewOverrides(map[netip.Addr]answer.Override{bad: {Mode: answer.OverrideForceDown}}, 2))
+	auth.Serve(auth.View().WithOverrides(answer.NewOverrides(map[netip.Addr]answer.Override{bad: {Mode: answer.OverrideForceDown}}, 2)))
 	expect("forced down", 30, 1)
 }
 

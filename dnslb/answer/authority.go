@@ -39,16 +39,16 @@ func (noHealth) Snapshot() *healthcheck.Snapshot { return nil }
 
 // Authority answers queries authoritatively from the current View.
 type Authority struct {
-	view      atomic.Pointer[View]
-	health    HealthSource
-	overrides atomic.Pointer[Overrides]
-	judge     atomic.Pointer[memberHealth]
-	metrics   Observer
-	cache     *respCache
-	cookies   atomic.Pointer[Cookies] // nil: COOKIE options are ignored
-	viewGen   atomic.Uint64
-	udpSize   uint16
-	now       func() time.Time // the clock of TSIG
+	// served is what queries are answered from: zones, pools, counters
+	// and overrides of one generation, one value, loaded once per query.
+	served  atomic.Pointer[View]
+	health  HealthSource
+	judge   atomic.Pointer[memberHealth]
+	metrics Observer
+	cache   *respCache
+	cookies atomic.Pointer[Cookies] // nil: COOKIE options are ignored
+	udpSize uint16
+	now     func() time.Time // the clock of TSIG
 	// rrl limits UDP responses; nil: off.
 	rrl atomic.Pointer[rrl.Limiter]
 }
@@ -64,7 +64,7 @@ func NewAuthority(view *View, udpSize uint16, health HealthSource) *Authority {
 		health = noHealth{}
 	}
 	a := &Authority{health: health, udpSize: max(udpSize, dns.MinMsgSize), cache: newRespCache(DefaultCacheBytes), now: time.Now}
-	a.SetView(view)
+	a.Serve(view)
 	return a
 }
 
@@ -112,9 +112,6 @@ func (a *Authority) SetRRL(l *rrl.Limiter) { a.rrl.Store(l) }
 // RRL returns the response rate limiter in use, or nil.
 func (a *Authority) RRL() *rrl.Limiter { return a.rrl.Load() }
 
-// SetOverrides swaps in a new set of operator overrides (drains).
-func (a *Authority) SetOverrides(o *Overrides) { a.overrides.Store(o) }
-
 // Observer is told about the messages the answer path does not answer
 // normally, for metrics. Its methods are called while answering and must
 // be fast and safe for concurrent use.
@@ -149,11 +146,11 @@ func (h *memberHealth) Drained(m *pool.Member) bool { return h.ov.Drained(m.Addr
 
 func (h *memberHealth) Failing(m *pool.Member) bool { return !h.ov.Has(m.Addr) && !m.Up(h.snap) }
 
-// judgement returns the pool.Health for the current snapshot and overrides,
-// and a generation that changes whenever they do.
-func (a *Authority) judgement() *memberHealth {
+// judgement returns the pool.Health for the current snapshot and the
+// overrides of v, and a generation that changes whenever they do.
+func (a *Authority) judgement(v *View) *memberHealth {
 	snap := a.health.Snapshot()
-	ov := a.overrides.Load()
+	ov := v.Overrides
 	h := a.judge.Load()
 	if h != nil && h.snap == snap && h.ov == ov {
 		return h
@@ -169,26 +166,30 @@ func (a *Authority) judgement() *memberHealth {
 }
 
 // Health returns the pool.Health members are judged by now (the health
-// snapshot and the overrides in use), and those overrides: one judgement,
-// as the answer path makes it.
+// snapshot and the overrides of the view served), and those overrides:
+// one judgement, as the answer path makes it.
 func (a *Authority) Health() (pool.Health, *Overrides) {
-	h := a.judgement()
+	h := a.judgement(a.served.Load())
 	return h, h.ov
 }
 
-// SetView swaps in a new generation of zones and pools. Queries already
-// being answered finish with the view they started with.
-func (a *Authority) SetView(v *View) {
-	v.gen = a.viewGen.Add(1)
-	a.view.Store(v)
-}
+// HealthOf returns the pool.Health members of v are judged by: the
+// current health snapshot and v's overrides, as the answer path judges
+// them while it serves v.
+func (a *Authority) HealthOf(v *View) pool.Health { return a.judgement(v) }
+
+// Serve swaps in v, a whole generation (zones, pools, counters and
+// overrides), with one store. Queries already being answered finish with
+// the view they started with. v must not change afterwards; a view that
+// is not a WithOverrides copy of the one served needs a Gen of its own.
+func (a *Authority) Serve(v *View) { a.served.Store(v) }
 
 // View returns the view being served.
-func (a *Authority) View() *View { return a.view.Load() }
+func (a *Authority) View() *View { return a.served.Load() }
 
 // ServeDNS implements dnsserver.Handler.
 func (a *Authority) ServeDNS(req *Request, out []byte) []byte {
-	view := a.view.Load()
+	view := a.served.Load()
 	if a.cache != nil {
 		var fq fastQuery
 		cookies := a.cookies.Load()
@@ -465,7 +466,7 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 				if r.fill != nil && r.fill.entry.pool == p {
 					pl, slot = r.fill.entry.plan, r.fill.slot
 				} else {
-					h := a.judgement()
+					h := a.judgement(view)
 					pl = p.Plan(q.qtype, h, h.gen)
 					slot = pl.NextSlot(req.Remote.Addr())
 				}

@@ -344,7 +344,7 @@ func (a *Authority) cached(q *fastQuery, msg []byte, client netip.Addr, view *Vi
 	}
 	b := e.static
 	if e.pool != nil {
-		h := a.judgement()
+		h := a.judgement(view)
 		pl := e.pool.Plan(e.qtype, h, h.gen)
 		if pl != e.plan {
 			return nil, nil // health or overrides changed: rebuild

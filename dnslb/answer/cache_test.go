@@ -122,11 +122,11 @@ func TestNoStaleAnswerAfterChange(t *testing.T) {
 	}
 
 	// Drain: the next answer.
-	auth.SetOverrides(NewOverrides(map[netip.Addr]Override{netip.MustParseAddr("192.0.2.10"): {Mode: OverrideDrain}}, 1))
+	auth.Serve(auth.View().WithOverrides(NewOverrides(map[netip.Addr]Override{netip.MustParseAddr("192.0.2.10"): {Mode: OverrideDrain}}, 1)))
 	if got := ask(); len(got) != 1 || got[0] != "192.0.2.11" {
 		t.Fatalf("after drain: %v", got)
 	}
-	auth.SetOverrides(NewOverrides(nil, 2))
+	auth.Serve(auth.View().WithOverrides(NewOverrides(nil, 2)))
 	if got := ask(); len(got) != 2 {
 		t.Fatalf("after undrain: %v", got)
 	}
@@ -143,7 +143,8 @@ func TestNoStaleAnswerAfterChange(t *testing.T) {
 
 	// Reload: a new view, the next answer.
 	next := poolView(t, map[string]poolSpec{"www.example.test.": {policy: "round-robin", maxAnswers: 1}})
-	auth.SetView(next)
+	next.gen = view.gen + 1 // a build of its own
+	auth.Serve(next)
 	if got := ask(); len(got) != 1 {
 		t.Fatalf("after reload: %v", got)
 	}

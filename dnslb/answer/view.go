@@ -6,31 +6,62 @@ import (
 	"github.com/dnslb/dnslb/zones"
 )
 
-// View is everything the answer path reads for one configuration
-// generation: the zones and the pools built over them. The two are swapped
-// together, so a query never sees a pool whose members came from another
-// version of its zone.
+// View is everything the answer path reads for one generation: the zones,
+// the pools built over them, their counters and the operator overrides in
+// force. It is one immutable value: the Authority serves it through one
+// atomic pointer (Serve), so a query never sees a pool whose members came
+// from another version of its zone, nor the overrides of another
+// generation. Nothing in it changes once it is served; a change of
+// overrides serves a copy (WithOverrides).
 type View struct {
 	Zones *zones.Set
-	// Pools maps canonical owner names to pools.
+	// Pools maps canonical owner names to pools. Their members' lead
+	// counters are set when the pools are built (taken from the view
+	// replaced, so they survive reloads).
 	Pools map[string]*pool.Pool
 	// Targets are the health-check targets the pools need, deduplicated.
 	Targets []healthcheck.Target
 	// TargetPools says which pools (and members) a target serves, for logs.
 	TargetPools map[healthcheck.TargetKey][]string
 	// Counters are the query counters of each zone (nil: not counted), and
-	// NoZone those of names outside every zone.
+	// NoZone those of names outside every zone. They are the process's
+	// (they outlive a view), handed to each view when it is built.
 	Counters map[*zones.Zone]*ZoneCounters
 	NoZone   *ZoneCounters
 	// TSIG holds the TSIG keys signed queries may use (nil: none).
 	TSIG *Keyring
-	// gen is stamped by Authority.SetView; cached replies carry it.
+	// Overrides are the operator overrides (drains, force-downs) in force
+	// with this view; nil for none.
+	Overrides *Overrides
+	// gen numbers the builds of zones and pools that one Authority
+	// serves (NewView): replies cached from a view are served only from a
+	// view with the same gen. A copy with other overrides keeps it: the
+	// overrides' own generation invalidates the pool answers they affect.
 	gen uint64
 }
+
+// NewView returns an empty view, to be filled in by its builder before it
+// is served, numbered gen: each build that one Authority serves needs a
+// number of its own, so that it never answers from replies cached from
+// another (the builder counts them).
+func NewView(gen uint64) *View {
+	return &View{Pools: map[string]*pool.Pool{}, TargetPools: map[healthcheck.TargetKey][]string{}, gen: gen}
+}
+
+// Gen returns the number of v's build.
+func (v *View) Gen() uint64 { return v.gen }
 
 // ZonesOnly is a View without pools.
 func ZonesOnly(set *zones.Set) *View {
 	return &View{Zones: set, Pools: map[string]*pool.Pool{}, TargetPools: map[healthcheck.TargetKey][]string{}}
+}
+
+// WithOverrides returns a copy of v with the overrides o, sharing
+// everything else (v itself does not change).
+func (v *View) WithOverrides(o *Overrides) *View {
+	c := *v
+	c.Overrides = o
+	return &c
 }
 
 // PoolsOf returns the names of the pools a health target serves.
