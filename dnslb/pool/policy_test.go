@@ -83,7 +83,8 @@ func TestStickySchedule(t *testing.T) {
 	}
 	order := func(client string) []int {
 		buf := slices.Clone(idx)
-		sortRendezvous(buf, members, netip.MustParseAddr(client))
+		subnet, _ := Sticky{}.Subnet(netip.MustParseAddr(client), netip.Prefix{})
+		sortRendezvous(buf, members, subnet)
 		return buf
 	}
 	a, b := order("198.51.100.7"), order("198.51.100.200") // one /24
