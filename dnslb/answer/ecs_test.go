@@ -425,3 +425,46 @@ func TestECSCacheHitAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestStickyCacheConcurrent: many goroutines asking for many subnets
+// while the overrides change get the full path's answer for their
+// subnet (run with -race).
+func TestStickyCacheConcurrent(t *testing.T) {
+	view := stickyView(t, pool.Sticky{})
+	ref := NewAuthority(view, 0, nil)
+	ref.SetCacheBytes(0)
+	want := map[int]string{}
+	for i := range 50 {
+		_, m := askECS(t, ref, "www.pool.test.", dns.TypeA, ecsData(1, 24, 0, 10, 0, byte(i)))
+		want[i] = answerAddrs(m)[0]
+	}
+	auth := NewAuthority(view, 0, nil)
+	done := make(chan string, 4)
+	for g := range 4 {
+		go func() {
+			for n := range 500 {
+				i := (g*7 + n) % 50
+				wire := ednsQuery(t, "www.pool.test.", dns.TypeA, uint16(n), ecsLocal(ecsData(1, 24, 0, 10, 0, byte(i))))
+				out := auth.ServeDNS(&Request{Wire: wire, Remote: netip.MustParseAddrPort("192.0.2.1:53")}, make([]byte, 0, 4096))
+				var m dns.Msg
+				if err := m.Unpack(out); err != nil {
+					done <- err.Error()
+					return
+				}
+				if got := answerAddrs(&m); len(got) == 0 || got[0] != want[i] {
+					done <- fmt.Sprintf("subnet %d: %v, want %s first", i, got, want[i])
+					return
+				}
+				if g == 0 && n%100 == 0 {
+					auth.SetOverrides(NewOverrides(nil, uint64(n+1))) // a new plan: the cache rebuilds
+				}
+			}
+			done <- ""
+		}()
+	}
+	for range 4 {
+		if msg := <-done; msg != "" {
+			t.Error(msg)
+		}
+	}
+}
