@@ -208,7 +208,7 @@ func replySize(n int) int64 { return allocSize(n) + 24 }
 
 // fastQuery is a query simple enough to be answered from the cache: one
 // IN question without compression, no records but at most one OPT, whose
-// options (other than COOKIE) do not change the answer.
+// options other than COOKIE and CLIENT-SUBNET do not change the answer.
 type fastQuery struct {
 	key    [maxKey]byte
 	keyLen int
