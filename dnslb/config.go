@@ -208,6 +208,35 @@ type PoolConfig struct {
 	Check       *CheckConfig            `mapstructure:"check"`
 	Checks      []PoolCheckConfig       `mapstructure:"checks"` // instead of Check: all must be up
 	Members     map[string]MemberConfig `mapstructure:"members"`
+	// Sticky tunes the sticky policy (nil: its defaults).
+	Sticky *StickyConfig `mapstructure:"sticky"`
+}
+
+// StickyConfig is a sticky pool's unit of persistence: the client subnet
+// from EDNS Client Subnet (RFC 7871) when ECS is on and the query carries
+// one, else the resolver's address, truncated to the family's prefix.
+type StickyConfig struct {
+	ECS        *bool `mapstructure:"ecs"`         // nil: true
+	IPv4Prefix *int  `mapstructure:"ipv4_prefix"` // nil: pool.DefaultStickyIPv4Prefix
+	IPv6Prefix *int  `mapstructure:"ipv6_prefix"` // nil: pool.DefaultStickyIPv6Prefix
+}
+
+// policy is the sticky policy s configures (nil: the defaults).
+func (s *StickyConfig) policy() pool.Sticky {
+	var p pool.Sticky
+	if s == nil {
+		return p
+	}
+	if s.ECS != nil {
+		p.IgnoreECS = !*s.ECS
+	}
+	if s.IPv4Prefix != nil {
+		p.IPv4Prefix = *s.IPv4Prefix
+	}
+	if s.IPv6Prefix != nil {
+		p.IPv6Prefix = *s.IPv6Prefix
+	}
+	return p
 }
 
 // PoolCheckConfig is one of a pool's checks: a check as under check:,
@@ -550,8 +579,18 @@ func (c *Config) Validate() error {
 		if _, ok := dns.IsDomainName(name); !ok {
 			bad(key, "%q is not a domain name", name)
 		}
-		if _, err := pool.ParsePolicy(p.Policy); err != nil {
+		if pol, err := pool.ParsePolicy(p.Policy); err != nil {
 			bad(key+".policy", "%v", err)
+		} else if _, sticky := pol.(pool.Sticky); p.Sticky != nil && !sticky {
+			bad(key+".sticky", "only the sticky policy uses it, and the policy is %s", pol)
+		}
+		if s := p.Sticky; s != nil {
+			if v := s.IPv4Prefix; v != nil && (*v < 1 || *v > 32) {
+				bad(key+".sticky.ipv4_prefix", "%d is out of range (1-32)", *v)
+			}
+			if v := s.IPv6Prefix; v != nil && (*v < 1 || *v > 128) {
+				bad(key+".sticky.ipv6_prefix", "%d is out of range (1-128)", *v)
+			}
 		}
 		if _, err := pool.ParseAllDown(p.WhenAllDown); err != nil {
 			bad(key+".when_all_down", "%v", err)

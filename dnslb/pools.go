@@ -117,6 +117,9 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 		p := keyed(key+".policy", "%v", err)
 		return nil, nil, &p
 	}
+	if _, ok := policy.(pool.Sticky); ok {
+		policy = pc.Sticky.policy()
+	}
 	allDown, err := pool.ParseAllDown(pc.WhenAllDown)
 	if err != nil {
 		p := keyed(key+".when_all_down", "%v", err)

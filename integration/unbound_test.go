@@ -24,6 +24,13 @@ import (
 // and nowhere else; returns its address. Stopped in t.Cleanup.
 func startUnbound(t testing.TB, stubAddr string) string {
 	t.Helper()
+	return startUnboundModules(t, stubAddr, "iterator", "")
+}
+
+// startUnboundModules is startUnbound with the given module-config and
+// more server: lines (indented by four spaces).
+func startUnboundModules(t testing.TB, stubAddr, modules, extra string) string {
+	t.Helper()
 	unbound := requireTool(t, "unbound")
 	host, port, _ := strings.Cut(stubAddr, ":")
 	dir := t.TempDir()
@@ -48,7 +55,8 @@ func startUnbound(t testing.TB, stubAddr string) string {
     num-threads: 1
     so-reuseport: no
     do-not-query-localhost: no
-    module-config: "iterator"
+    module-config: %q
+%s
     domain-insecure: "example.test."
     # "test." is one of unbound's default local zones (RFC 6761, static):
     # let queries below it through to the stub.
@@ -64,7 +72,7 @@ stub-zone:
     stub-first: no
 remote-control:
     control-enable: no
-`, ubPort, dir, filepath.Join(dir, "unbound.pid"), host, port)
+`, ubPort, dir, filepath.Join(dir, "unbound.pid"), modules, extra, host, port)
 		confPath := filepath.Join(dir, "unbound.conf")
 		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)

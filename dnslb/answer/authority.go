@@ -3,6 +3,7 @@ package answer
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -296,7 +297,7 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 		}
 		q.signer = signer
 	}
-	if !a.readCookie(&q, req, fq) {
+	if !a.readCookie(&q, req, fq) || !readECS(&q) {
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
@@ -324,14 +325,23 @@ func (a *Authority) dropped(reason string) {
 
 // reply is an answer being assembled.
 type reply struct {
-	m       dns.Msg
-	opt     *dns.OPT
-	cookie  *[replyCookieLen]byte // the COOKIE to answer with; nil: none
+	m      dns.Msg
+	opt    *dns.OPT
+	cookie *[replyCookieLen]byte // the COOKIE to answer with; nil: none
+	// ecs is the query's CLIENT-SUBNET, echoed (nil: none), with scope,
+	// the prefix the answer depends on: the sticky subnet's length when
+	// it is the ECS subnet, else 0.
+	ecs     *ecsOpt
+	scope   uint8
 	counter *ZoneCounters
 	// The pool answered and the plan and slot used, for the cache.
 	pool *pool.Pool
 	plan *pool.Plan
 	slot int
+	// subnet is what a sticky plan answered by (see pool.Plan.Subnet);
+	// fromECS: the query's CLIENT-SUBNET.
+	subnet  netip.Prefix
+	fromECS bool
 	// Cache bookkeeping: the query's cache key (nil: not cacheable), the
 	// pool slot to fill, and the view answered from.
 	fast *fastQuery
@@ -363,6 +373,9 @@ func (a *Authority) newReply(q *query, withQuestion bool) *reply {
 		}
 		if q.cookie != CookieNone {
 			r.cookie = &q.replyCookie
+		}
+		if q.ecs {
+			r.ecs = &q.ecsOpt
 		}
 	}
 	return r
@@ -481,7 +494,16 @@ func (a *Authority) resolve(r *reply, q *query, req *Request, view *View, zone *
 					r.m.Ns = append(r.m.Ns, soa)
 					return
 				}
-				r.m.Answer = pl.Records(r.m.Answer, slot, req.Remote.Addr(), stripeOf(q.id))
+				var ecs netip.Prefix
+				if q.ecs {
+					ecs = q.ecsOpt.prefix()
+				}
+				subnet, fromECS := pl.Subnet(req.Remote.Addr(), ecs)
+				r.subnet, r.fromECS = subnet, fromECS
+				if fromECS {
+					r.scope = uint8(subnet.Bits()) // never longer than the source prefix
+				}
+				r.m.Answer = pl.RecordsFor(r.m.Answer, slot, subnet, stripeOf(q.id))
 				if !classAny {
 					a.addAuthority(r, zone, r.m.Answer)
 				}
@@ -608,6 +630,11 @@ func (a *Authority) pack(r *reply, q *query, req *Request, out []byte) []byte {
 		if q.edns {
 			limit = int(min(q.udpSize, a.udpSize))
 		}
+	}
+	if r.ecs != nil {
+		// Just before the COOKIE, so that the cache finds it at a fixed
+		// distance from the end of the reply (see store).
+		r.opt.Option = append(r.opt.Option, &dns.EDNS0_LOCAL{Code: optECS, Data: ecsReply(r.ecs, r.scope)})
 	}
 	if r.cookie != nil {
 		// Last of the options, so that the cache finds it at the end of

@@ -285,6 +285,7 @@ func arcount(b []byte, n uint16) []byte {
 // more than 50 ms (under -fuzz; see fuzzguard).
 func FuzzServeDNS(f *testing.F) {
 	view := tsigView(f)
+	view.Pools = poolView(f, map[string]poolSpec{"www.example.test.": {policy: "sticky"}}).Pools
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.test.", dns.TypeA)
 	m.SetEdns0(1232, true)
@@ -297,20 +298,46 @@ func FuzzServeDNS(f *testing.F) {
 	f.Add(dnstest.SignQuery(f, "www.example.test.", dns.TypeA, true, "xfr-key.", dns.HmacSHA256, testSecret, time.Now(), nil).Wire, false)
 	f.Add(dnstest.SignQuery(f, "big.example.test.", dns.TypeTXT, false, "other-key.", dns.HmacSHA512, testSecret512, time.Now(), nil).Wire, false)
 	f.Add(dnstest.SignQuery(f, "www.example.test.", dns.TypeA, false, "nokey.", dns.HmacSHA256, testSecret, time.Now(), nil).Wire, true)
+	// Client subnets: well formed, to a pool and a static name, and
+	// malformed (scope set, bits past the prefix, a cut option).
+	for _, q := range []struct {
+		name string
+		ecs  []byte
+	}{
+		{"www.example.test.", ecsData(1, 24, 0, 198, 51, 100)},
+		{"www.example.test.", ecsData(2, 56, 0, 0x20, 1, 0xd, 0xb8, 0, 1, 2)},
+		{"mail.example.test.", ecsData(1, 0, 0)},
+		{"www.example.test.", ecsData(1, 24, 24, 198, 51, 100)},
+		{"www.example.test.", ecsData(1, 23, 0, 198, 51, 101)},
+		{"www.example.test.", ecsData(3, 8, 0, 10)},
+	} {
+		w := dnstest.EDNSQuery(f, q.name, dns.TypeA, 1, ecsLocal(q.ecs), dnstest.Cookie("0102030405060708"))
+		f.Add(w, false)
+		f.Add(w[:len(w)-14], false) // cut inside the options
+	}
 	f.Fuzz(func(t *testing.T, wire []byte, tcp bool) {
 		req := &Request{Wire: wire, TCP: tcp}
 		var out []byte
 		// A fresh Authority per run, so that a repeat does not hit the
 		// cache the first run filled.
-		fuzzguard.Run(t, "one query", 50*time.Millisecond, func() { out = NewAuthority(view, 0, nil).ServeDNS(req, nil) })
-		if out == nil {
-			return
-		}
-		if len(out) < headerLen {
-			t.Fatalf("reply of %d bytes", len(out))
-		}
-		if !tcp && len(out) > DefaultUDPSize {
-			t.Fatalf("UDP reply of %d bytes", len(out))
+		// It is asked twice: the second may be a cache hit (a sticky
+		// answer by client subnet, a patched ECS option).
+		auth := NewAuthority(view, 0, nil)
+		for i := range 2 {
+			fuzzguard.Run(t, "one query", 50*time.Millisecond, func() { out = auth.ServeDNS(req, nil) })
+			if out == nil {
+				return
+			}
+			if len(out) < headerLen {
+				t.Fatalf("reply %d: %d bytes", i, len(out))
+			}
+			if !tcp && len(out) > DefaultUDPSize {
+				t.Fatalf("reply %d: UDP reply of %d bytes", i, len(out))
+			}
+			var m dns.Msg
+			if err := m.Unpack(out); err != nil {
+				t.Fatalf("reply %d does not parse: %v", i, err)
+			}
 		}
 	})
 }

@@ -143,3 +143,39 @@ func BenchmarkServeDNSCookie(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkServeDNSECS compares cached answers to EDNS queries with and
+// without a CLIENT-SUBNET option, to a sticky pool (answered per subnet)
+// and a static name (one reply, the option patched).
+func BenchmarkServeDNSECS(b *testing.B) {
+	view := stickyView(b, pool.Sticky{})
+	for _, tc := range []struct {
+		name, qname string
+		ecs         []byte
+	}{
+		{"sticky/plain", "www.pool.test.", nil},
+		{"sticky/ecs", "www.pool.test.", ecsData(1, 24, 0, 198, 51, 100)},
+		{"static/plain", "static.pool.test.", nil},
+		{"static/ecs", "static.pool.test.", ecsData(1, 24, 0, 198, 51, 100)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			auth := NewAuthority(view, 0, nil)
+			var opts []dns.EDNS0
+			if tc.ecs != nil {
+				opts = append(opts, ecsLocal(tc.ecs))
+			}
+			req := &Request{Wire: dnstest.EDNSQuery(b, tc.qname, dns.TypeA, 1, opts...), Remote: netip.MustParseAddrPort("192.0.2.1:5353")}
+			out := make([]byte, 0, 4096)
+			auth.ServeDNS(req, out)
+			b.ReportAllocs()
+			for b.Loop() {
+				if resp := auth.ServeDNS(req, out); len(resp) == 0 {
+					b.Fatal("no reply")
+				}
+			}
+			if hits, misses := auth.CacheStats(); misses > 1 || hits == 0 {
+				b.Fatalf("%d hits, %d misses: not answered from the cache", hits, misses)
+			}
+		})
+	}
+}

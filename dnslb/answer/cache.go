@@ -31,12 +31,16 @@ const maxCachedAnswers = 1024
 
 // respCache holds packed responses keyed by what determines them: the
 // lower-cased query name, type, class, EDNS presence, DO bit, COOKIE
-// presence and the UDP size limit; each entry records the view generation
+// presence, the UDP size limit, and the family and address length of a
+// CLIENT-SUBNET option (its data is patched per query, as the COOKIE's); each entry records the view generation
 // it was built from, so a reload invalidates without walking the cache.
 // Pool answers keep one packed response per distinct answer of the pool's
 // plan (not per rotation slot: a weighted pool has a slot per unit of
 // weight); a health or override change makes a new plan, which
-// invalidates them.
+// invalidates them. Sticky answers are entries of their own keyed, after
+// the name's key, by the client subnet the plan answers by (the ECS
+// subnet truncated to the pool's prefix, or the resolver's), so ECS
+// traffic is answered from the cache within the same byte bound.
 //
 // Memory is bounded in bytes: every entry is accounted at what it holds
 // (the entry, its key, its packed replies, the LRU's and the map's share),
@@ -81,23 +85,33 @@ type cacheEntry struct {
 	// starts in every packed reply of the entry, patched on each hit;
 	// 0: the replies carry no COOKIE.
 	cookieOff int
-	counter   *ZoneCounters
-	static    []byte // the reply, when no pool is involved
+	// ecsOff is where the reply's CLIENT-SUBNET data starts, 0: none. A
+	// hit patches FAMILY, SOURCE PREFIX-LENGTH and ADDRESS with the
+	// query's (the key fixes their length) and keeps the SCOPE.
+	ecsOff  int
+	counter *ZoneCounters
+	static  []byte // the reply, when no pool is involved
 	// For pool answers: the pool, the plan the answers belong to, and one
 	// packed reply per distinct answer of the plan, filled as they are
 	// first asked for.
 	pool    *pool.Pool
 	plan    *pool.Plan
 	answers []atomic.Pointer[[]byte]
+	// sticky marks the entry of a name answered by a sticky plan: it
+	// holds no reply, only the pool; the replies are entries of their
+	// own, one per client subnet (see subnetKey), with static, pool, plan
+	// and leads (the lead counter their answer counts for) set.
+	sticky bool
+	leads  *pool.LeadCounter
 	// size is what the entry is accounted at; it grows as answers are
 	// filled. Written under its shard's lock.
 	size int64
 }
 
 // entryOverhead is what an entry costs besides its key and replies: the
-// cacheEntry (144 bytes, its size class), the LRU's list element (80) and
+// cacheEntry (176 bytes, its size class), the LRU's list element (80) and
 // the map's slot with its share of empty slots (about 32).
-const entryOverhead = 256
+const entryOverhead = 288
 
 // maxFront bounds the lock-free front table (a power of two): 512 KiB of
 // pointers. The table has a slot per 1 KiB of the budget up to that, so
@@ -194,10 +208,13 @@ func replySize(n int) int64 { return allocSize(n) + 24 }
 
 // fastQuery is a query simple enough to be answered from the cache: one
 // IN question without compression, no records but at most one OPT, whose
-// options (other than COOKIE) do not change the answer.
+// options other than COOKIE and CLIENT-SUBNET do not change the answer.
 type fastQuery struct {
-	key     [maxKey]byte
-	keyLen  int
+	key    [maxKey]byte
+	keyLen int
+	// baseLen is the length of the name's key; a sticky answer's key
+	// has the client subnet after it (keyLen then covers it too).
+	baseLen int
 	nameLen int // wire length of the question name
 	qtype   uint16
 	hash    uint64
@@ -206,6 +223,10 @@ type fastQuery struct {
 	// (well formed: see cookieLenOK); cookieLen is 0 without one, or
 	// when cookies are off.
 	cookieOff, cookieLen int
+	// ecsOff and ecsLen locate the query's CLIENT-SUBNET option data,
+	// well formed (see findECS) as ecs says; ecsLen is 0 without one.
+	ecsOff, ecsLen int
+	ecs            ecsOpt
 	// cookie is what Cookies.Check found, and replyCookie the COOKIE to
 	// answer with. validCookie: the client proved its address (rate
 	// limiting exempts it).
@@ -219,7 +240,13 @@ type fastQuery struct {
 	act     rrl.Action
 }
 
-const maxKey = 255 + 2 + 2 + 1 + 2
+// maxKey: name, type, class, flags, limit, ECS shape, and a sticky
+// answer's subnet (see subnetKey).
+const maxKey = 255 + 2 + 2 + 1 + 2 + 1 + subnetKeyLen
+
+// subnetKeyLen is the length of the subnet part of a sticky key: its
+// origin and family, its length and 16 address bytes.
+const subnetKeyLen = 1 + 1 + 16
 
 // parseFast reads a query for the cache path; ok is false for anything
 // unusual, which then takes the full path. cookies says whether COOKIE
@@ -278,7 +305,7 @@ func parseFast(msg []byte, tcp bool, ourSize uint16, cookies bool, q *fastQuery)
 	copy(q.key[k:], msg[off:off+4])
 	k += 4
 	off += 4
-	var ednsFlags byte
+	var ednsFlags, ecsShape byte
 	limit := uint16(dns.MinMsgSize)
 	if arcount == 1 {
 		// OPT: root owner, type 41, class = size, TTL = ext-rcode,
@@ -302,6 +329,16 @@ func parseFast(msg []byte, tcp bool, ourSize uint16, cookies bool, q *fastQuery)
 				q.cookieOff, q.cookieLen = off+11+at, n
 				ednsFlags |= 8
 			}
+			at, n, ok = findECS(msg[off+11:], &q.ecs)
+			if !ok {
+				return false // the full path answers FORMERR
+			}
+			if at >= 0 {
+				q.ecsOff, q.ecsLen = off+11+at, n
+				// The reply's option has the family and length of the
+				// query's: part of the key, so a hit patches in place.
+				ecsShape = byte(q.ecs.family)<<5 | byte(q.ecs.addrLen())
+			}
 		}
 	} else if off != len(msg) {
 		return false // trailing bytes: let the full path judge
@@ -314,36 +351,48 @@ func parseFast(msg []byte, tcp bool, ourSize uint16, cookies bool, q *fastQuery)
 	k++
 	binary.BigEndian.PutUint16(q.key[k:], limit)
 	k += 2
-	q.keyLen = k
+	q.key[k] = ecsShape
+	k++
+	q.keyLen, q.baseLen = k, k
 	q.keepRD = msg[2] & 1
 	return true
 }
 
 // cached returns the cached reply for q, copied into out and patched for
-// this query (ID, RD, the question's letter case, the COOKIE), or nil. For
-// a pool entry whose current answer is not packed yet it returns the
-// entry and slot so the full path can fill it.
+// this query (ID, RD, the question's letter case, the COOKIE, the
+// CLIENT-SUBNET), or nil. For a pool entry whose current answer is not
+// packed yet it returns the entry and slot so the full path can fill it.
 func (a *Authority) cached(q *fastQuery, msg []byte, client netip.Addr, view *View, out []byte) (resp []byte, fill *slotFill) {
 	c := a.cache
 	q.hash = maphash.Bytes(c.seed, q.key[:q.keyLen])
-	fp := &c.front[q.hash&c.frontMask]
-	e := fp.Load()
-	if e == nil || e.hash != q.hash || e.viewGen != view.gen || e.key != string(q.key[:q.keyLen]) {
-		s := c.shard(q.hash)
-		s.mu.Lock()
-		e, _ = s.lru.Get(q.hash)
-		if e != nil && e.viewGen == view.gen && e.key == string(q.key[:q.keyLen]) {
-			fp.Store(e) // under the lock: an eviction cannot slip in between
-		} else {
-			e = nil
-		}
-		s.mu.Unlock()
-		if e == nil {
-			return nil, nil
-		}
+	e := c.lookup(q, view)
+	if e == nil {
+		return nil, nil
 	}
 	b := e.static
-	if e.pool != nil {
+	switch {
+	case e.sticky:
+		// The answer depends on the client's subnet: its own entry.
+		h := a.judgement(view)
+		pl := e.pool.Plan(e.qtype, h, h.gen)
+		if !pl.Sticky() {
+			return nil, nil // all down: the name's answer is rebuilt
+		}
+		var ecs netip.Prefix
+		if q.ecsLen > 0 {
+			ecs = q.ecs.prefix()
+		}
+		subnet, fromECS := pl.Subnet(client, ecs)
+		subnetKey(q, subnet, fromECS)
+		q.hash = maphash.Bytes(c.seed, q.key[:q.keyLen])
+		if e = c.lookup(q, view); e == nil || e.plan != pl {
+			return nil, nil
+		}
+		b = e.static
+		if e.leads != nil {
+			e.leads.Add(stripeOf(binary.BigEndian.Uint16(msg)))
+		}
+	case e.pool != nil:
 		h := a.judgement(view)
 		pl := e.pool.Plan(e.qtype, h, h.gen)
 		if pl != e.plan {
@@ -375,10 +424,54 @@ func (a *Authority) cached(q *fastQuery, msg []byte, client netip.Addr, view *Vi
 	if e.cookieOff > 0 {
 		copy(out[e.cookieOff:], q.replyCookie[:])
 	}
+	if e.ecsOff > 0 {
+		// FAMILY and SOURCE PREFIX-LENGTH, then the ADDRESS, as received;
+		// the SCOPE stays the entry's.
+		copy(out[e.ecsOff:e.ecsOff+3], msg[q.ecsOff:])
+		copy(out[e.ecsOff+4:e.ecsOff+q.ecsLen], msg[q.ecsOff+4:q.ecsOff+q.ecsLen])
+	}
 	stripe := stripeOf(binary.BigEndian.Uint16(msg))
 	e.counter.Count(stripe, q.qtype, e.rcode)
 	c.hits[stripe].Add(1)
 	return out, nil
+}
+
+// lookup returns the entry of q's key and hash for view, or nil: from the
+// front table, or from the LRU, which then puts it in the front table.
+func (c *respCache) lookup(q *fastQuery, view *View) *cacheEntry {
+	fp := &c.front[q.hash&c.frontMask]
+	e := fp.Load()
+	if e != nil && e.hash == q.hash && e.viewGen == view.gen && e.key == string(q.key[:q.keyLen]) {
+		return e
+	}
+	s := c.shard(q.hash)
+	s.mu.Lock()
+	e, _ = s.lru.Get(q.hash)
+	if e != nil && e.viewGen == view.gen && e.key == string(q.key[:q.keyLen]) {
+		fp.Store(e) // under the lock: an eviction cannot slip in between
+	} else {
+		e = nil
+	}
+	s.mu.Unlock()
+	return e
+}
+
+// subnetKey makes q's key that of a sticky answer for subnet: the name's
+// key, then the subnet's origin (ECS or the resolver's address: the
+// replies differ in their SCOPE) and family, its length and its address.
+func subnetKey(q *fastQuery, subnet netip.Prefix, fromECS bool) {
+	k := q.baseLen
+	origin := byte(1)
+	if fromECS {
+		origin = 2
+	}
+	if subnet.Addr().Is4() {
+		origin |= 4
+	}
+	q.key[k], q.key[k+1] = origin, byte(subnet.Bits())
+	a := subnet.Addr().As16()
+	copy(q.key[k+2:], a[:])
+	q.keyLen = k + subnetKeyLen
 }
 
 // slotFill asks the full path to answer with a given pool slot and store
@@ -392,7 +485,7 @@ type slotFill struct {
 // data the reply was packed with (nil: none).
 func (a *Authority) store(q *fastQuery, view *View, r *reply, packed []byte, fill *slotFill) {
 	c := a.cache
-	cookieOff := 0
+	cookieOff, tail := 0, 0
 	if r.cookie != nil && q.cookieLen == 0 {
 		return // cookies were turned on after the key was made
 	}
@@ -403,11 +496,25 @@ func (a *Authority) store(q *fastQuery, view *View, r *reply, packed []byte, fil
 		if r.cookie == nil || cookieOff <= headerLen || string(packed[cookieOff:]) != string(r.cookie[:]) {
 			return // not where hits would patch it: do not cache
 		}
+		tail = 4 + replyCookieLen
+	}
+	ecsOff := 0
+	if (r.ecs != nil) != (q.ecsLen > 0) {
+		return
+	}
+	if q.ecsLen > 0 {
+		// The CLIENT-SUBNET comes just before the COOKIE, or ends the
+		// reply.
+		ecsOff = len(packed) - tail - q.ecsLen
+		if ecsOff-4 <= headerLen || binary.BigEndian.Uint16(packed[ecsOff-4:]) != optECS ||
+			int(binary.BigEndian.Uint16(packed[ecsOff-2:])) != q.ecsLen || packed[ecsOff+3] != r.scope {
+			return // not where hits would patch it: do not cache
+		}
 	}
 	b := append([]byte(nil), packed...)
 	if fill != nil {
 		e := fill.entry
-		if e.cookieOff != cookieOff {
+		if e.cookieOff != cookieOff || e.ecsOff != ecsOff {
 			return
 		}
 		s := c.shard(e.hash)
@@ -425,6 +532,9 @@ func (a *Authority) store(q *fastQuery, view *View, r *reply, packed []byte, fil
 		}
 		return
 	}
+	// The name's own key: a sticky miss came with the subnet's.
+	q.keyLen = q.baseLen
+	q.hash = maphash.Bytes(c.seed, q.key[:q.keyLen])
 	e := &cacheEntry{
 		hash:      q.hash,
 		key:       string(q.key[:q.keyLen]),
@@ -432,14 +542,27 @@ func (a *Authority) store(q *fastQuery, view *View, r *reply, packed []byte, fil
 		qtype:     q.qtype,
 		rcode:     r.m.Rcode,
 		cookieOff: cookieOff,
+		ecsOff:    ecsOff,
 		rrl:       r.rrl,
 		counter:   r.counter,
 	}
 	e.size = entryOverhead + allocSize(len(e.key))
-	if r.plan != nil {
+	if r.plan != nil && r.plan.Sticky() {
+		// A marker for the name, unless it has one already, and the
+		// answer under the subnet's key.
+		if !c.hasMarker(q, view, r.pool) {
+			c.insert(&cacheEntry{hash: e.hash, key: e.key, viewGen: view.gen, qtype: q.qtype, sticky: true, pool: r.pool, size: e.size})
+		}
+		subnetKey(q, r.subnet, r.fromECS)
+		q.hash = maphash.Bytes(c.seed, q.key[:q.keyLen])
+		e.hash, e.key = q.hash, string(q.key[:q.keyLen])
+		e.pool, e.plan, e.leads = r.pool, r.plan, r.plan.Leads(r.slot, r.subnet)
+		e.static = b
+		e.size = entryOverhead + allocSize(len(e.key)) + allocSize(len(b))
+	} else if r.plan != nil {
 		n := r.plan.Answers()
 		if n == 0 || n > maxCachedAnswers {
-			return // per-client (sticky) or too many answers
+			return // too many answers
 		}
 		e.pool, e.plan = r.pool, r.plan
 		e.answers = make([]atomic.Pointer[[]byte], n)
@@ -449,18 +572,33 @@ func (a *Authority) store(q *fastQuery, view *View, r *reply, packed []byte, fil
 		e.static = b
 		e.size += allocSize(len(b))
 	}
+	c.insert(e)
+}
+
+// hasMarker reports whether q's key holds the sticky marker of p for view.
+func (c *respCache) hasMarker(q *fastQuery, view *View, p *pool.Pool) bool {
+	s := c.shard(q.hash)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.lru.Peek(q.hash)
+	return ok && e.sticky && e.pool == p && e.viewGen == view.gen && e.key == string(q.key[:q.keyLen])
+}
+
+// insert adds e to the cache, in place of any entry with its hash, and
+// evicts the oldest entries of its shard while it is over budget.
+func (c *respCache) insert(e *cacheEntry) {
 	if e.size > c.maxEntry {
 		return
 	}
-	s := c.shard(q.hash)
+	s := c.shard(e.hash)
 	s.mu.Lock()
-	s.lru.Remove(q.hash) // an entry of an older generation, or another key with this hash
-	s.lru.Add(q.hash, e)
+	s.lru.Remove(e.hash) // an entry of an older generation, or another key with this hash
+	s.lru.Add(e.hash, e)
 	s.bytes.Add(e.size)
 	s.entries.Add(1)
 	c.evictLocked(s)
-	if cur, ok := s.lru.Peek(q.hash); ok && cur == e {
-		c.front[q.hash&c.frontMask].Store(e)
+	if cur, ok := s.lru.Peek(e.hash); ok && cur == e {
+		c.front[e.hash&c.frontMask].Store(e)
 	}
 	s.mu.Unlock()
 }

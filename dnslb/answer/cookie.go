@@ -263,9 +263,9 @@ func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
 // record's RDATA: its data is rdata[at:at+n], and at is -1 when there is
 // none. ok is false when the options overrun the RDATA, the COOKIE is
 // malformed (RFC 7873 section 5.2.2) or there is more than one: FORMERR.
-// Other options never change an answer of ours and are skipped (RFC 6891
-// section 6.1.2: options not understood are ignored; dnslb pads nothing,
-// sends no NSID, and answers alike whatever an ECS option says).
+// Other options are skipped (RFC 6891 section 6.1.2: options not
+// understood are ignored; dnslb pads nothing and sends no NSID); the
+// CLIENT-SUBNET is findECS's.
 func findCookie(rdata []byte) (at, n int, ok bool) {
 	at = -1
 	for off := 0; off < len(rdata); {

@@ -43,6 +43,11 @@ type query struct {
 
 	opts []byte // the OPT record's RDATA: its options
 
+	// ecs: the query carries a well-formed CLIENT-SUBNET option, ecsOpt
+	// (see readECS).
+	ecs    bool
+	ecsOpt ecsOpt
+
 	// cookie is what the COOKIE option proved (see Cookies.Check), and
 	// replyCookie the COOKIE to answer with. validCookie: the client
 	// proved its address (rate limiting exempts it).

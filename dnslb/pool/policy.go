@@ -40,8 +40,10 @@ type schedule struct {
 	// rendezvous orders the eligible members for each client by weighted
 	// rendezvous hashing of its subnet (sortRendezvous) instead of
 	// rotating them. A flag, not a func: a call through a func value would
-	// make the answer path's stack buffer escape to the heap.
+	// make the answer path's stack buffer escape to the heap. sticky is
+	// the policy that says what a client's subnet is.
 	rendezvous bool
+	sticky     Sticky
 }
 
 // policies are the policies in the order the config documents them, the
@@ -87,12 +89,64 @@ func (Weighted) schedule(members []Member, idx []int) schedule {
 
 // Sticky orders the eligible members by weighted rendezvous hashing of the
 // client's subnet, so a client network keeps its member while it is
-// eligible. Its answers depend on the client: not cached by slot.
-type Sticky struct{}
+// eligible. The subnet is the EDNS Client Subnet (RFC 7871) of the query
+// when it carries one, truncated to the prefix, else the resolver's
+// address truncated to it. Its answers depend on the client: not cached
+// by slot (the answer path caches them by subnet; see Subnet).
+type Sticky struct {
+	// IPv4Prefix and IPv6Prefix are the prefix lengths of a subnet (0:
+	// DefaultStickyIPv4Prefix, DefaultStickyIPv6Prefix).
+	IPv4Prefix, IPv6Prefix int
+	// IgnoreECS hashes the resolver's address even when the query
+	// carries a client subnet (the config's sticky.ecs: false).
+	IgnoreECS bool
+}
+
+// The prefixes of a sticky subnet unless the pool sets them: what ECS
+// conventionally carries (RFC 7871 section 11.1).
+const (
+	DefaultStickyIPv4Prefix = 24
+	DefaultStickyIPv6Prefix = 56
+)
 
 func (Sticky) String() string { return "sticky" }
 
-func (Sticky) schedule([]Member, []int) schedule { return schedule{rendezvous: true} }
+func (s Sticky) schedule([]Member, []int) schedule { return schedule{rendezvous: true, sticky: s} }
+
+// Subnet is the unit of stickiness for a query from resolver that
+// carries the client subnet ecs (the zero Prefix: none, or a source
+// prefix of 0, which asks for no tailoring): ecs truncated to the
+// family's prefix, unless the policy ignores ECS; else the resolver's
+// address truncated to it. fromECS says the answer depends on the ECS
+// subnet: its length is then the reply's SCOPE PREFIX-LENGTH, never
+// longer than the source prefix.
+func (s Sticky) Subnet(resolver netip.Addr, ecs netip.Prefix) (subnet netip.Prefix, fromECS bool) {
+	if ecs.IsValid() && ecs.Bits() > 0 && !s.IgnoreECS {
+		p, err := ecs.Addr().Prefix(min(ecs.Bits(), s.bits(ecs.Addr().Is4())))
+		if err == nil {
+			return p, true
+		}
+	}
+	a := resolver.Unmap()
+	p, err := a.Prefix(s.bits(a.Is4()))
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return p, false
+}
+
+// bits is the prefix length of a subnet of the family.
+func (s Sticky) bits(v4 bool) int {
+	switch {
+	case v4 && s.IPv4Prefix > 0:
+		return s.IPv4Prefix
+	case v4:
+		return DefaultStickyIPv4Prefix
+	case s.IPv6Prefix > 0:
+		return s.IPv6Prefix
+	}
+	return DefaultStickyIPv6Prefix
+}
 
 // FirstHealthy answers the first eligible member in zone order (ordered
 // failover): one slot, one record unless the pool sets max_answers.
@@ -151,8 +205,7 @@ func smoothWeighted(members []Member, idx []int) []uint16 {
 // sortRendezvous orders idx by weighted rendezvous (highest random weight)
 // hashing of the client's subnet: each subnet sees a stable order, and when
 // a member leaves only the subnets that had it first move.
-func sortRendezvous(idx []int, members []Member, client netip.Addr) {
-	subnet := clientSubnet(client)
+func sortRendezvous(idx []int, members []Member, subnet netip.Prefix) {
 	var scores [maxStack]float64
 	var sc []float64
 	if len(idx) <= maxStack {
@@ -171,21 +224,6 @@ func sortRendezvous(idx []int, members []Member, client netip.Addr) {
 			idx[j], idx[j-1] = idx[j-1], idx[j]
 		}
 	}
-}
-
-// clientSubnet is the unit of stickiness: a /24 for IPv4, a /56 for IPv6
-// (the prefixes EDNS Client Subnet conventionally carries).
-func clientSubnet(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	bits := 56
-	if a.Is4() {
-		bits = 24
-	}
-	p, err := a.Prefix(bits)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	return p
 }
 
 // rendezvousScore is weight / -ln(u) for u uniform in (0,1) drawn from a

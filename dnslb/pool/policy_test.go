@@ -83,7 +83,8 @@ func TestStickySchedule(t *testing.T) {
 	}
 	order := func(client string) []int {
 		buf := slices.Clone(idx)
-		sortRendezvous(buf, members, netip.MustParseAddr(client))
+		subnet, _ := Sticky{}.Subnet(netip.MustParseAddr(client), netip.Prefix{})
+		sortRendezvous(buf, members, subnet)
 		return buf
 	}
 	a, b := order("198.51.100.7"), order("198.51.100.200") // one /24
@@ -135,5 +136,43 @@ func TestSelectAllocatesNothing(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { dst, _ = p.Select(dst[:0], dns.TypeA, h, 1, client) }); n != 0 {
 			t.Errorf("%s: %v allocations per answer", pol, n)
 		}
+	}
+}
+
+// TestStickySubnet: the unit of stickiness is the ECS subnet truncated to
+// the pool's prefix (never longer than the source), else the resolver's
+// address truncated to it.
+func TestStickySubnet(t *testing.T) {
+	resolver := netip.MustParseAddr("192.0.2.77")
+	for _, tc := range []struct {
+		name    string
+		sticky  Sticky
+		ecs     string // "": none
+		want    string
+		fromECS bool
+	}{
+		{"no ECS: the resolver's /24", Sticky{}, "", "192.0.2.0/24", false},
+		{"ECS /32", Sticky{}, "198.51.100.7/32", "198.51.100.0/24", true},
+		{"ECS /24", Sticky{}, "198.51.100.0/24", "198.51.100.0/24", true},
+		{"ECS /20: not longer than the source", Sticky{}, "198.51.96.0/20", "198.51.96.0/20", true},
+		{"ECS v6 /64", Sticky{}, "2001:db8:1:2::/64", "2001:db8:1::/56", true},
+		{"prefix 16", Sticky{IPv4Prefix: 16}, "198.51.100.7/32", "198.51.0.0/16", true},
+		{"prefix 16, resolver", Sticky{IPv4Prefix: 16}, "", "192.0.0.0/16", false},
+		{"v6 prefix 48", Sticky{IPv6Prefix: 48}, "2001:db8:1:2::/64", "2001:db8:1::/48", true},
+		{"ECS ignored", Sticky{IgnoreECS: true}, "198.51.100.7/32", "192.0.2.0/24", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ecs netip.Prefix
+			if tc.ecs != "" {
+				ecs = netip.MustParsePrefix(tc.ecs)
+			}
+			got, fromECS := tc.sticky.Subnet(resolver, ecs)
+			if got.String() != tc.want || fromECS != tc.fromECS {
+				t.Errorf("Subnet = %s, %v; want %s, %v", got, fromECS, tc.want, tc.fromECS)
+			}
+		})
+	}
+	if got, _ := (Sticky{}).Subnet(netip.MustParseAddr("::ffff:192.0.2.9"), netip.Prefix{}); got.String() != "192.0.2.0/24" {
+		t.Errorf("a v4-mapped resolver: %s, want its IPv4 /24", got)
 	}
 }

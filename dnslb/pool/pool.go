@@ -392,11 +392,12 @@ func (pl *Plan) NextSlot(client netip.Addr) int {
 	return int(pl.pool.rotation[rotationGroup(client)].n.Add(1) % uint64(pl.sched.slots))
 }
 
-// order writes slot's member order (indices into members) into buf.
-func (pl *Plan) order(buf []int, slot int, client netip.Addr) []int {
+// order writes slot's member order (indices into members) into buf;
+// subnet is the client's, for a sticky plan (see Subnet).
+func (pl *Plan) order(buf []int, slot int, subnet netip.Prefix) []int {
 	buf = append(buf[:0], pl.idx...)
 	if pl.sched.rendezvous {
-		sortRendezvous(buf, pl.members, client)
+		sortRendezvous(buf, pl.members, subnet)
 	} else {
 		rotate(buf, pl.Answer(slot))
 	}
@@ -406,11 +407,35 @@ func (pl *Plan) order(buf []int, slot int, client netip.Addr) []int {
 	return buf
 }
 
+// Sticky reports whether the plan's answers depend on the client's
+// subnet (the sticky policy); Subnet then says which.
+func (pl *Plan) Sticky() bool { return pl.sched.rendezvous }
+
+// Subnet returns the subnet a sticky plan answers a query from resolver
+// by, with the query's EDNS client subnet ecs (the zero Prefix: none);
+// fromECS: it is ecs's (see Sticky.Subnet). Queries with one subnet get
+// one answer while the plan holds, so an answer can be cached by it.
+// Zero for a plan that is not sticky.
+func (pl *Plan) Subnet(resolver netip.Addr, ecs netip.Prefix) (subnet netip.Prefix, fromECS bool) {
+	if !pl.sched.rendezvous {
+		return netip.Prefix{}, false
+	}
+	return pl.sched.sticky.Subnet(resolver, ecs)
+}
+
 // Records appends slot's answer to dst and counts the answer for the
-// member it leads with, in that counter's stripe.
+// member it leads with, in that counter's stripe. A sticky plan answers
+// by the resolver's subnet (client); RecordsFor takes one.
 func (pl *Plan) Records(dst []dns.RR, slot int, client netip.Addr, stripe int) []dns.RR {
+	subnet, _ := pl.Subnet(client, netip.Prefix{})
+	return pl.RecordsFor(dst, slot, subnet, stripe)
+}
+
+// RecordsFor is Records for the client subnet of a sticky plan (see
+// Subnet); other plans ignore it.
+func (pl *Plan) RecordsFor(dst []dns.RR, slot int, subnet netip.Prefix, stripe int) []dns.RR {
 	var stack [maxStack]int
-	idx := pl.order(stack[:0], slot, client)
+	idx := pl.order(stack[:0], slot, subnet)
 	for _, i := range idx {
 		m := &pl.members[i]
 		if pl.degraded && m.Degraded != nil {
@@ -423,6 +448,18 @@ func (pl *Plan) Records(dst []dns.RR, slot int, client netip.Addr, stripe int) [
 		pl.members[idx[0]].Leads.Add(stripe)
 	}
 	return dst
+}
+
+// Leads returns the lead counter of the member subnet's answer starts
+// with (nil: none, or not counted), so that a cache serving the answer
+// counts it as Records does.
+func (pl *Plan) Leads(slot int, subnet netip.Prefix) *LeadCounter {
+	var stack [maxStack]int
+	idx := pl.order(stack[:0], slot, subnet)
+	if len(idx) == 0 {
+		return nil
+	}
+	return pl.members[idx[0]].Leads
 }
 
 // Lead counts an answer for slot served from a cache, in the lead
