@@ -99,8 +99,8 @@ func parseDockerfile(t *testing.T, path string) imageSpec {
 // TestDockerRootfs: the image's non-root user binds 53/udp and 53/tcp in
 // a network namespace of its own thanks to the binary's file capability
 // alone, answers dig, and writes its state file into the volume; and
-// without the capability (or where Docker would keep it from taking
-// effect) it fails to bind, saying so.
+// without the capability, or where Docker would keep it from taking
+// effect, it fails to bind (outside the bounding set: to start), saying so.
 func TestDockerRootfs(t *testing.T) {
 	requireRoot(t)
 	tools := map[string]string{}
