@@ -20,6 +20,7 @@ import (
 	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/dnslb/rrl"
+	"github.com/dnslb/dnslb/dnslb/xfr"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
@@ -62,6 +63,7 @@ type Runtime struct {
 	log     zerolog.Logger
 	metrics *Metrics
 	auth    *answer.Authority
+	xfr     *xfr.Server // zone transfers out
 	sched   *healthcheck.Scheduler
 	server  *dnsserver.Server
 	// runner runs the exec checks: one per process, so its containment is
@@ -182,6 +184,8 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.applyCookies(cfg)
 	r.auth.SetMetrics(r.metrics)
+	r.xfr = newTransfers(r.metrics)
+	r.auth.SetTransfers(r.xfr)
 	r.metrics.watchCache(r.auth)
 	r.metrics.watchRRL(r.auth)
 	lim, err := r.newLimiter(cfg.RRL)
@@ -554,6 +558,7 @@ func unchanged(l *Loaded, prev *Generation) bool {
 // already), and logs what its build found. r.mu is held.
 func (r *Runtime) commit(g *Generation) {
 	r.cur.Store(g)
+	r.xfr.Set(g.View.Zones, transferZones(g.Loaded.Config))
 	for origin, st := range g.zones {
 		failed := 0.0
 		if st.err != nil {

@@ -43,6 +43,9 @@ type query struct {
 
 	opts []byte // the OPT record's RDATA: its options
 
+	ixfr       bool   // an IXFR with the client's SOA (see parseIXFRSOA)
+	ixfrSerial uint32 // that SOA's serial
+
 	// cookie is what the COOKIE option proved (see Cookies.Check), and
 	// replyCookie the COOKIE to answer with. validCookie: the client
 	// proved its address (rate limiting exempts it).

@@ -1,0 +1,191 @@
+package integration
+
+// Zone transfers out of dnslb (AXFR, IXFR, NOTIFY) to real secondaries:
+// NSD transfers the zone in and must then answer it as dnslb does.
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/miekg/dns"
+)
+
+// xfrRecords are the records of the transfer tests' zone (after opZone's
+// SOA, NS and ns1).
+const xfrRecords = `ns2     IN A    192.0.2.54
+www     IN A    192.0.2.10
+www     IN A    192.0.2.11
+www     IN AAAA 2001:db8::10
+mail    IN MX   10 www
+txt     IN TXT  "transferred"
+*.wild  IN A    192.0.2.99
+`
+
+// xfrConfig is the op config with transfer (a zone: block's YAML, in
+// flow style) on the zone and the tsigKeys[0] key.
+func xfrConfig(transfer, pools string) string {
+	k := tsigKeys[0]
+	cfg := opConfig(plainAdmin, "    transfer: "+transfer+"\n", pools)
+	return cfg + fmt.Sprintf("tsig:\n  keys:\n    - {name: %s, algorithm: %s, secret: %q}\n", k.name, k.nsdAlg, k.secret)
+}
+
+// startNSDSecondary starts NSD as a secondary of example.test. from
+// primary, signing with key ("" unsigned), and returns its address.
+func startNSDSecondary(t *testing.T, primary, key string) string {
+	t.Helper()
+	k := tsigKeys[0]
+	keyName, keys := "NOKEY", ""
+	if key != "" {
+		keyName = key
+		keys = fmt.Sprintf("key:\n    name: %q\n    algorithm: %s\n    secret: %q\n", k.name, k.nsdAlg, k.secret)
+	}
+	host, port, _ := strings.Cut(primary, ":")
+	sec := fmt.Sprintf("    request-xfr: %s@%s %s\n    allow-notify: %s %s\n", host, port, keyName, host, keyName)
+	return startNSDWith(t, []zoneFile{{Origin: "example.test.", Secondary: sec}}, keys)
+}
+
+// waitSecondarySerial waits until the secondary answers the zone's SOA
+// with serial, authoritatively.
+func waitSecondarySerial(t *testing.T, secondary string, serial uint32) time.Duration {
+	t.Helper()
+	return dnstest.Eventually(t, 10*time.Second, fmt.Sprintf("the secondary serves serial %d", serial), func() (bool, string) {
+		m := new(dns.Msg)
+		m.SetQuestion("example.test.", dns.TypeSOA)
+		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, secondary)
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(r.Answer) == 1 && r.Authoritative {
+			if soa, ok := r.Answer[0].(*dns.SOA); ok && soa.Serial == serial {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("rcode %s, answer %v", dns.RcodeToString[r.Rcode], r.Answer)
+	})
+}
+
+// axfrOf transfers example.test. from addr, signed with tsigKeys[0] when
+// signed is set.
+func axfrOf(t *testing.T, addr string, signed bool) ([]dns.RR, error) {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetAxfr("example.test.")
+	tr := &dns.Transfer{}
+	if signed {
+		k := tsigKeys[0]
+		m.SetTsig(k.name, k.alg, 300, time.Now().Unix())
+		tr.TsigSecret = map[string]string{k.name: k.secret}
+	}
+	ch, err := tr.In(m, addr)
+	if err != nil {
+		return nil, err
+	}
+	var rrs []dns.RR
+	for env := range ch {
+		if env.Error != nil {
+			return rrs, env.Error
+		}
+		rrs = append(rrs, env.RR...)
+	}
+	return rrs, nil
+}
+
+// sameAnswers asks both servers for every name and type of the zone
+// (and a name under the wildcard, and one that does not exist) and
+// compares the answer sections as sets.
+func sameAnswers(t *testing.T, zone []dns.RR, want, got string) {
+	t.Helper()
+	type q struct {
+		name  string
+		qtype uint16
+	}
+	qs := []q{{"x.wild.example.test.", dns.TypeA}, {"nothere.example.test.", dns.TypeA}}
+	seen := map[q]bool{}
+	for _, rr := range zone {
+		k := q{rr.Header().Name, rr.Header().Rrtype}
+		if !seen[k] && !strings.HasPrefix(k.name, "*") {
+			seen[k] = true
+			qs = append(qs, k)
+		}
+	}
+	for _, k := range qs {
+		a, b := askAuth(t, want, k.name, k.qtype), askAuth(t, got, k.name, k.qtype)
+		if a.Rcode != b.Rcode {
+			t.Errorf("%s %s: rcode %s from dnslb, %s from the secondary", k.name, dns.TypeToString[k.qtype], dns.RcodeToString[a.Rcode], dns.RcodeToString[b.Rcode])
+			continue
+		}
+		if missing, extra := dnstest.Diff(dnstest.NormSection(a.Answer), dnstest.NormSection(b.Answer)); len(missing)+len(extra) > 0 {
+			t.Errorf("%s %s: the secondary lacks %v and adds %v", k.name, dns.TypeToString[k.qtype], missing, extra)
+		}
+	}
+}
+
+// TestTransferStaticToNSD: NSD as a secondary of dnslb (transfer: {view:
+// static}), with and without TSIG, loads the zone and answers it as dnslb
+// does; AXFR without the key, or from outside the ACL, is refused, and
+// transfers are counted.
+func TestTransferStaticToNSD(t *testing.T) {
+	requireTool(t, "nsd")
+	for _, tc := range []struct {
+		name, transfer, key string
+	}{
+		{"tsig", "{view: static, allow: [{prefix: 127.0.0.1/32, key: xfr-key.}]}", "xfr-key."},
+		{"prefix only", "{view: static, allow: [{prefix: 127.0.0.0/8}]}", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOpServer(t, opZone(2024060101, xfrRecords), xfrConfig(tc.transfer, ""))
+			sec := startNSDSecondary(t, o.dnsAddr, tc.key)
+			waitSecondarySerial(t, sec, 2024060101)
+			zone, err := axfrOf(t, o.dnsAddr, tc.key != "")
+			if err != nil {
+				t.Fatalf("AXFR: %v", err)
+			}
+			if n := len(zone); n != 11 {
+				t.Errorf("AXFR holds %d records, want 11 (SOA, 9, SOA):\n%v", n, zone)
+			}
+			sameAnswers(t, zone, o.dnsAddr, sec)
+			if tc.key != "" {
+				if _, err := axfrOf(t, o.dnsAddr, false); err == nil || !strings.Contains(err.Error(), "rcode: 5") {
+					t.Errorf("unsigned AXFR: %v, want REFUSED (rcode 5)", err)
+				}
+			}
+			if ok, _ := metricSum(o.metrics(), "dnslb_transfers_total", map[string]string{"zone": "example.test.", "result": "ok"}); ok < 2 {
+				t.Errorf("dnslb_transfers_total{result=ok} = %v, want at least 2 (NSD's and ours)", ok)
+			}
+		})
+	}
+}
+
+// TestTransferACLWithDig: dig AXFR without the key, with a wrong one, or
+// from an address outside the ACL is refused; with the key it succeeds.
+func TestTransferACLWithDig(t *testing.T) {
+	requireTool(t, "dig")
+	k := tsigKeys[0]
+	o := newOpServer(t, opZone(2024060101, xfrRecords), xfrConfig("{allow: [{prefix: 127.0.0.1/32, key: xfr-key.}, {prefix: 192.0.2.0/24}]}", ""))
+	bin := requireTool(t, "dig")
+	host, port, _ := strings.Cut(o.dnsAddr, ":")
+	dig := func(args ...string) string {
+		// dig exits 0 whether or not the transfer failed: its output says.
+		out, _ := exec.Command(bin, append([]string{"@" + host, "-p", port, "+time=2", "+tries=1", "example.test.", "AXFR"}, args...)...).CombinedOutput()
+		return string(out)
+	}
+	if out := dig(); !strings.Contains(out, "Transfer failed") {
+		t.Errorf("unsigned dig AXFR was not refused:\n%s", out)
+	}
+	if out := dig("-y", "hmac-sha256:xfr-key.:"+base64.StdEncoding.EncodeToString([]byte("not the secret dnslb holds"))); !strings.Contains(out, "Transfer failed") && !strings.Contains(out, "tsig verify failure") && !strings.Contains(out, "BADSIG") {
+		t.Errorf("dig AXFR with a wrong secret was not refused:\n%s", out)
+	}
+	out := dig("-y", k.nsdAlg+":"+k.name+":"+k.secret)
+	if !strings.Contains(out, "txt.example.test.") || !strings.Contains(out, "XFR size: 11 records") {
+		t.Errorf("signed dig AXFR failed:\n%s", out)
+	}
+	// 127.0.0.2 is outside 127.0.0.1/32 and the unsigned 192.0.2.0/24.
+	if out := dig("-b", "127.0.0.2", "-y", k.nsdAlg+":"+k.name+":"+k.secret); !strings.Contains(out, "Transfer failed") {
+		t.Errorf("dig AXFR from outside the ACL was not refused:\n%s", out)
+	}
+}
