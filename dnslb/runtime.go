@@ -86,15 +86,17 @@ type Runtime struct {
 
 	// mu guards what follows, and the swaps of cur; it is held only to
 	// read or swap, never across file reads.
-	mu        sync.Mutex
-	serials   map[string]serialState
-	statePath string
-	stateFS   stateFS
-	stateFail bool // the last best-effort write failed (logged); the next to work says so
-	reloadAt  time.Time
-	reloadErr error
-	leads     map[string]map[netip.Addr]*pool.LeadCounter
-	shares    shareRing
+	mu      sync.Mutex
+	serials map[string]serialState
+	// transferSerials are the filtered zones' serials, for the state file.
+	transferSerials map[string]uint32
+	statePath       string
+	stateFS         stateFS
+	stateFail       bool // the last best-effort write failed (logged); the next to work says so
+	reloadAt        time.Time
+	reloadErr       error
+	leads           map[string]map[netip.Addr]*pool.LeadCounter
+	shares          shareRing
 	// cookieSecret is the generated DNS Cookie secret, kept in the state
 	// file; set once in NewRuntime (a configured cookies.secret wins).
 	cookieSecret string
@@ -184,8 +186,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.applyCookies(cfg)
 	r.auth.SetMetrics(r.metrics)
-	r.xfr = newTransfers(r.metrics)
-	r.auth.SetTransfers(r.xfr)
+	r.newTransfers(rs.transferSerials)
 	r.metrics.watchCache(r.auth)
 	r.metrics.watchRRL(r.auth)
 	lim, err := r.newLimiter(cfg.RRL)
@@ -286,6 +287,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	r.run(func() { r.clock.Run(ctx, 250*time.Millisecond) })
 	r.run(func() { r.reloader(ctx) })
 	r.run(func() { r.watchFallback(ctx) })
+	r.run(func() { r.xfr.Run(ctx) })
 	if r.opts.Watch {
 		w, err := newWatcher(r)
 		if err != nil {
@@ -558,7 +560,7 @@ func unchanged(l *Loaded, prev *Generation) bool {
 // already), and logs what its build found. r.mu is held.
 func (r *Runtime) commit(g *Generation) {
 	r.cur.Store(g)
-	r.xfr.Set(g.View.Zones, transferZones(g.Loaded.Config))
+	r.setTransfersLocked(g)
 	for origin, st := range g.zones {
 		failed := 0.0
 		if st.err != nil {
@@ -631,6 +633,7 @@ func (r *Runtime) logTransitions(ch <-chan healthcheck.Transition) {
 	for tr := range ch {
 		r.metrics.Transitions.WithLabelValues(upDown(tr.To.Up)).Inc()
 		r.stateDirty.Store(true)
+		r.xfr.Poke()
 		pools := r.cur.Load().View.PoolsOf(tr.Key)
 		ev := r.log.Warn()
 		if tr.To.Up {
@@ -712,6 +715,7 @@ func (r *Runtime) publishOverridesLocked(ovs map[netip.Addr]answer.Override) {
 	r.cur.Store(g)
 	r.auth.SetOverrides(g.Overrides)
 	r.pokeFallback()
+	r.xfr.Poke()
 }
 
 // errorLines splits an error (errors.Join trees, zones.ErrorList) into lines.

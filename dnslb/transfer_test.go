@@ -3,7 +3,10 @@ package dnslb
 import (
 	"strings"
 	"testing"
+	"time"
 )
+
+func ptr[T any](v T) *T { return &v }
 
 func TestTransferConfig(t *testing.T) {
 	const secret = "c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1iZS1wcmludGVk"
@@ -14,7 +17,11 @@ func TestTransferConfig(t *testing.T) {
 	}{
 		{"good", TransferConfig{View: "static", Allow: []TransferAllowConfig{{Prefix: "192.0.2.53/32", Key: "XFR-key"}, {Prefix: "2001:db8::1"}, {Key: "xfr-key."}}}, nil},
 		{"empty refuses all", TransferConfig{}, nil},
-		{"bad view", TransferConfig{View: "live"}, []string{`zones[0].transfer.view: "live" is not static`}},
+		{"bad view", TransferConfig{View: "live"}, []string{`zones[0].transfer.view: "live" is not static or filtered`}},
+		{"notify", TransferConfig{View: "filtered", Notify: []string{"192.0.2.53:53", "[2001:db8::1]:5353", "ns1.example.test:53", "192.0.2.1"}, NotifyDelay: ptr(2 * time.Second)},
+			[]string{"zones[0].transfer.notify_delay: 2s is outside 0-1s",
+				`zones[0].transfer.notify[2]: "ns1.example.test:53" is not address:port (an IP address; [v6]:port)`,
+				`zones[0].transfer.notify[3]: "192.0.2.1" is not address:port (an IP address; [v6]:port)`}},
 		{"empty entry", TransferConfig{Allow: []TransferAllowConfig{{}}}, []string{"zones[0].transfer.allow[0]: needs a prefix, a key or both"}},
 		{"bad prefix", TransferConfig{Allow: []TransferAllowConfig{{Prefix: "192.0.2.0/33"}}}, []string{`zones[0].transfer.allow[0].prefix: "192.0.2.0/33" is not an address or prefix`}},
 		{"unknown key", TransferConfig{Allow: []TransferAllowConfig{{Key: "other."}}}, []string{`zones[0].transfer.allow[0].key: "other." is not one of tsig.keys`}},

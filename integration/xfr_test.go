@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,7 +48,10 @@ func startNSDSecondary(t *testing.T, primary, key string) string {
 	}
 	host, port, _ := strings.Cut(primary, ":")
 	sec := fmt.Sprintf("    request-xfr: %s@%s %s\n    allow-notify: %s %s\n", host, port, keyName, host, keyName)
-	return startNSDWith(t, []zoneFile{{Origin: "example.test.", Secondary: sec}}, keys)
+	// NSD reloads its database at most once a second after transfers by
+	// default (xfrd-reload-timeout): the secondaries the README shows
+	// set it to 0, so that each change is served as it arrives.
+	return startNSDWith(t, []zoneFile{{Origin: "example.test.", Secondary: sec}}, "server:\n    xfrd-reload-timeout: 0\n"+keys)
 }
 
 // waitSecondarySerial waits until the secondary answers the zone's SOA
@@ -189,3 +194,100 @@ func TestTransferACLWithDig(t *testing.T) {
 		t.Errorf("dig AXFR from outside the ACL was not refused:\n%s", out)
 	}
 }
+
+// ixfrOf asks addr for an IXFR of example.test. from serial, signed with
+// tsigKeys[0], and returns its records.
+func ixfrOf(t *testing.T, addr string, serial uint32) []dns.RR {
+	t.Helper()
+	k := tsigKeys[0]
+	m := new(dns.Msg)
+	m.SetIxfr("example.test.", serial, "ns1.example.test.", "hostmaster.example.test.")
+	m.SetTsig(k.name, k.alg, 300, time.Now().Unix())
+	ch, err := (&dns.Transfer{TsigSecret: map[string]string{k.name: k.secret}}).In(m, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rrs []dns.RR
+	for env := range ch {
+		if env.Error != nil {
+			t.Fatalf("IXFR from %d: %v", serial, env.Error)
+		}
+		rrs = append(rrs, env.RR...)
+	}
+	return rrs
+}
+
+// TestTransferFilteredToNSD: NSD as a signed secondary of a filtered zone
+// follows health: a killed backend leaves the secondary's answer within a
+// second of leaving dnslb's (NOTIFY, then an IXFR holding that change
+// alone), and a restarted dnslb keeps its serials rising and the
+// secondary following.
+func TestTransferFilteredToNSD(t *testing.T) {
+	requireTool(t, "nsd")
+	be := startBackends(t, ip11, ip12, ip13)
+	zone := opZone(2024060101, "www IN A 127.0.0.11\nwww IN A 127.0.0.12\nwww IN A 127.0.0.13\ntxt IN TXT \"kept\"\n")
+	pools := fmt.Sprintf("  www.example.test.:\n    ttl: 5\n    check: %s\n", httpCheck(be.Port))
+	transfer := `{view: filtered, allow: [{prefix: 127.0.0.1/32, key: xfr-key.}]%s}`
+	o := newOpServer(t, zone, xfrConfig(fmt.Sprintf(transfer, ""), pools))
+	sec := startNSDSecondary(t, o.dnsAddr, "xfr-key.")
+	// Now that NSD's port is known, dnslb notifies it.
+	o.SetConfig(xfrConfig(fmt.Sprintf(transfer, `, notify: ["`+sec+`"], notify_delay: 0s`), pools))
+	before := o.reloads()
+	o.Signal(syscall.SIGHUP)
+	dnstest.Until(t, 10*time.Second, "the reload with notify", func() bool { return o.reloads() > before })
+	waitChecksRunning(t, be)
+
+	s0 := soaSerial(t, o.dnsAddr)
+	waitSecondarySerial(t, sec, s0)
+	if got := poolAddrs(t, sec, "www.example.test", dns.TypeA); !sameAddrs(got, ip11, ip12, ip13) {
+		t.Fatalf("the secondary answers %v, want 11, 12 and 13", got)
+	}
+	zoneRRs, err := axfrOf(t, o.dnsAddr, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range zoneRRs {
+		if a, ok := rr.(*dns.A); ok && a.Hdr.Name == "www.example.test." && a.Hdr.Ttl != 5 {
+			t.Errorf("pool record at TTL %d, want the pool's 5: %v", a.Hdr.Ttl, a)
+		}
+	}
+
+	// Kill a backend: the time from dnslb dropping it to the secondary
+	// dropping it.
+	be.get(t, ip12).Stop()
+	dnstest.Until(t, fallBound()+5*time.Second, "dnslb drops 12", func() bool {
+		return !slices.Contains(poolAddrs(t, o.dnsAddr, "www.example.test", dns.TypeA), ip12)
+	})
+	lag := dnstest.Until(t, time.Second, "the secondary drops 12 within a second of dnslb", func() bool {
+		return !slices.Contains(poolAddrs(t, sec, "www.example.test", dns.TypeA), ip12)
+	})
+	t.Logf("secondary followed %v after dnslb's answer changed", lag)
+	s1 := soaSerial(t, o.dnsAddr)
+	if !serialAfter(s1, s0) {
+		t.Fatalf("serial %d after the change, was %d", s1, s0)
+	}
+	waitSecondarySerial(t, sec, s1)
+	// The IXFR from s0 holds that change alone.
+	var ixfr []string
+	for _, rr := range ixfrOf(t, o.dnsAddr, s0) {
+		ixfr = append(ixfr, dnstest.NormRR(rr))
+	}
+	if len(ixfr) != 5 || !strings.Contains(ixfr[2], "127.0.0.12") {
+		t.Errorf("IXFR from %d:\n%s\nwant SOA, old SOA, the A of 12, SOA, SOA", s0, strings.Join(ixfr, "\n"))
+	}
+
+	// Restart: the serial rises and the secondary follows.
+	o.Restart()
+	s2 := soaSerial(t, o.dnsAddr)
+	if !serialAfter(s2, s1) {
+		t.Fatalf("serial %d after a restart, was %d", s2, s1)
+	}
+	waitSecondarySerial(t, sec, s2)
+	be.get(t, ip12).Start(t)
+	dnstest.Until(t, riseBound()+5*time.Second, "the secondary answers 12 again", func() bool {
+		return slices.Contains(poolAddrs(t, sec, "www.example.test", dns.TypeA), ip12)
+	})
+}
+
+// serialAfter reports whether a is after b in RFC 1982 arithmetic.
+func serialAfter(a, b uint32) bool { return a != b && (a-b) < 1<<31 }
