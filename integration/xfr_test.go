@@ -6,7 +6,9 @@ package integration
 import (
 	"encoding/base64"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -291,3 +293,117 @@ func TestTransferFilteredToNSD(t *testing.T) {
 
 // serialAfter reports whether a is after b in RFC 1982 arithmetic.
 func serialAfter(a, b uint32) bool { return a != b && (a-b) < 1<<31 }
+
+// startKnotSecondary starts knotd as a secondary of example.test. from
+// primary, signed with tsigKeys[0], accepting its NOTIFY, and returns its
+// address. Knot asks the primary's SOA before it transfers: it follows
+// only if dnslb serves the serial its transfers carry.
+func startKnotSecondary(t *testing.T, primary string) string {
+	t.Helper()
+	knotd := requireTool(t, "knotd")
+	k := tsigKeys[0]
+	dir := t.TempDir()
+	host, port, _ := strings.Cut(primary, ":")
+	var lastOut string
+	for range startAttempts {
+		kport := freePort(t)
+		conf := fmt.Sprintf(`server:
+    listen: 127.0.0.1@%d
+    rundir: %q
+database:
+    storage: %q
+log:
+  - target: stderr
+    any: info
+key:
+  - id: %s
+    algorithm: %s
+    secret: %s
+remote:
+  - id: dnslb
+    address: %s@%s
+    key: %s
+acl:
+  - id: notify
+    address: %s
+    key: %s
+    action: notify
+template:
+  - id: default
+    storage: %q
+zone:
+  - domain: example.test.
+    master: dnslb
+    acl: notify
+`, kport, dir, dir, k.name, k.nsdAlg, k.secret, host, port, k.name, host, k.name, dir)
+		confPath := filepath.Join(dir, "knot.conf")
+		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := startProc(t, knotd, "-c", confPath)
+		if err != nil {
+			t.Fatalf("starting knotd: %v", err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", kport)
+		if err := waitAnswering(p, addr, "example.test."); err != nil {
+			p.stop()
+			lastOut = p.out.String()
+			if addrInUse(lastOut) {
+				continue
+			}
+			t.Fatalf("knotd on %s: %v\noutput:\n%s", addr, err, lastOut)
+		}
+		t.Cleanup(func() {
+			p.stop()
+			if t.Failed() {
+				t.Logf("knotd output:\n%s", p.out.String())
+			}
+		})
+		return addr
+	}
+	t.Fatalf("knotd: no free port after %d attempts:\n%s", startAttempts, lastOut)
+	return ""
+}
+
+// TestTransferFilteredToKnot: Knot as a signed secondary of a filtered
+// zone loads it, answers it as dnslb does, and follows a killed backend
+// (NOTIFY, SOA, IXFR) and a restart of dnslb.
+func TestTransferFilteredToKnot(t *testing.T) {
+	requireTool(t, "knotd")
+	be := startBackends(t, ip11, ip12, ip13)
+	zone := opZone(2024060101, "www IN A 127.0.0.11\nwww IN A 127.0.0.12\nwww IN A 127.0.0.13\ntxt IN TXT \"kept\"\n")
+	pools := fmt.Sprintf("  www.example.test.:\n    ttl: 5\n    check: %s\n", httpCheck(be.Port))
+	transfer := `{view: filtered, allow: [{prefix: 127.0.0.1/32, key: xfr-key.}]%s}`
+	o := newOpServer(t, zone, xfrConfig(fmt.Sprintf(transfer, ""), pools))
+	sec := startKnotSecondary(t, o.dnsAddr)
+	o.SetConfig(xfrConfig(fmt.Sprintf(transfer, `, notify: ["`+sec+`"]`), pools))
+	before := o.reloads()
+	o.Signal(syscall.SIGHUP)
+	dnstest.Until(t, 10*time.Second, "the reload with notify", func() bool { return o.reloads() > before })
+	waitChecksRunning(t, be)
+
+	s0 := soaSerial(t, o.dnsAddr)
+	waitSecondarySerial(t, sec, s0)
+	zoneRRs, err := axfrOf(t, o.dnsAddr, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAnswers(t, zoneRRs, o.dnsAddr, sec)
+
+	be.get(t, ip12).Stop()
+	dnstest.Until(t, fallBound()+5*time.Second, "dnslb drops 12", func() bool {
+		return !slices.Contains(poolAddrs(t, o.dnsAddr, "www.example.test", dns.TypeA), ip12)
+	})
+	lag := dnstest.Until(t, time.Second, "Knot drops 12 within a second of dnslb", func() bool {
+		return !slices.Contains(poolAddrs(t, sec, "www.example.test", dns.TypeA), ip12)
+	})
+	t.Logf("Knot followed %v after dnslb's answer changed", lag)
+
+	s1 := soaSerial(t, o.dnsAddr)
+	o.Restart()
+	s2 := soaSerial(t, o.dnsAddr)
+	if !serialAfter(s2, s1) {
+		t.Fatalf("serial %d after a restart, was %d", s2, s1)
+	}
+	waitSecondarySerial(t, sec, s2)
+}
