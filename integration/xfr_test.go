@@ -407,3 +407,41 @@ func TestTransferFilteredToKnot(t *testing.T) {
 	}
 	waitSecondarySerial(t, sec, s2)
 }
+
+// TestTransferFollowTimes measures, over 20 drains and undrains, the time
+// from dnslb's answer changing to NSD's (a signed secondary, NOTIFY and
+// IXFR on one host), and reports p50 and p99. It asserts only the bound of
+// the other tests, a second: on a loaded CI machine the numbers are the
+// report, not a pass mark.
+func TestTransferFollowTimes(t *testing.T) {
+	requireTool(t, "nsd")
+	zone := opZone(2024060101, "www IN A 127.0.0.11\nwww IN A 127.0.0.12\nwww IN A 127.0.0.13\n")
+	pools := "  www.example.test.:\n    ttl: 5\n"
+	transfer := `{view: filtered, allow: [{prefix: 127.0.0.1/32, key: xfr-key.}]%s}`
+	o := newOpServer(t, zone, xfrConfig(fmt.Sprintf(transfer, ""), pools))
+	sec := startNSDSecondary(t, o.dnsAddr, "xfr-key.")
+	o.SetConfig(xfrConfig(fmt.Sprintf(transfer, `, notify: ["`+sec+`"], notify_delay: 0s`), pools))
+	before := o.reloads()
+	o.Signal(syscall.SIGHUP)
+	dnstest.Until(t, 10*time.Second, "the reload with notify", func() bool { return o.reloads() > before })
+	waitSecondarySerial(t, sec, soaSerial(t, o.dnsAddr))
+
+	const transitions = 20
+	var lags []time.Duration
+	for i := range transitions {
+		path, want := "/drain", false
+		if i%2 == 1 {
+			path, want = "/undrain", true
+		}
+		if code, body := o.do("POST", "/api/v1/members/"+ip12+path, "", []byte(`{"reason":"follow times"}`)); code != 200 {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+		has12 := func(addr string) bool {
+			return slices.Contains(poolAddrs(t, addr, "www.example.test", dns.TypeA), ip12)
+		}
+		dnstest.Until(t, 5*time.Second, "dnslb's answer changes", func() bool { return has12(o.dnsAddr) == want })
+		lags = append(lags, dnstest.Until(t, time.Second, "NSD's answer changes within a second of dnslb's", func() bool { return has12(sec) == want }))
+	}
+	slices.Sort(lags)
+	t.Logf("NSD followed dnslb over %d transitions: p50 %v, p99 %v, max %v", transitions, lags[len(lags)/2], lags[len(lags)*99/100], lags[len(lags)-1])
+}

@@ -219,3 +219,42 @@ func TestFilteredSerialsGrow(t *testing.T) {
 		t.Errorf("IXFR across a changed zone: %v, want the whole zone", got)
 	}
 }
+
+// TestFilteredIXFRSizeOfBigZone: after one health change the IXFR of a
+// 1,000,000-record zone is that change: five records, a few hundred bytes.
+func TestFilteredIXFRSizeOfBigZone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads a 1,000,000-record zone")
+	}
+	var b strings.Builder
+	b.WriteString(testZone)
+	for i := range 1_000_000 {
+		fmt.Fprintf(&b, "h%d IN A 10.%d.%d.%d\n", i, i/62500%250, i/250%250, i%250+1)
+	}
+	z, err := zones.Load(zones.Source{Origin: "example.test.", FS: fstest.MapFS{"z": {Data: []byte(b.String())}}, Path: "z", Display: "z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFiltered(t, 0, nil)
+	set, _ := zones.NewSet(z)
+	f.set = set
+	f.s.Set(set, f.pools, f.cfg)
+	from := f.s.Serials()["example.test."]
+	f.down("192.0.2.11")
+	rrs, ok := f.s.Transfer(&answer.TransferRequest{Zone: "example.test.", Type: dns.TypeIXFR, Serial: from, TCP: true, Remote: netip.MustParseAddr("127.0.0.1")})
+	if !ok {
+		t.Fatal("refused")
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("example.test.", dns.TypeIXFR)
+	m.Answer = rrs
+	m.Compress = true
+	wire, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rrs) != 5 || len(wire) > 400 {
+		t.Errorf("IXFR after one change: %d records, %d bytes; want 5 records, a few hundred bytes", len(rrs), len(wire))
+	}
+	t.Logf("IXFR of a %d-record zone after one change: %d records, %d bytes", z.Records(), len(rrs), len(wire))
+}
