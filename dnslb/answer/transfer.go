@@ -55,7 +55,10 @@ func (a *Authority) SetTransfers(t Transfers) { a.transfers = t }
 // messages' overhead does not matter.
 const transferChunk = 16 << 10
 
-var errStreamBroken = errors.New("connection failed during the transfer")
+var (
+	errStreamBroken = errors.New("connection failed during the transfer")
+	errNoSOA        = errors.New("IXFR without the client's SOA")
+)
 
 // parseIXFRSOA reads the authority section of an IXFR request: the
 // client's SOA, owned by the zone's apex.
@@ -85,16 +88,7 @@ func (a *Authority) transfer(q *query, req *Request, out []byte, view *View) (re
 		return nil, false // AXFR over UDP is not defined (RFC 5936 4.2)
 	}
 	tr := &TransferRequest{Zone: zones.CanonicalName(q.name), Type: q.qtype, Remote: req.Remote.Addr(), TCP: req.TCP}
-	if q.qtype == dns.TypeIXFR {
-		if !q.ixfr {
-			// RFC 1995 3: the request carries the client's SOA.
-			r := a.newReply(q, true)
-			r.counter = view.NoZone
-			r.m.Rcode = dns.RcodeFormatError
-			return a.pack(r, q, req, out), true
-		}
-		tr.Serial = q.ixfrSerial
-	}
+	tr.Serial = q.ixfrSerial
 	if q.signer != nil {
 		tr.Key = q.signer.key.name
 	}
@@ -105,7 +99,14 @@ func (a *Authority) transfer(q *query, req *Request, out []byte, view *View) (re
 		r.counter = view.Counters[z]
 	}
 	if !allowed {
+		// Who may not transfer learns nothing more, malformed or not.
 		r.m.Rcode = dns.RcodeRefused
+		return a.pack(r, q, req, out), true
+	}
+	if q.qtype == dns.TypeIXFR && !q.ixfr {
+		// RFC 1995 3: the request carries the client's SOA.
+		r.m.Rcode = dns.RcodeFormatError
+		t.Finished(tr, errNoSOA)
 		return a.pack(r, q, req, out), true
 	}
 	r.m.Authoritative = true

@@ -31,7 +31,12 @@ func (f *fakeTransfers) Transfer(r *TransferRequest) ([]dns.RR, bool) {
 	return append(rrs, soa), true
 }
 
-func (f *fakeTransfers) Finished(_ *TransferRequest, err error) { f.finished <- err }
+func (f *fakeTransfers) Finished(_ *TransferRequest, err error) {
+	select {
+	case f.finished <- err:
+	default:
+	}
+}
 
 func transferServer(t *testing.T, tr Transfers) string {
 	t.Helper()
@@ -89,6 +94,8 @@ func TestTransferRefusals(t *testing.T) {
 	ixfrNoSOA := new(dns.Msg)
 	ixfrNoSOA.SetQuestion("example.test.", dns.TypeIXFR)
 	ixfrNoSOA.SetTsig("xfr-key.", dns.HmacSHA256, 300, time.Now().Unix())
+	ixfrUnsigned := new(dns.Msg)
+	ixfrUnsigned.SetQuestion("example.test.", dns.TypeIXFR)
 	axfr := new(dns.Msg)
 	axfr.SetAxfr("example.test.")
 	for _, tc := range []struct {
@@ -101,6 +108,7 @@ func TestTransferRefusals(t *testing.T) {
 		{"unsigned AXFR", "tcp", axfr, false, dns.RcodeRefused},
 		{"AXFR over UDP", "udp", axfr, false, dns.RcodeNotImplemented},
 		{"IXFR without the client's SOA", "tcp", ixfrNoSOA, true, dns.RcodeFormatError},
+		{"IXFR without the SOA, not allowed", "udp", ixfrUnsigned, false, dns.RcodeRefused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &dns.Client{Net: tc.net, Timeout: 2 * time.Second}
