@@ -107,7 +107,7 @@ func (s *Server) notify(ctx context.Context, zone string, soa *dns.SOA, t Target
 		if t.Key != nil {
 			m.SetTsig(t.Key.Name, t.Key.Algorithm, 300, time.Now().Unix())
 		}
-		r, _, err := c.ExchangeContext(ctx, m, t.Addr.String())
+		r, err := exchange(ctx, c, m, t.Addr.String())
 		switch {
 		case ctx.Err() != nil:
 			return // a newer serial, or shutting down
@@ -138,3 +138,18 @@ func (s *Server) notify(ctx context.Context, zone string, soa *dns.SOA, t Target
 type rcodeError int
 
 func (e rcodeError) Error() string { return "answered " + dns.RcodeToString[int(e)] }
+
+// exchange is c.ExchangeContext, except that ctx ending closes the socket
+// and so stops waiting for the answer at once (miekg/dns honours only
+// the context's deadline): a shutdown does not wait out a NOTIFY.
+func exchange(ctx context.Context, c *dns.Client, m *dns.Msg, addr string) (*dns.Msg, error) {
+	co, err := c.DialContext(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer co.Close()
+	stop := context.AfterFunc(ctx, func() { co.Close() })
+	defer stop()
+	r, _, err := c.ExchangeWithConnContext(ctx, m, co)
+	return r, err
+}

@@ -74,3 +74,31 @@ func TestNotify(t *testing.T) {
 	f.s.Poke()
 	want(101)
 }
+
+// TestNotifyStopsWithRun: a NOTIFY waiting for an answer that does not
+// come stops when Run's context ends, not when its timeout does.
+func TestNotifyStopsWithRun(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	f := newFiltered(t, 0, nil)
+	f.s.opts.NotifyTimeout = time.Hour
+	f.cfg[0].Notify = []Target{{Addr: netip.MustParseAddrPort(pc.LocalAddr().String())}}
+	f.s.Set(f.set, f.pools, f.cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.s.Run(ctx) }()
+	buf := make([]byte, 512)
+	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := pc.ReadFrom(buf); err != nil {
+		t.Fatalf("no NOTIFY: %v", err)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still waits for the NOTIFY's answer after its context ended")
+	}
+}
