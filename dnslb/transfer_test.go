@@ -1,9 +1,18 @@
 package dnslb
 
 import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dnslb/dnslb/dnslb/admin"
+	"github.com/dnslb/dnslb/internal/dnstest"
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -37,5 +46,43 @@ func TestTransferConfig(t *testing.T) {
 				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
+	}
+}
+
+// TestFilteredSerialServedAndKept: a drain gives a filtered zone a new
+// serial, which dnslb's own SOA answers carry and the state file keeps;
+// after a restart the serial is above it.
+func TestFilteredSerialServedAndKept(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "7", "")
+	fc := baseConfig(dir)
+	fc.cfg.Zones[0].Transfer = &TransferConfig{View: "filtered", NotifyDelay: ptr(time.Duration(0))}
+	serial := func(rt *Runtime) uint32 {
+		r := askRT(t, rt, "example.test.", dns.TypeSOA)
+		if len(r.Answer) != 1 {
+			t.Fatalf("SOA: %v", r)
+		}
+		return r.Answer[0].(*dns.SOA).Serial
+	}
+	rt := newTestRuntime(t, dir, fc, zerolog.Nop())
+	if got := serial(rt); got != 7 {
+		t.Fatalf("first serial %d, want the file's, 7", got)
+	}
+	if err := rt.SetOverride(netip.MustParseAddr("192.0.2.10"), admin.OverrideDrain, time.Time{}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	dnstest.Until(t, 5*time.Second, "the served SOA carries the new serial", func() bool { return serial(rt) == 8 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, DefaultStateFile))
+	if err != nil || !strings.Contains(string(data), `"transfer_serials": {`) || !strings.Contains(string(data), `"example.test.": 8`) {
+		t.Fatalf("state file (%v):\n%s", err, data)
+	}
+	rt2 := newTestRuntime(t, dir, fc, zerolog.Nop())
+	if got := serial(rt2); got != 9 {
+		t.Errorf("serial after a restart %d, want 9", got)
 	}
 }
