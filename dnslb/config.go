@@ -462,6 +462,8 @@ type ZoneConfig struct {
 	// Serial "auto" lets dnslb manage the SOA serial: it grows by one on
 	// every content change, whatever the file says.
 	Serial string `mapstructure:"serial"`
+	// Transfer, if set, offers the zone to secondaries (AXFR, IXFR).
+	Transfer *TransferConfig `mapstructure:"transfer"`
 }
 
 // TCPConfig tunes TCP serving.
@@ -571,6 +573,9 @@ func (c *Config) Validate() error {
 		}
 		if z.Serial != "" && z.Serial != "auto" {
 			bad(key+".serial", "%q: only \"auto\" (or nothing) is allowed", z.Serial)
+		}
+		if z.Transfer != nil {
+			validateTransfer(bad, key+".transfer", z.Transfer, c.TSIG.Keys)
 		}
 	}
 	for _, name := range sortedKeys(c.Pools) {

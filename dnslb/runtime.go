@@ -19,6 +19,7 @@ import (
 	"github.com/dnslb/dnslb/dnslb/dnsserver"
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/dnslb/rrl"
+	"github.com/dnslb/dnslb/dnslb/xfr"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
@@ -61,6 +62,7 @@ type Runtime struct {
 	log     zerolog.Logger
 	metrics *Metrics
 	auth    *answer.Authority
+	xfr     *xfr.Server // zone transfers out
 	sched   *healthcheck.Scheduler
 	server  *dnsserver.Server
 	// runner runs the exec checks: one per process, so its containment is
@@ -98,6 +100,12 @@ type Runtime struct {
 	// without a lock after.
 	statePath string
 	stateFS   stateFS
+	// transferSerials are the filtered zones' serials, for the state
+	// file; written by the transfers' publisher under mu.
+	transferSerials map[string]uint32
+	// servedGen is the highest build number of a view served (see
+	// freshLocked).
+	servedGen uint64
 	// cookieSecret is the generated DNS Cookie secret, kept in the state
 	// file (a configured cookies.secret wins).
 	cookieSecret string
@@ -194,6 +202,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.applyCookies(cfg)
 	r.auth.SetMetrics(r.metrics)
+	r.newTransfers(rs.transferSerials)
 	r.metrics.watchCache(r.auth)
 	r.metrics.watchRRL(r.auth)
 	lim, err := r.newLimiter(cfg.RRL)
@@ -292,6 +301,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	r.run(func() { r.clock.Run(ctx, 250*time.Millisecond) })
 	r.run(func() { r.reloader(ctx) })
 	r.run(func() { r.watchFallback(ctx) })
+	r.run(func() { r.xfr.Run(ctx) })
 	if r.opts.Watch {
 		w, err := newWatcher(r)
 		if err != nil {
@@ -566,7 +576,9 @@ func unchanged(l *Loaded, prev *Generation) bool {
 // commit makes g the generation being served, by the Runtime and the
 // answer path, and logs what its build found. r.mu is held.
 func (r *Runtime) commit(g *Generation) {
+	g = r.freshLocked(g)
 	r.swapLocked(g)
+	r.setTransfersLocked(g)
 	for origin, st := range g.zones {
 		failed := 0.0
 		if st.err != nil {
@@ -605,6 +617,22 @@ func (r *Runtime) swapLocked(g *Generation) {
 	r.auth.Serve(g.View)
 }
 
+// freshLocked returns g with a view numbered above every view served so
+// far, copying it when its build number is taken: a build numbers its
+// view after the generation it started from, and a view swapped in
+// meanwhile (a filtered zone's new serial) may hold that number, whose
+// cached replies must not answer for g. r.mu is held.
+func (r *Runtime) freshLocked(g *Generation) *Generation {
+	if g.View.Gen() > r.servedGen {
+		r.servedGen = g.View.Gen()
+		return g
+	}
+	r.servedGen++
+	ng := *g
+	ng.View = g.View.Renumbered(r.servedGen)
+	return &ng
+}
+
 func (r *Runtime) observeProbe(key healthcheck.TargetKey, latency time.Duration, err error) {
 	result := "ok"
 	if err != nil {
@@ -618,6 +646,7 @@ func (r *Runtime) logTransitions(ch <-chan healthcheck.Transition) {
 	for tr := range ch {
 		r.metrics.Transitions.WithLabelValues(upDown(tr.To.Up)).Inc()
 		r.stateDirty.Store(true)
+		r.xfr.Poke()
 		pools := r.cur.Load().View.PoolsOf(tr.Key)
 		ev := r.log.Warn()
 		if tr.To.Up {
@@ -698,6 +727,7 @@ func (r *Runtime) publishOverridesLocked(ovs map[netip.Addr]answer.Override) {
 	g := r.cur.Load()
 	r.swapLocked(g.withOverrides(answer.NewOverrides(ovs, g.Overrides().Generation()+1)))
 	r.pokeFallback()
+	r.xfr.Poke()
 }
 
 // errorLines splits an error (errors.Join trees, zones.ErrorList) into lines.

@@ -33,6 +33,9 @@ type stateFile struct {
 	Overrides map[string]stateOverride `json:"overrides"`
 	Health    []savedHealth            `json:"health"`
 	Serials   map[string]serialState   `json:"serials"`
+	// TransferSerials are the serials of zones transferred with view:
+	// filtered, which grow on every change of a pool's answers.
+	TransferSerials map[string]uint32 `json:"transfer_serials,omitempty"`
 	// CookieSecret is the generated DNS Cookie secret (hex), so that
 	// server cookies handed out stay valid across a restart. A secret
 	// of the config's (cookies.secret) is not written here.
@@ -112,6 +115,8 @@ type restored struct {
 	overrides map[netip.Addr]answer.Override // unexpired ones
 	health    map[healthcheck.TargetKey]healthcheck.Status
 	serials   map[string]serialState // the managed serials, for the first generation
+	// transferSerials are the filtered zones' serials.
+	transferSerials map[string]uint32
 }
 
 // loadState reads the state file, restores the cookie secret, and returns
@@ -157,6 +162,7 @@ func (r *Runtime) loadState() (restored, error) {
 	for origin, s := range sf.Serials {
 		rs.serials[origin] = s
 	}
+	rs.transferSerials = sf.TransferSerials
 	// The secret is never logged, not even when it is unusable.
 	if _, err := answer.ParseCookieSecret(string(sf.CookieSecret)); err == nil {
 		r.cookieSecret = string(sf.CookieSecret)
@@ -350,7 +356,7 @@ func (r *Runtime) writeStateLocked(ovs map[netip.Addr]answer.Override) error {
 		serials = g.serials // immutable: marshalled without a copy
 	}
 	sf := stateFile{Version: stateVersion, SavedAt: r.opts.Now(), Overrides: map[string]stateOverride{}, Serials: serials,
-		CookieSecret: secretHex(r.cookieSecret)}
+		TransferSerials: r.transferSerials, CookieSecret: secretHex(r.cookieSecret)}
 	for a, ov := range ovs {
 		sf.Overrides[a.String()] = stateOverride{Mode: ov.Mode.String(), Reason: ov.Reason, Since: ov.Since, Until: ov.Until}
 	}

@@ -22,6 +22,10 @@ import (
 type zoneFile struct {
 	Origin string // "example.test."
 	Path   string // zone file; relative paths are relative to the package dir
+	// Secondary is more of the zone: block (request-xfr, allow-notify)
+	// for a zone NSD transfers in; Path is then empty and NSD keeps its
+	// copy in its own directory.
+	Secondary string
 }
 
 const (
@@ -220,6 +224,10 @@ remote-control:
 			dir, filepath.Join(dir, "zone.list"))
 		conf.WriteString(extra)
 		for _, z := range zones {
+			if z.Secondary != "" {
+				fmt.Fprintf(&conf, "zone:\n    name: %q\n    zonefile: %q\n%s", z.Origin, filepath.Join(dir, z.Origin+"zone"), z.Secondary)
+				continue
+			}
 			abs, err := filepath.Abs(z.Path)
 			if err != nil {
 				t.Fatal(err)

@@ -52,6 +52,8 @@ type Authority struct {
 	now     func() time.Time // the clock of TSIG
 	// rrl limits UDP responses; nil: off.
 	rrl atomic.Pointer[rrl.Limiter]
+	// transfers answers AXFR and IXFR; nil: refused.
+	transfers Transfers
 }
 
 // NewAuthority returns a handler answering from view. udpSize is the EDNS
@@ -272,9 +274,15 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, 0, dns.RcodeFormatError)
 	}
-	if ancount != 0 || nscount != 0 {
+	if ancount != 0 || nscount > 1 || nscount == 1 && q.qtype != dns.TypeIXFR {
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+	}
+	if nscount == 1 {
+		if off, err = parseIXFRSOA(msg, off, &q); err != nil {
+			a.dropped("malformed")
+			return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+		}
 	}
 	if err := parseAdditional(msg, off, arcount, &q); err != nil {
 		a.dropped("malformed")
@@ -413,8 +421,10 @@ func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *f
 	}
 	switch q.qtype {
 	case dns.TypeAXFR, dns.TypeIXFR:
-		// Zone transfers are not offered (yet): answer as NSD does without
-		// provide-xfr.
+		if resp, ok := a.transfer(q, req, out, view); ok {
+			return resp
+		}
+		// Without transfers: answer as NSD does without provide-xfr.
 		r := a.newReply(q, true)
 		r.counter = view.NoZone
 		r.m.Rcode = dns.RcodeRefused

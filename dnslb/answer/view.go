@@ -56,6 +56,14 @@ func ZonesOnly(set *zones.Set) *View {
 	return &View{Zones: set, Pools: map[string]*pool.Pool{}, TargetPools: map[healthcheck.TargetKey][]string{}}
 }
 
+// Renumbered returns a copy of v numbered gen, for a view whose zones or
+// pools differ from those of the view numbered like it (see NewView).
+func (v *View) Renumbered(gen uint64) *View {
+	c := *v
+	c.gen = gen
+	return &c
+}
+
 // WithOverrides returns a copy of v with the overrides o, sharing
 // everything else (v itself does not change).
 func (v *View) WithOverrides(o *Overrides) *View {

@@ -48,6 +48,9 @@ type query struct {
 	ecs    bool
 	ecsOpt ecsOpt
 
+	ixfr       bool   // an IXFR with the client's SOA (see parseIXFRSOA)
+	ixfrSerial uint32 // that SOA's serial
+
 	// cookie is what the COOKIE option proved (see Cookies.Check), and
 	// replyCookie the COOKIE to answer with. validCookie: the client
 	// proved its address (rate limiting exempts it).

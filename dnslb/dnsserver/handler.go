@@ -10,6 +10,11 @@ type Request struct {
 	Remote netip.AddrPort
 	// TCP is set for messages that came over TCP (no size limit, no TC).
 	TCP bool
+	// Stream, set for TCP requests, sends one message of a reply made of
+	// several (a zone transfer) ahead of the one the handler returns, in
+	// order. The message is copied before Stream returns; an error means
+	// the connection failed, and the handler should return nil. Nil on UDP.
+	Stream func(msg []byte) error
 }
 
 // Handler turns a request into the packed reply, appended to out[:0]. A nil

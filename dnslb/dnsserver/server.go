@@ -402,6 +402,26 @@ func (s *Server) serveConn(c net.Conn) {
 	start, end := 0, 0 // the unread bytes are in[start:end]
 	arm := true        // a new message starts: arm the idle timeout
 	req := &Request{}  // one for the connection: not an allocation per query
+	// stream sends the leading messages of a multi-message reply, after
+	// the replies gathered before it: one closure per connection.
+	var streamErr error
+	stream := func(msg []byte) error {
+		if streamErr != nil {
+			return streamErr
+		}
+		if len(msg) > 0xFFFF {
+			return errTooLong
+		}
+		out = binary.BigEndian.AppendUint16(out, uint16(len(msg)))
+		out = append(out, msg...)
+		if len(out) >= tcpFlushSize {
+			if streamErr = s.writeTCP(c, out); streamErr != nil {
+				return streamErr
+			}
+			out = out[:0]
+		}
+		return nil
+	}
 	for {
 		busy, timed := false, false
 		for end-start >= 2 {
@@ -420,8 +440,11 @@ func (s *Server) serveConn(c net.Conn) {
 			if !timed {
 				began = time.Now()
 			}
-			*req = Request{Wire: msg, Remote: remote, TCP: true}
+			*req = Request{Wire: msg, Remote: remote, TCP: true, Stream: stream}
 			resp := s.handle(req, answer)
+			if streamErr != nil {
+				return // the client went away in the middle of a stream
+			}
 			if resp == nil {
 				// What was answered before still goes out, then the
 				// connection closes (a bare header, as NSD).
@@ -483,6 +506,9 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	closeGracefully(c)
 }
+
+// errTooLong refuses a streamed message that TCP framing cannot carry.
+var errTooLong = errors.New("message longer than 65535 bytes")
 
 // tcpReadSize is a connection's first read buffer: dozens of pipelined
 // queries. A longer message grows it.

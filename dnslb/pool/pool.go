@@ -498,3 +498,22 @@ func rotate(idx []int, k int) {
 	copy(buf[n:], idx[:k])
 	copy(idx, buf)
 }
+
+// Published returns the records of qtype's family (A or AAAA) that a copy
+// of the zone served without dnslb (a secondary's) holds under h: every
+// member the pool answers (the eligible ones, or its when_all_down
+// fallback), in base order, at the pool TTL; none for when_all_down:
+// empty. Rotation, weights, stickiness and max_answers happen only where
+// dnslb answers. It builds no plan: the answer path's stay cached.
+func (p *Pool) Published(qtype uint16, h Health) []dns.RR {
+	members, _ := p.family(qtype)
+	idx, answers, fallback := p.eligible(members, h)
+	if fallback && answers == Empty {
+		return nil
+	}
+	out := make([]dns.RR, 0, len(idx))
+	for _, i := range idx {
+		out = append(out, members[i].RR)
+	}
+	return out
+}
