@@ -115,7 +115,6 @@ type Runtime struct {
 	ring   shareRing
 
 	stateDirty atomic.Bool
-	reloadReq  chan struct{}
 	freeMem    chan struct{}
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -145,7 +144,6 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		opts:         opts,
 		log:          opts.Log,
 		metrics:      NewMetrics(),
-		reloadReq:    make(chan struct{}, 1),
 		freeMem:      make(chan struct{}, 1),
 		stopping:     make(chan struct{}),
 		fallbackPoke: make(chan struct{}, 1),
@@ -290,7 +288,6 @@ func (r *Runtime) Start(ctx context.Context) error {
 	})
 	r.run(func() { r.housekeeping(ctx) })
 	r.run(func() { r.clock.Run(ctx, 250*time.Millisecond) })
-	r.run(func() { r.reloader(ctx) })
 	r.run(func() { r.watchFallback(ctx) })
 	if r.opts.Watch {
 		w, err := newWatcher(r)
@@ -336,25 +333,6 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		r.saveState()
 	})
 	return err
-}
-
-// RequestReload asks for a reload without waiting for it (signal handlers).
-func (r *Runtime) RequestReload() {
-	select {
-	case r.reloadReq <- struct{}{}:
-	default: // one is already pending
-	}
-}
-
-func (r *Runtime) reloader(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.reloadReq:
-			_ = r.Reload()
-		}
-	}
 }
 
 // Reload re-reads the config and every zone and swaps them in. Zones that
