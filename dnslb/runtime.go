@@ -142,7 +142,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r := &Runtime{
 		opts:         opts,
-		log:          opts.Log,
+		log:          opts.Log.With().Str("component", "runtime").Logger(),
 		metrics:      NewMetrics(),
 		freeMem:      make(chan struct{}, 1),
 		stopping:     make(chan struct{}),
@@ -207,7 +207,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		MaxUDPReply:    cfg.UDPSize,
 		Freebind:       cfg.Freebind,
 		Observer:       r.metrics,
-	}, r.auth, r.log)
+	}, r.auth, r.opts.Log.With().Str("component", "dnsserver").Logger())
 	r.mu.Lock()
 	r.commit(g)
 	r.mu.Unlock()
