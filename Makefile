@@ -8,7 +8,7 @@ FUZZTIME    ?= 30s
 FUZZ        ?= .*
 # bench: BENCH (a regexp) over BENCHPKG; the cached answer path by default.
 BENCH       ?= ServeDNS
-BENCHPKG    ?= ./dnslb/
+BENCHPKG    ?= ./dnslb/answer/
 # integration, netlab: RUN (a regexp) picks tests.
 RUN         ?= .
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.6.1

@@ -13,15 +13,6 @@ import (
 	"github.com/miekg/dns"
 )
 
-// BuildView checks the pools of cfg against the zones and builds them. The
-// zone file is the source of truth for membership: a pool's members are
-// the A and AAAA records at its name; config members that are not among
-// them are errors. The view has no overrides and counts nothing but the
-// answers each member leads (see buildView).
-func BuildView(cfg *Config, set *zones.Set) (*answer.View, error) {
-	return buildView(cfg, set, viewCarry{})
-}
-
 // viewCarry is what a view being built takes over from outside its config
 // and zones: the number of its build, the overrides in force, and the
 // counters that outlive a generation. A view gets them as it is built and
@@ -38,7 +29,12 @@ type viewCarry struct {
 	overrides *answer.Overrides
 }
 
-// buildView is BuildView with what c carries in.
+// buildView checks the pools of cfg against the zones and builds them,
+// with what c carries in. The zone file is the source of truth for
+// membership: a pool's members are the A and AAAA records at its name;
+// config members that are not among them are errors. With a zero c the
+// view has no overrides and counts nothing but the answers each member
+// leads.
 func buildView(cfg *Config, set *zones.Set, c viewCarry) (*answer.View, error) {
 	v := answer.NewView(c.gen)
 	v.Zones, v.Overrides = set, c.overrides

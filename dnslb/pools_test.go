@@ -30,7 +30,7 @@ func poolView(t *testing.T, pools map[string]PoolConfig) *answer.View {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := BuildView(cfg, set)
+	v, err := buildView(cfg, set, viewCarry{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestPoolAnswersFollowHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	view, err := BuildView(cfg, set)
+	view, err := buildView(cfg, set, viewCarry{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestPoolConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = BuildView(cfg, set)
+	_, err = buildView(cfg, set, viewCarry{})
 	if err == nil {
 		t.Fatal("built pools from a bad config")
 	}

@@ -123,7 +123,6 @@ type Runtime struct {
 	ring   shareRing
 
 	stateDirty atomic.Bool
-	reloadReq  chan struct{}
 	freeMem    chan struct{}
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -151,9 +150,8 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r := &Runtime{
 		opts:         opts,
-		log:          opts.Log,
+		log:          opts.Log.With().Str("component", "runtime").Logger(),
 		metrics:      NewMetrics(),
-		reloadReq:    make(chan struct{}, 1),
 		freeMem:      make(chan struct{}, 1),
 		stopping:     make(chan struct{}),
 		fallbackPoke: make(chan struct{}, 1),
@@ -218,7 +216,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		MaxUDPReply:    cfg.UDPSize,
 		Freebind:       cfg.Freebind,
 		Observer:       r.metrics,
-	}, r.auth, r.log)
+	}, r.auth, r.opts.Log.With().Str("component", "dnsserver").Logger())
 	r.mu.Lock()
 	r.commit(g)
 	r.mu.Unlock()
@@ -299,7 +297,6 @@ func (r *Runtime) Start(ctx context.Context) error {
 	})
 	r.run(func() { r.housekeeping(ctx) })
 	r.run(func() { r.clock.Run(ctx, 250*time.Millisecond) })
-	r.run(func() { r.reloader(ctx) })
 	r.run(func() { r.watchFallback(ctx) })
 	r.run(func() { r.xfr.Run(ctx) })
 	if r.opts.Watch {
@@ -346,25 +343,6 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		r.saveState()
 	})
 	return err
-}
-
-// RequestReload asks for a reload without waiting for it (signal handlers).
-func (r *Runtime) RequestReload() {
-	select {
-	case r.reloadReq <- struct{}{}:
-	default: // one is already pending
-	}
-}
-
-func (r *Runtime) reloader(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.reloadReq:
-			_ = r.Reload()
-		}
-	}
 }
 
 // Reload re-reads the config and every zone and swaps them in. Zones that

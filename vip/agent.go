@@ -49,6 +49,9 @@ func New(cfg Config, log zerolog.Logger, opts Options) (*Agent, error) {
 	if opts.Runner == nil {
 		opts.Runner = new(healthcheck.Runner)
 	}
+	// One logger for the agent and its instances, as each of the server's
+	// components has (runtime, dnsserver, admin).
+	log = log.With().Str("component", "vip").Logger()
 	a := &Agent{log: log, admin: cfg.Admin}
 	for _, s := range specs {
 		probes, err := buildProbes(s, opts)

@@ -59,9 +59,6 @@ func NewClient(addr string, opts ClientOptions) (*Client, error) {
 	return &Client{base: strings.TrimSuffix(u.String(), "/"), token: opts.Token, http: hc}, nil
 }
 
-// URL is the API's base URL, as requests are sent to it.
-func (c *Client) URL() string { return c.base }
-
 // APIError is a reply of the API other than 2xx: its HTTP status and the
 // server's message (the "error" of its JSON reply, or the start of a
 // reply of another shape).

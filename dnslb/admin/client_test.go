@@ -20,7 +20,7 @@ import (
 func clientFor(t *testing.T, fb *fakeBackend, token, clientToken string) *Client {
 	t.Helper()
 	s := NewServer("127.0.0.1:0", fb, nil, Options{Token: token, Now: func() time.Time { return t0 }}, zerolog.Nop())
-	hs := httptest.NewServer(s.Handler())
+	hs := httptest.NewServer(s.handler)
 	t.Cleanup(hs.Close)
 	c, err := NewClient(hs.URL, ClientOptions{Token: clientToken, HTTPClient: hs.Client()})
 	if err != nil {
@@ -249,8 +249,8 @@ func TestNewClient(t *testing.T) {
 		c, err := NewClient(tc.addr, ClientOptions{})
 		switch {
 		case tc.want == "" && err == nil:
-			t.Errorf("NewClient(%q) = %s, want an error", tc.addr, c.URL())
-		case tc.want != "" && (err != nil || c.URL() != tc.want):
+			t.Errorf("NewClient(%q) = %s, want an error", tc.addr, c.base)
+		case tc.want != "" && (err != nil || c.base != tc.want):
 			t.Errorf("NewClient(%q) = %v, %v; want %s", tc.addr, c, err, tc.want)
 		}
 	}
@@ -260,7 +260,7 @@ func TestNewClient(t *testing.T) {
 func TestClientPathPrefix(t *testing.T) {
 	fb := newFakeBackend()
 	s := NewServer("127.0.0.1:0", fb, nil, Options{Now: func() time.Time { return t0 }}, zerolog.Nop())
-	hs := httptest.NewServer(http.StripPrefix("/dnslb", s.Handler()))
+	hs := httptest.NewServer(http.StripPrefix("/dnslb", s.handler))
 	defer hs.Close()
 	c, err := NewClient(hs.URL+"/dnslb/", ClientOptions{HTTPClient: hs.Client()})
 	if err != nil {

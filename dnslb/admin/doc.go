@@ -7,5 +7,5 @@
 // It talks to the running server only through the Backend interface, in
 // the JSON shapes defined here; it imports nothing of dnslb's. The
 // server (package dnslb) implements Backend and converts its own types
-// (dnslb.Override, dnslb.MemberState) to these shapes.
+// (answer.Override, answer.MemberState) to these shapes.
 package admin

@@ -64,7 +64,7 @@ func checkOverridePost(t *testing.T, action, addr string, body []byte) {
 	req.RemoteAddr = "127.0.0.1:5555"
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, req)
+	s.handler.ServeHTTP(rec, req)
 
 	if rec.Code/100 == 3 {
 		// The mux's redirect to the cleaned path ("//drain", "/../"):

@@ -185,10 +185,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// Handler returns the server's routes, for tests and for embedding in
-// another server.
-func (s *Server) Handler() http.Handler { return s.handler }
-
 // Start binds the address and serves in the background.
 func (s *Server) Start() error {
 	s.mu.Lock()

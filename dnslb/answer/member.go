@@ -7,8 +7,9 @@ import (
 
 // OverrideMode is an operator's override of a member's health: the
 // core's own type. The admin API has its JSON spelling (admin.OverrideMode)
-// and the state file its own (stateOverride); each converts at its edge,
-// so neither dictates what the answer path works with.
+// and the state file its own (package dnslb's stateOverride); each
+// converts at its edge, so neither dictates what the answer path works
+// with.
 type OverrideMode uint8
 
 // The override modes.

@@ -49,7 +49,7 @@ func testView(t testing.TB) *View {
 }
 
 // poolSpec is a test pool, as a pools: entry of the config would make it
-// (the root package's BuildView), without the config layer.
+// (the root package's buildView), without the config layer.
 type poolSpec struct {
 	policy     string
 	maxAnswers int
@@ -67,7 +67,7 @@ func poolView(t testing.TB, pools map[string]poolSpec) *View {
 const testPoolTTL = 30
 
 // buildView makes the pools over set: each takes the A and AAAA records at
-// its name, as BuildView does.
+// its name, as the root package's buildView does.
 func buildView(t testing.TB, set *zones.Set, pools map[string]poolSpec) *View {
 	t.Helper()
 	v := ZonesOnly(set)
@@ -90,7 +90,7 @@ func buildView(t testing.TB, set *zones.Set, pools map[string]poolSpec) *View {
 			case *dns.AAAA:
 				addr, _ = netip.AddrFromSlice(r.AAAA)
 			}
-			// The pool's own copy, as BuildView makes it.
+			// The pool's own copy, as the root package's buildView makes it.
 			c := dns.Copy(rr)
 			c.Header().Ttl = min(uint32(testPoolTTL), rr.Header().Ttl)
 			m := pool.Member{Addr: addr, RR: c, Weight: 1}

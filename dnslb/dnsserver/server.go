@@ -546,15 +546,22 @@ func (s *Server) armIdle(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(s.opts.TCPIdleTimeout))
 }
 
-// closeGracefully half-closes, discards what the client still sends for a
-// moment, then closes: closing with unread data would send a reset, and
-// the client could lose answers already written.
+// closeGracefully half-closes and discards what the client still sends
+// for a moment, before the caller closes: closing with unread data would
+// send a reset, and the client could lose answers already written.
 func closeGracefully(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.CloseWrite()
-		c.SetReadDeadline(time.Now().Add(drainWindow))
-		io.Copy(io.Discard, io.LimitReader(c, 1<<20))
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return
 	}
+	if tc.CloseWrite() != nil {
+		// The connection is already gone: nothing is left to drain.
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(drainWindow))
+	// The drain ends at the deadline, at EOF or at the cap; whichever it
+	// is, and whatever was read, the connection closes next.
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, 1<<20))
 }
 
 // setBusy marks a connection as answering (true) or idle (false), so that
@@ -609,6 +616,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	s.Shutdown(ctx)
+	// The cancelled context is how Close asks for "at once"; Shutdown
+	// reporting it is no failure.
+	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/dnslb/dnslb/internal/dnstest"
 )
 
 func TestMarkedFindsAndForgets(t *testing.T) {
@@ -19,13 +21,7 @@ func TestMarkedFindsAndForgets(t *testing.T) {
 	}
 	_ = cmd.Process.Kill()
 	// Killed but not yet reaped: a zombie, which counts as gone.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(Marked(t, marker)) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a killed process is still listed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	dnstest.Until(t, 5*time.Second, "a killed process leaves the list", func() bool { return len(Marked(t, marker)) == 0 })
 	_ = cmd.Wait()
 	if !Gone(cmd.Process.Pid) {
 		t.Error("a reaped process is not Gone")
