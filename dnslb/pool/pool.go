@@ -239,7 +239,7 @@ func (p *Pool) buildPlan(members []Member, h Health, gen uint64) *Plan {
 		return pl
 	}
 	pl.idx = idx
-	pl.sched = p.policy().schedule(members, idx)
+	pl.sched = scheduleFor(p.policy(), members, idx, h)
 	if pl.limit == 0 {
 		pl.limit = pl.sched.limit
 	}
