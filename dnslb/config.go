@@ -208,6 +208,35 @@ type PoolConfig struct {
 	Check       *CheckConfig            `mapstructure:"check"`
 	Checks      []PoolCheckConfig       `mapstructure:"checks"` // instead of Check: all must be up
 	Members     map[string]MemberConfig `mapstructure:"members"`
+	// Load is the pool's load feedback (nil: none).
+	Load *LoadConfig `mapstructure:"load"`
+}
+
+// LoadConfig is a pool's load feedback: what its backends report about
+// their load, turned into live weights (policy: least-loaded) and states.
+type LoadConfig struct {
+	// Type is LoadAgent, the only one so far.
+	Type string `mapstructure:"type"`
+	// Port is the agent's TCP port on each member's address.
+	Port int `mapstructure:"port"`
+	// Interval is how often each agent is asked (0: DefaultLoadInterval);
+	// also the timeout of one ask.
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+// LoadAgent is the load type of HAProxy's agent-check text protocol.
+const LoadAgent = "agent"
+
+// DefaultLoadInterval is how often an agent is asked unless the pool's
+// load: says (HAProxy's agent-inter default).
+const DefaultLoadInterval = 2 * time.Second
+
+// interval returns the agent interval, the default applied.
+func (l *LoadConfig) interval() time.Duration {
+	if l.Interval > 0 {
+		return l.Interval
+	}
+	return DefaultLoadInterval
 }
 
 // PoolCheckConfig is one of a pool's checks: a check as under check:,
@@ -570,6 +599,17 @@ func (c *Config) Validate() error {
 		}
 		if p.MaxAnswers < 0 {
 			bad(key+".max_answers", "must not be negative")
+		}
+		if l := p.Load; l != nil {
+			if l.Type != LoadAgent {
+				bad(key+".load.type", "%q is not one of %s", l.Type, LoadAgent)
+			}
+			if l.Port < 1 || l.Port > 65535 {
+				bad(key+".load.port", "%d is not a TCP port (1-65535)", l.Port)
+			}
+			if l.Interval != 0 && (l.Interval < 100*time.Millisecond || l.Interval > time.Hour) {
+				bad(key+".load.interval", "%v is out of range (100ms-1h)", l.Interval)
+			}
 		}
 		if p.Check != nil {
 			validateCheck(bad, key+".check", p.Check)

@@ -39,12 +39,13 @@ func BuildView(cfg *Config, set *zones.Set) (*answer.View, error) {
 			errs = append(errs, keyed(key, "zone %s (%s) has no A or AAAA records at %s", z.Origin, z.File, name))
 			continue
 		}
-		p, targets, problem := buildPool(name, key, pc, rrs)
+		p, targets, loads, problem := buildPool(name, key, pc, rrs)
 		if problem != nil {
 			errs = append(errs, *problem)
 			continue
 		}
 		v.Pools[name] = p
+		v.LoadTargets = append(v.LoadTargets, loads...)
 		for _, t := range targets {
 			k := t.Key()
 			v.TargetPools[k] = append(v.TargetPools[k], name)
@@ -63,16 +64,16 @@ func BuildView(cfg *Config, set *zones.Set) (*answer.View, error) {
 	return v, nil
 }
 
-func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []healthcheck.Target, *Problem) {
+func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []healthcheck.Target, []healthcheck.LoadTarget, *Problem) {
 	policy, err := pool.ParsePolicy(pc.Policy)
 	if err != nil {
 		p := keyed(key+".policy", "%v", err)
-		return nil, nil, &p
+		return nil, nil, nil, &p
 	}
 	allDown, err := pool.ParseAllDown(pc.WhenAllDown)
 	if err != nil {
 		p := keyed(key+".when_all_down", "%v", err)
-		return nil, nil, &p
+		return nil, nil, nil, &p
 	}
 	t, td := pc.ttls()
 	ttl, ttlDegraded := uint32(t), uint32(min(t, td))
@@ -80,10 +81,11 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 
 	checks, problem := poolChecks(key, pc, len(rrs))
 	if problem != nil {
-		return nil, nil, problem
+		return nil, nil, nil, problem
 	}
 	inZone := map[netip.Addr]bool{}
 	var targets []healthcheck.Target
+	var loads []healthcheck.LoadTarget
 	for _, rr := range rrs {
 		var addr netip.Addr
 		switch r := rr.(type) {
@@ -112,14 +114,14 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 					if mkey != "" {
 						p = keyed(key+".members["+mkey+"].check_address", "not set, and %s.address is %s", ch.key, CheckAddressOwn)
 					}
-					return nil, nil, &p
+					return nil, nil, nil, &p
 				}
 				probe = a.Unmap()
 			}
 			t := healthcheck.Target{Spec: ch.spec, Addr: netip.AddrPortFrom(probe, 0)}
 			if err := t.Validate(); err != nil {
 				p := keyed(ch.key, "%v", err)
-				return nil, nil, &p
+				return nil, nil, nil, &p
 			}
 			k := t.Key()
 			if i == 0 {
@@ -130,6 +132,10 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 				continue // the same probe twice: once is enough
 			}
 			targets = append(targets, t)
+		}
+		if pc.Load != nil {
+			m.Agent = netip.AddrPortFrom(addr, uint16(pc.Load.Port))
+			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: pc.Load.interval()})
 		}
 		if addr.Is4() {
 			p.V4 = append(p.V4, m)
@@ -149,12 +155,12 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 		const why = "not among the A/AAAA records of %s in the zone (the zone file lists the members)"
 		if len(unknown) == 1 { // at its own line
 			p := keyed(key+".members["+unknown[0]+"]", why, name)
-			return nil, nil, &p
+			return nil, nil, nil, &p
 		}
 		p := keyed(key+".members", "%v "+why, unknown, name)
-		return nil, nil, &p
+		return nil, nil, nil, &p
 	}
-	return p, targets, nil
+	return p, targets, loads, nil
 }
 
 // lookupMember returns the config of the member at addr, and the key it

@@ -63,6 +63,7 @@ type Runtime struct {
 	metrics *Metrics
 	auth    *answer.Authority
 	sched   *healthcheck.Scheduler
+	loads   *healthcheck.LoadWatcher
 	server  *dnsserver.Server
 	// runner runs the exec checks: one per process, so its containment is
 	// probed once.
@@ -174,7 +175,10 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	}
 	r.metrics.attachCounters(g.View)
 	r.attachLeads(g.View)
+	r.loads = healthcheck.NewLoadWatcher(healthcheck.WithLoadChanges(r.logLoadChange))
+	r.loads.Set(g.View.LoadTargets)
 	r.auth = answer.NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
+	r.auth.SetLoads(r.loads)
 	r.auth.SetCacheBytes(cfg.CacheBytes())
 	r.clock = answer.NewCoarseClock(r.opts.Now)
 	if err := r.ensureCookieSecret(); err != nil {
@@ -272,6 +276,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 		r.server.Close()
 		return fmt.Errorf("health checks: %w", err)
 	}
+	r.loads.Start(ctx)
 	transitions, unsubscribe := r.sched.Subscribe()
 	r.run(func() { r.logTransitions(transitions) })
 	r.run(func() {
@@ -322,6 +327,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		}
 		err = r.server.Shutdown(ctx)
 		r.sched.Close()
+		r.loads.Close()
 		r.wg.Wait()
 		r.saveState()
 	})
@@ -422,6 +428,7 @@ func (r *Runtime) reloadLocked() error {
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)
 	}
+	r.loads.Set(g.View.LoadTargets)
 	if g.Loaded.Config.CacheBytes() != old.CacheBytes() {
 		r.log.Warn().Msg("reload: cache.max_bytes changes take effect after a restart")
 	}
@@ -967,4 +974,27 @@ func describeCheck(c *CheckConfig) string {
 	}
 	fmt.Fprintf(&b, " every %s, rise %d, fall %d", spec.Interval, spec.Rise, spec.Fall)
 	return b.String()
+}
+
+// logLoadChange logs a change of a member's load agent that changes its
+// answers: a new state or weight, and its data going stale (once, until
+// it reports again).
+func (r *Runtime) logLoadChange(c healthcheck.LoadChange) {
+	l := c.New
+	switch {
+	case l.Stale:
+		r.log.Warn().Str("agent", c.Addr.String()).Str("error", l.Err).Int("intervals", healthcheck.StaleIntervals).
+			Msg("load agent silent: its member is answered by its configured weight")
+	case c.Old.Stale:
+		r.log.Info().Str("agent", c.Addr.String()).Msg("load agent reports again")
+	default:
+		// A weight may move on every report: a change of state is news,
+		// a change of weight is detail.
+		ev := r.log.Debug()
+		if l.Down() != c.Old.Down() || l.Drained() != c.Old.Drained() {
+			ev = r.log.Info()
+		}
+		ev.Str("agent", c.Addr.String()).Bool("down", l.Down()).Bool("drained", l.Drained()).
+			Int("percent", l.Percent).Int("weight", l.Weight).Msg("load agent report")
+	}
 }

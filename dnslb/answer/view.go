@@ -18,6 +18,9 @@ type View struct {
 	Targets []healthcheck.Target
 	// TargetPools says which pools (and members) a target serves, for logs.
 	TargetPools map[healthcheck.TargetKey][]string
+	// LoadTargets are the load agents the pools poll (a member of several
+	// pools may be listed more than once).
+	LoadTargets []healthcheck.LoadTarget
 	// Counters are the query counters of each zone (nil: not counted), and
 	// NoZone those of names outside every zone.
 	Counters map[*zones.Zone]*ZoneCounters

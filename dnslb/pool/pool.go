@@ -56,6 +56,9 @@ type Member struct {
 	// the pool has several: the member is up only while all are.
 	Target healthcheck.TargetKey
 	Also   []healthcheck.TargetKey
+	// Agent is the member's load agent (the pool's load:); invalid:
+	// none.
+	Agent netip.AddrPort
 	// Leads counts answers that carried this member first, for the share
 	// of answers the admin API shows. Optional.
 	Leads *LeadCounter
