@@ -82,7 +82,7 @@ func TestLoadAnswers(t *testing.T) {
 		return healthcheck.ParseAgentLine([]byte(replies[a]))
 	}
 	v := poolView(t, map[string]PoolConfig{"www.example.test.": {Policy: "least-loaded",
-		Load: &LoadConfig{Type: "agent", Port: 9777, Interval: 100 * time.Millisecond},
+		Load:    &LoadConfig{Type: "agent", Port: 9777, Interval: 100 * time.Millisecond},
 		Members: map[string]MemberConfig{"192.0.2.10": {Weight: new(100)}, "192.0.2.11": {Weight: new(100)}}}})
 	w := healthcheck.NewLoadWatcher(healthcheck.WithAgentProbe(probe))
 	w.Set(v.LoadTargets)
