@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
 )
 
 // TestLoadConfig: load: takes type agent, a port and an interval; problems
@@ -131,4 +133,42 @@ func TestLoadAnswers(t *testing.T) {
 			return ok, fmt.Sprint(got)
 		})
 	}
+}
+
+// TestPoolsShowLoad: the admin API shows a member's agent, what it says,
+// and the state and live weight that follow from it.
+func TestPoolsShowLoad(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.31:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("drain 50%\n"))
+			c.Close()
+		}
+	}()
+	port := netip.MustParseAddrPort(ln.Addr().String()).Port()
+	dir := t.TempDir()
+	writeZone(t, dir, "1", "lb 60 A 127.0.0.31\n")
+	fc := baseConfig(dir)
+	fc.cfg.Pools = map[string]PoolConfig{"lb.example.test.": {Policy: "least-loaded",
+		Load:    &LoadConfig{Type: LoadAgent, Port: int(port), Interval: 100 * time.Millisecond},
+		Members: map[string]MemberConfig{"127.0.0.31": {Weight: new(10)}}}}
+	rt := newTestRuntime(t, dir, fc, zerolog.Nop())
+	dnstest.Eventually(t, 10*time.Second, "the agent's report in the API", func() (bool, string) {
+		m := rt.Pools()[0].Members[0]
+		l := m.Load
+		if l == nil {
+			t.Fatalf("member %+v has no load status", m)
+		}
+		ok := l.Agent == ln.Addr().String() && l.Admin == "drain" && l.Percent == 50 && l.LiveWeight == 5 &&
+			!l.Stale && m.State == "drained"
+		return ok, fmt.Sprintf("%+v %+v", m, *l)
+	})
 }

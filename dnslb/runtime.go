@@ -842,6 +842,7 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 	judge, overrides := r.auth.Health()
 	shares := r.shares.shares()
 	r.mu.Unlock()
+	loads := r.loads.Loads()
 	names := make([]string, 0, len(view.Pools))
 	for n := range view.Pools {
 		names = append(names, n)
@@ -903,6 +904,17 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 				ms.Override = adminOverride(ov)
 			}
 			ms.State = answer.MemberStateOf(ms.Healthy, ov, ok).String()
+			if l, ok := loads[m.Agent]; ok && m.Agent.IsValid() {
+				ms.Load = loadStatus(m.Agent, l, m.Weight)
+				if ms.State == answer.MemberUp.String() && !l.Stale {
+					switch {
+					case l.Down():
+						ms.State = answer.MemberDown.String()
+					case l.Drained():
+						ms.State = answer.MemberDrained.String()
+					}
+				}
+			}
 			ms.Share = shares[name][m.Addr]
 			ps.Members = append(ps.Members, ms)
 		}
@@ -997,4 +1009,17 @@ func (r *Runtime) logLoadChange(c healthcheck.LoadChange) {
 		ev.Str("agent", c.Addr.String()).Bool("down", l.Down()).Bool("drained", l.Drained()).
 			Int("percent", l.Percent).Int("weight", l.Weight).Msg("load agent report")
 	}
+}
+
+// loadStatus is the admin API's view of a member's agent.
+func loadStatus(agent netip.AddrPort, l healthcheck.Load, configured int) *admin.LoadStatus {
+	ls := &admin.LoadStatus{Agent: agent.String(), Percent: l.Percent, Weight: l.Weight, LiveWeight: configured,
+		Stale: l.Stale, Reported: l.Reported, LastError: l.Err}
+	ls.Op = [...]string{healthcheck.AgentOpUnset: "", healthcheck.AgentUp: "up", healthcheck.AgentDown: "down"}[l.Op]
+	ls.Admin = [...]string{healthcheck.AgentAdminUnset: "", healthcheck.AgentReady: "ready",
+		healthcheck.AgentDrain: "drain", healthcheck.AgentMaint: "maint"}[l.Admin]
+	if w, ok := l.LiveWeight(configured); ok && !l.Stale {
+		ls.LiveWeight = w
+	}
+	return ls
 }
