@@ -192,7 +192,7 @@ func ProbeAgent(ctx context.Context, addr netip.AddrPort, timeout time.Duration)
 	for n < len(buf) {
 		k, err := c.Read(buf[n:])
 		n += k
-		if bytes.IndexAny(buf[:n], "\r\n") >= 0 {
+		if bytes.ContainsAny(buf[:n], "\r\n") {
 			break
 		}
 		if errors.Is(err, io.EOF) {
