@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -29,8 +31,13 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{name: "agent", load: LoadConfig{Type: "agent", Port: 9777, Interval: 2 * time.Second}},
 		{name: "default interval", load: LoadConfig{Type: "agent", Port: 9777}},
-		{name: "no type", load: LoadConfig{Port: 9777}, problem: key + `.type: "" is not one of agent`},
-		{name: "unknown type", load: LoadConfig{Type: "snmp", Port: 9777}, problem: key + `.type: "snmp" is not one of agent`},
+		{name: "no type", load: LoadConfig{Port: 9777}, problem: key + `.type: "" is not one of agent, http-header`},
+		{name: "unknown type", load: LoadConfig{Type: "snmp", Port: 9777}, problem: key + `.type: "snmp" is not one of agent, http-header`},
+		{name: "agent with a header", load: LoadConfig{Type: "agent", Port: 9777, Header: "X-Weight"}, problem: key + ".header: only for type http-header"},
+		{name: "http-header", load: LoadConfig{Type: "http-header", Header: "X-Weight"}},
+		{name: "http-header without a name", load: LoadConfig{Type: "http-header"}, problem: key + `.header: "" is not a header name`},
+		{name: "http-header bad name", load: LoadConfig{Type: "http-header", Header: "X Weight"}, problem: key + `.header: "X Weight" is not a header name`},
+		{name: "http-header with a port", load: LoadConfig{Type: "http-header", Header: "X-Weight", Port: 80}, problem: key + ".port: not for type http-header"},
 		{name: "no port", load: LoadConfig{Type: "agent"}, problem: key + ".port: 0 is not a TCP port"},
 		{name: "port too big", load: LoadConfig{Type: "agent", Port: 70000}, problem: key + ".port: 70000 is not a TCP port"},
 		{name: "interval too short", load: LoadConfig{Type: "agent", Port: 1, Interval: time.Millisecond}, problem: key + ".interval: 1ms is out of range"},
@@ -171,4 +178,50 @@ func TestPoolsShowLoad(t *testing.T) {
 			!l.Stale && m.State == "drained"
 		return ok, fmt.Sprintf("%+v %+v", m, *l)
 	})
+}
+
+// TestLoadHTTPHeader: load: {type: http-header} reads the reports from a
+// header of the pool's http check; a pool without one is a problem.
+func TestLoadHTTPHeader(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.32:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Weight", "up 30%")
+	})}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	defer func() { srv.Close(); <-done }()
+	port := netip.MustParseAddrPort(ln.Addr().String()).Port()
+
+	dir := t.TempDir()
+	writeZone(t, dir, "1", "lb 60 A 127.0.0.32\n")
+	fc := baseConfig(dir)
+	fc.cfg.Pools = map[string]PoolConfig{"lb.example.test.": {Policy: "least-loaded",
+		Check:   &CheckConfig{Type: "http", Port: int(port), Interval: 200 * time.Millisecond, Timeout: 200 * time.Millisecond, Rise: 1, Fall: 1},
+		Load:    &LoadConfig{Type: LoadHTTPHeader, Header: "X-Weight"},
+		Members: map[string]MemberConfig{"127.0.0.32": {Weight: new(10)}}}}
+	rt := newTestRuntime(t, dir, fc, zerolog.Nop())
+	dnstest.Eventually(t, 10*time.Second, "the header's report in the API", func() (bool, string) {
+		m := rt.Pools()[0].Members[0]
+		l := m.Load
+		if l == nil {
+			t.Fatalf("member %+v has no load status", m)
+		}
+		ok := l.Agent == ln.Addr().String() && l.Op == "up" && l.Percent == 30 && l.LiveWeight == 3 && m.State == "up"
+		return ok, fmt.Sprintf("%+v %+v", m, *l)
+	})
+
+	cfg := &Config{Zones: []ZoneConfig{{Origin: "example.test.", File: "example.test.zone"}},
+		Pools: map[string]PoolConfig{"www.example.test.": {
+			Check: &CheckConfig{Type: "tcp", Port: 80}, Load: &LoadConfig{Type: LoadHTTPHeader, Header: "X-Weight"}}}}
+	set, err := LoadZones(cfg, ZoneRoot{FS: os.DirFS("testdata")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = BuildView(cfg, set)
+	if err == nil || !strings.Contains(err.Error(), "pools[www.example.test.].load.type: http-header reads a header of the pool's http or https check") {
+		t.Errorf("a pool without an http check: %v", err)
+	}
 }

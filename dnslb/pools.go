@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/dnslb/pool"
@@ -18,7 +19,8 @@ import (
 // the A and AAAA records at its name; config members that are not among
 // them are errors.
 func BuildView(cfg *Config, set *zones.Set) (*answer.View, error) {
-	v := &answer.View{Zones: set, Pools: map[string]*pool.Pool{}, TargetPools: map[healthcheck.TargetKey][]string{}}
+	v := &answer.View{Zones: set, Pools: map[string]*pool.Pool{}, TargetPools: map[healthcheck.TargetKey][]string{},
+		LoadHeaders: map[netip.AddrPort]string{}}
 	var errs Problems
 	seen := map[healthcheck.TargetKey]bool{}
 	for _, rawName := range sortedKeys(cfg.Pools) {
@@ -46,6 +48,11 @@ func BuildView(cfg *Config, set *zones.Set) (*answer.View, error) {
 		}
 		v.Pools[name] = p
 		v.LoadTargets = append(v.LoadTargets, loads...)
+		for _, lt := range loads {
+			if _, ok := v.LoadHeaders[lt.Addr]; lt.Header != "" && !ok {
+				v.LoadHeaders[lt.Addr] = lt.Header // pools in name order: the first one's header
+			}
+		}
 		for _, t := range targets {
 			k := t.Key()
 			v.TargetPools[k] = append(v.TargetPools[k], name)
@@ -102,6 +109,8 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 		c.Header().Ttl = min(ttl, rr.Header().Ttl)
 		d.Header().Ttl = min(ttlDegraded, rr.Header().Ttl)
 		m := pool.Member{Addr: addr, RR: c, Degraded: d, Weight: max(mc.weight(), 1), Backup: mc.Backup, Checked: len(checks) > 0}
+		var httpCheck netip.AddrPort // the first http(s) check's probe, for load: http-header
+		var httpInterval time.Duration
 		for i, ch := range checks {
 			probe := addr
 			switch {
@@ -124,6 +133,9 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 				return nil, nil, nil, &p
 			}
 			k := t.Key()
+			if !httpCheck.IsValid() && (ch.spec.Type == healthcheck.TypeHTTP || ch.spec.Type == healthcheck.TypeHTTPS) {
+				httpCheck, httpInterval = k.Addr, ch.spec.Interval
+			}
 			if i == 0 {
 				m.Target = k
 			} else if k != m.Target && !slices.Contains(m.Also, k) {
@@ -133,9 +145,18 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR) (*pool.Pool, []hea
 			}
 			targets = append(targets, t)
 		}
-		if pc.Load != nil {
-			m.Agent = netip.AddrPortFrom(addr, uint16(pc.Load.Port))
-			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: pc.Load.interval()})
+		if l := pc.Load; l != nil && l.Type == LoadHTTPHeader {
+			if !httpCheck.IsValid() {
+				p := keyed(key+".load.type", "%s reads a header of the pool's http or https check, and the pool has none", LoadHTTPHeader)
+				return nil, nil, nil, &p
+			}
+			// Stale after 3 of the check's intervals, not of a shorter
+			// load interval: the header comes no more often than the check.
+			m.Agent = httpCheck
+			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: max(l.interval(), httpInterval), Passive: true, Header: l.Header})
+		} else if l != nil {
+			m.Agent = netip.AddrPortFrom(addr, uint16(l.Port))
+			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: l.interval()})
 		}
 		if addr.Is4() {
 			p.V4 = append(p.V4, m)

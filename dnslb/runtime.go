@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/netip"
 	"reflect"
 	"runtime/debug"
@@ -272,7 +273,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 		return err
 	}
 	ctx, r.cancel = context.WithCancel(ctx)
-	if err := r.sched.Start(ctx); err != nil {
+	if err := r.sched.Start(healthcheck.WithHeaderSink(ctx, r.loadHeader)); err != nil {
 		r.server.Close()
 		return fmt.Errorf("health checks: %w", err)
 	}
@@ -1022,4 +1023,19 @@ func loadStatus(agent netip.AddrPort, l healthcheck.Load, configured int) *admin
 		ls.LiveWeight = w
 	}
 	return ls
+}
+
+// loadHeader routes the response headers of http checks to the load
+// watcher: a pool with load: {type: http-header} reads its reports there.
+// It runs for every http probe, so it only reads the current view.
+func (r *Runtime) loadHeader(addr netip.AddrPort, h http.Header) {
+	name, ok := r.cur.Load().View.LoadHeaders[addr]
+	if !ok {
+		return
+	}
+	if v := h.Get(name); v != "" {
+		r.loads.Report(addr, v, nil)
+		return
+	}
+	r.loads.Report(addr, "", fmt.Errorf("no %s header in the check's response", name))
 }

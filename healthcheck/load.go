@@ -2,6 +2,7 @@ package healthcheck
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/netip"
 	"sync"
@@ -19,6 +20,12 @@ const StaleIntervals = 3
 type LoadTarget struct {
 	Addr     netip.AddrPort
 	Interval time.Duration
+	// Passive: not asked; reports come from Report (a header of the http
+	// check's responses). The interval then only times staleness.
+	Passive bool
+	// Header names the response header a passive target's reports come
+	// in, for the caller that routes them (see WithHeaderSink).
+	Header string
 }
 
 // Load is what a member's agent has said, merged over its reports: each
@@ -181,7 +188,7 @@ func (w *LoadWatcher) Set(targets []LoadTarget) {
 	}
 	changed := false
 	for addr, t := range w.targets {
-		if nt, ok := want[addr]; !ok || nt.Interval != t.Interval {
+		if nt, ok := want[addr]; !ok || nt != t.LoadTarget {
 			if t.stop != nil {
 				t.stop()
 			}
@@ -259,17 +266,43 @@ func (w *LoadWatcher) run(ctx context.Context, t LoadTarget) {
 	tick := time.NewTicker(t.Interval)
 	defer tick.Stop()
 	for {
-		r, err := w.probe(ctx, t.Addr, t.Interval)
-		if ctx.Err() != nil {
-			return
+		if t.Passive {
+			w.record(t, AgentReport{}, errNoReport, time.Now())
+		} else {
+			r, err := w.probe(ctx, t.Addr, t.Interval)
+			if ctx.Err() != nil {
+				return
+			}
+			w.record(t, r, err, time.Now())
 		}
-		w.record(t, r, err, time.Now())
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// errNoReport is a passive target's tick: it says nothing new, and ages
+// the last report.
+var errNoReport = errors.New("no report")
+
+// Report merges a report of a passive target at addr (see
+// LoadTarget.Passive): line in the agent protocol, or an error when the
+// report was missing or unreadable. Reports for addresses not watched
+// passively are ignored.
+func (w *LoadWatcher) Report(addr netip.AddrPort, line string, err error) {
+	w.mu.Lock()
+	t, ok := w.targets[addr]
+	w.mu.Unlock()
+	if !ok || !t.Passive {
+		return
+	}
+	var r AgentReport
+	if err == nil {
+		r, err = ParseAgentLine([]byte(line))
+	}
+	w.record(t.LoadTarget, r, err, time.Now())
 }
 
 // record merges a probe's result into the agent's load, and publishes a
@@ -286,11 +319,13 @@ func (w *LoadWatcher) record(t LoadTarget, r AgentReport, err error, now time.Ti
 	case err == nil:
 		nl = old.Merge(r, now)
 	default:
-		nl.Err = err.Error()
+		if err != errNoReport {
+			nl.Err = err.Error()
+		}
 		if !old.Stale && !old.Reported.IsZero() && now.Sub(old.Reported) >= StaleIntervals*t.Interval {
-			reported := old.Reported
+			reported, e := old.Reported, nl.Err
 			nl = unsetLoad()
-			nl.Reported, nl.Stale, nl.Err = reported, true, err.Error()
+			nl.Reported, nl.Stale, nl.Err = reported, true, e
 		}
 	}
 	w.loads[t.Addr] = nl

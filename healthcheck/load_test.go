@@ -133,3 +133,33 @@ func TestLoadWatcherStale(t *testing.T) {
 		}
 	})
 }
+
+// A passive target takes reports from Report, and goes stale without them.
+func TestLoadWatcherPassive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		addr := netip.MustParseAddrPort("192.0.2.1:8080")
+		w := NewLoadWatcher(WithAgentProbe(func(context.Context, netip.AddrPort, time.Duration) (AgentReport, error) {
+			t.Error("a passive target was probed")
+			return AgentReport{}, nil
+		}))
+		w.Set([]LoadTarget{{Addr: addr, Interval: time.Second, Passive: true}})
+		w.Start(t.Context())
+		defer w.Close()
+		w.Report(addr, "50%", nil)
+		w.Report(netip.MustParseAddrPort("192.0.2.2:8080"), "drain", nil) // not watched
+		if l, _ := w.Snapshot().Get(addr); l.Percent != 50 || l.Stale {
+			t.Fatalf("after a report: %+v", l)
+		}
+		time.Sleep(2500 * time.Millisecond)
+		synctest.Wait()
+		if l, _ := w.Snapshot().Get(addr); l.Stale {
+			t.Fatalf("stale after 2.5 intervals: %+v", l)
+		}
+		w.Report(addr, "", errors.New("no X-Weight header"))
+		time.Sleep(1 * time.Second)
+		synctest.Wait()
+		if l, _ := w.Snapshot().Get(addr); !l.Stale || l.Percent != -1 || l.Err != "no X-Weight header" {
+			t.Fatalf("after 3.5 intervals without a report: %+v", l)
+		}
+	})
+}

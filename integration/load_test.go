@@ -157,3 +157,40 @@ www IN A %s
 	ag2.stop()
 	check("stale reports fall back to the configured weights", map[string]float64{a1: 50, a2: 50})
 }
+
+// TestLoadHTTPHeader: the same shares from reports in a header of the
+// http health check's responses.
+func TestLoadHTTPHeader(t *testing.T) {
+	const a1, a2 = "127.0.0.23", "127.0.0.24"
+	be := startBackends(t, a1, a2)
+	be.get(t, a1).SetWeight("up 25%")
+	be.get(t, a2).SetWeight("100%")
+	addr := startPoolDNSLB(t, fmt.Sprintf(`www IN A %s
+www IN A %s
+`, a1, a2), fmt.Sprintf(`  www.example.test.:
+    policy: least-loaded
+    ttl: 5
+    check: %s
+    load: {type: http-header, header: X-Weight}
+    members:
+      %s: {weight: 100}
+      %s: {weight: 100}
+`, httpCheck(be.Port), a1, a2))
+
+	const n = 4000
+	within := 10*checkInterval + 10*time.Second
+	check := func(what string, want map[string]float64) {
+		t.Helper()
+		took := dnstest.Eventually(t, within, what, func() (bool, string) {
+			got := firstShares(t, addr, "www.example.test.", n)
+			return sharesNear(got, want, 3), fmt.Sprintf("first answers %v, want %v ± 3", got, want)
+		})
+		t.Logf("%s after %v", what, took.Round(time.Millisecond))
+	}
+	check("shares follow the headers 1:4", map[string]float64{a1: 20, a2: 80})
+	be.get(t, a1).SetWeight("drain")
+	check("a drained member leads no answer", map[string]float64{a2: 100})
+	be.get(t, a1).SetWeight("")
+	be.get(t, a2).SetWeight("")
+	check("without headers the configured weights answer", map[string]float64{a1: 50, a2: 50})
+}

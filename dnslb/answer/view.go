@@ -1,6 +1,8 @@
 package answer
 
 import (
+	"net/netip"
+
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
@@ -21,6 +23,9 @@ type View struct {
 	// LoadTargets are the load agents the pools poll (a member of several
 	// pools may be listed more than once).
 	LoadTargets []healthcheck.LoadTarget
+	// LoadHeaders maps the probe address of an http check to the header
+	// its responses carry load reports in (load: {type: http-header}).
+	LoadHeaders map[netip.AddrPort]string
 	// Counters are the query counters of each zone (nil: not counted), and
 	// NoZone those of names outside every zone.
 	Counters map[*zones.Zone]*ZoneCounters
