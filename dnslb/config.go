@@ -210,6 +210,8 @@ type PoolConfig struct {
 	Members     map[string]MemberConfig `mapstructure:"members"`
 	// Sticky tunes the sticky policy (nil: its defaults).
 	Sticky *StickyConfig `mapstructure:"sticky"`
+	// Load is the pool's load feedback (nil: none).
+	Load *LoadConfig `mapstructure:"load"`
 }
 
 // StickyConfig is a sticky pool's unit of persistence: the client subnet
@@ -237,6 +239,41 @@ func (s *StickyConfig) policy() pool.Sticky {
 		p.IPv6Prefix = *s.IPv6Prefix
 	}
 	return p
+
+}
+
+// LoadConfig is a pool's load feedback: what its backends report about
+// their load, turned into live weights (policy: least-loaded) and states.
+type LoadConfig struct {
+	// Type is LoadAgent or LoadHTTPHeader.
+	Type string `mapstructure:"type"`
+	// Port is the agent's TCP port on each member's address (agent).
+	Port int `mapstructure:"port"`
+	// Header is the response header of the pool's http check that
+	// carries the report, in the agent's words (http-header).
+	Header string `mapstructure:"header"`
+	// Interval is how often each agent is asked (0: DefaultLoadInterval);
+	// also the timeout of one ask.
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+// The load types: HAProxy's agent-check text protocol on a port of its
+// own, or the same words in a header of the http check's responses.
+const (
+	LoadAgent      = "agent"
+	LoadHTTPHeader = "http-header"
+)
+
+// DefaultLoadInterval is how often an agent is asked unless the pool's
+// load: says (HAProxy's agent-inter default).
+const DefaultLoadInterval = 2 * time.Second
+
+// interval returns the agent interval, the default applied.
+func (l *LoadConfig) interval() time.Duration {
+	if l.Interval > 0 {
+		return l.Interval
+	}
+	return DefaultLoadInterval
 }
 
 // PoolCheckConfig is one of a pool's checks: a check as under check:,
@@ -614,6 +651,29 @@ func (c *Config) Validate() error {
 		}
 		if p.MaxAnswers < 0 {
 			bad(key+".max_answers", "must not be negative")
+		}
+		if l := p.Load; l != nil {
+			switch l.Type {
+			case LoadAgent:
+				if l.Port < 1 || l.Port > 65535 {
+					bad(key+".load.port", "%d is not a TCP port (1-65535)", l.Port)
+				}
+				if l.Header != "" {
+					bad(key+".load.header", "only for type %s", LoadHTTPHeader)
+				}
+			case LoadHTTPHeader:
+				if l.Header == "" || strings.ContainsAny(l.Header, " \t:\r\n") {
+					bad(key+".load.header", "%q is not a header name", l.Header)
+				}
+				if l.Port != 0 {
+					bad(key+".load.port", "not for type %s: the header comes from the pool's http check", LoadHTTPHeader)
+				}
+			default:
+				bad(key+".load.type", "%q is not one of %s, %s", l.Type, LoadAgent, LoadHTTPHeader)
+			}
+			if l.Interval != 0 && (l.Interval < 100*time.Millisecond || l.Interval > time.Hour) {
+				bad(key+".load.interval", "%v is out of range (100ms-1h)", l.Interval)
+			}
 		}
 		if p.Check != nil {
 			validateCheck(bad, key+".check", p.Check)

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/dnslb/pool"
@@ -65,12 +66,18 @@ func buildView(cfg *Config, set *zones.Set, c viewCarry) (*answer.View, error) {
 			errs = append(errs, keyed(key, "zone %s (%s) has no A or AAAA records at %s", z.Origin, z.File, name))
 			continue
 		}
-		p, targets, problem := buildPool(name, key, pc, rrs, prevLeads(c.prev, name))
+		p, targets, loads, problem := buildPool(name, key, pc, rrs, prevLeads(c.prev, name))
 		if problem != nil {
 			errs = append(errs, *problem)
 			continue
 		}
 		v.Pools[name] = p
+		v.LoadTargets = append(v.LoadTargets, loads...)
+		for _, lt := range loads {
+			if _, ok := v.LoadHeaders[lt.Addr]; lt.Header != "" && !ok {
+				v.LoadHeaders[lt.Addr] = lt.Header // pools in name order: the first one's header
+			}
+		}
 		for _, t := range targets {
 			k := t.Key()
 			v.TargetPools[k] = append(v.TargetPools[k], name)
@@ -107,11 +114,11 @@ func prevLeads(v *answer.View, name string) map[netip.Addr]*pool.LeadCounter {
 // buildPool builds pool name from its config and records. Its members
 // take their lead counters from leads, by address; a member new to the
 // pool gets a counter of its own (one per address).
-func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Addr]*pool.LeadCounter) (*pool.Pool, []healthcheck.Target, *Problem) {
+func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Addr]*pool.LeadCounter) (*pool.Pool, []healthcheck.Target, []healthcheck.LoadTarget, *Problem) {
 	policy, err := pool.ParsePolicy(pc.Policy)
 	if err != nil {
 		p := keyed(key+".policy", "%v", err)
-		return nil, nil, &p
+		return nil, nil, nil, &p
 	}
 	if _, ok := policy.(pool.Sticky); ok {
 		policy = pc.Sticky.policy()
@@ -119,7 +126,7 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 	allDown, err := pool.ParseAllDown(pc.WhenAllDown)
 	if err != nil {
 		p := keyed(key+".when_all_down", "%v", err)
-		return nil, nil, &p
+		return nil, nil, nil, &p
 	}
 	t, td := pc.ttls()
 	ttl, ttlDegraded := uint32(t), uint32(min(t, td))
@@ -127,10 +134,11 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 
 	checks, problem := poolChecks(key, pc, len(rrs))
 	if problem != nil {
-		return nil, nil, problem
+		return nil, nil, nil, problem
 	}
 	inZone := map[netip.Addr]bool{}
 	var targets []healthcheck.Target
+	var loads []healthcheck.LoadTarget
 	for _, rr := range rrs {
 		var addr netip.Addr
 		switch r := rr.(type) {
@@ -155,6 +163,8 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 			leads[addr] = lead
 		}
 		m := pool.Member{Addr: addr, RR: c, Degraded: d, Weight: max(mc.weight(), 1), Backup: mc.Backup, Checked: len(checks) > 0, Leads: lead}
+		var httpCheck netip.AddrPort // the first http(s) check's probe, for load: http-header
+		var httpInterval time.Duration
 		for i, ch := range checks {
 			probe := addr
 			switch {
@@ -167,16 +177,19 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 					if mkey != "" {
 						p = keyed(key+".members["+mkey+"].check_address", "not set, and %s.address is %s", ch.key, CheckAddressOwn)
 					}
-					return nil, nil, &p
+					return nil, nil, nil, &p
 				}
 				probe = a.Unmap()
 			}
 			t := healthcheck.Target{Spec: ch.spec, Addr: netip.AddrPortFrom(probe, 0)}
 			if err := t.Validate(); err != nil {
 				p := keyed(ch.key, "%v", err)
-				return nil, nil, &p
+				return nil, nil, nil, &p
 			}
 			k := t.Key()
+			if !httpCheck.IsValid() && (ch.spec.Type == healthcheck.TypeHTTP || ch.spec.Type == healthcheck.TypeHTTPS) {
+				httpCheck, httpInterval = k.Addr, ch.spec.Interval
+			}
 			if i == 0 {
 				m.Target = k
 			} else if k != m.Target && !slices.Contains(m.Also, k) {
@@ -185,6 +198,19 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 				continue // the same probe twice: once is enough
 			}
 			targets = append(targets, t)
+		}
+		if l := pc.Load; l != nil && l.Type == LoadHTTPHeader {
+			if !httpCheck.IsValid() {
+				p := keyed(key+".load.type", "%s reads a header of the pool's http or https check, and the pool has none", LoadHTTPHeader)
+				return nil, nil, nil, &p
+			}
+			// Stale after 3 of the check's intervals, not of a shorter
+			// load interval: the header comes no more often than the check.
+			m.Agent = httpCheck
+			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: max(l.interval(), httpInterval), Passive: true, Header: l.Header})
+		} else if l != nil {
+			m.Agent = netip.AddrPortFrom(addr, uint16(l.Port))
+			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: l.interval()})
 		}
 		if addr.Is4() {
 			p.V4 = append(p.V4, m)
@@ -204,12 +230,12 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 		const why = "not among the A/AAAA records of %s in the zone (the zone file lists the members)"
 		if len(unknown) == 1 { // at its own line
 			p := keyed(key+".members["+unknown[0]+"]", why, name)
-			return nil, nil, &p
+			return nil, nil, nil, &p
 		}
 		p := keyed(key+".members", "%v "+why, unknown, name)
-		return nil, nil, &p
+		return nil, nil, nil, &p
 	}
-	return p, targets, nil
+	return p, targets, loads, nil
 }
 
 // lookupMember returns the config of the member at addr, and the key it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"reflect"
 	"runtime/debug"
@@ -64,6 +65,7 @@ type Runtime struct {
 	auth    *answer.Authority
 	xfr     *xfr.Server // zone transfers out
 	sched   *healthcheck.Scheduler
+	loads   *healthcheck.LoadWatcher
 	server  *dnsserver.Server
 	// runner runs the exec checks: one per process, so its containment is
 	// probed once.
@@ -192,7 +194,10 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return nil, fmt.Errorf("health checks: %w", err)
 	}
+	r.loads = healthcheck.NewLoadWatcher(healthcheck.WithLoadChanges(r.logLoadChange))
+	r.loads.Set(g.View.LoadTargets)
 	r.auth = answer.NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
+	r.auth.SetLoads(r.loads)
 	r.auth.SetCacheBytes(cfg.CacheBytes())
 	r.clock = answer.NewCoarseClock(r.opts.Now)
 	if err := r.ensureCookieSecret(); err != nil {
@@ -285,10 +290,11 @@ func (r *Runtime) Start(ctx context.Context) error {
 		return err
 	}
 	ctx, r.cancel = context.WithCancel(ctx)
-	if err := r.sched.Start(ctx); err != nil {
+	if err := r.sched.Start(healthcheck.WithHeaderSink(ctx, r.loadHeader)); err != nil {
 		r.server.Close()
 		return fmt.Errorf("health checks: %w", err)
 	}
+	r.loads.Start(ctx)
 	transitions, unsubscribe := r.sched.Subscribe()
 	r.run(func() { r.logTransitions(transitions) })
 	r.run(func() {
@@ -339,6 +345,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		}
 		err = r.server.Shutdown(ctx)
 		r.sched.Close()
+		r.loads.Close()
 		r.wg.Wait()
 		r.saveState()
 	})
@@ -424,6 +431,7 @@ func (r *Runtime) reloadLocked() error {
 	if err := r.sched.Set(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)
 	}
+	r.loads.Set(g.View.LoadTargets)
 	if g.Loaded.Config.CacheBytes() != old.CacheBytes() {
 		r.log.Warn().Msg("reload: cache.max_bytes changes take effect after a restart")
 	}
@@ -836,6 +844,7 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 	if s := r.shares.Load(); s != nil {
 		shares = *s
 	}
+	loads := r.loads.Loads()
 	names := make([]string, 0, len(view.Pools))
 	for n := range view.Pools {
 		names = append(names, n)
@@ -897,6 +906,17 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 				ms.Override = adminOverride(ov)
 			}
 			ms.State = answer.MemberStateOf(ms.Healthy, ov, ok).String()
+			if l, ok := loads[m.Agent]; ok && m.Agent.IsValid() {
+				ms.Load = loadStatus(m.Agent, l, m.Weight)
+				if ms.State == answer.MemberUp.String() && !l.Stale {
+					switch {
+					case l.Down():
+						ms.State = answer.MemberDown.String()
+					case l.Drained():
+						ms.State = answer.MemberDrained.String()
+					}
+				}
+			}
 			ms.Share = shares[name][m.Addr]
 			ps.Members = append(ps.Members, ms)
 		}
@@ -968,4 +988,55 @@ func describeCheck(c *CheckConfig) string {
 	}
 	fmt.Fprintf(&b, " every %s, rise %d, fall %d", spec.Interval, spec.Rise, spec.Fall)
 	return b.String()
+}
+
+// logLoadChange logs a change of a member's load agent that changes its
+// answers: a new state or weight, and its data going stale (once, until
+// it reports again).
+func (r *Runtime) logLoadChange(c healthcheck.LoadChange) {
+	l := c.New
+	switch {
+	case l.Stale:
+		r.log.Warn().Str("agent", c.Addr.String()).Str("error", l.Err).Int("intervals", healthcheck.StaleIntervals).
+			Msg("load agent silent: its member is answered by its configured weight")
+	case c.Old.Stale:
+		r.log.Info().Str("agent", c.Addr.String()).Msg("load agent reports again")
+	default:
+		// A weight may move on every report: a change of state is news,
+		// a change of weight is detail.
+		ev := r.log.Debug()
+		if l.Down() != c.Old.Down() || l.Drained() != c.Old.Drained() {
+			ev = r.log.Info()
+		}
+		ev.Str("agent", c.Addr.String()).Bool("down", l.Down()).Bool("drained", l.Drained()).
+			Int("percent", l.Percent).Int("weight", l.Weight).Msg("load agent report")
+	}
+}
+
+// loadStatus is the admin API's view of a member's agent.
+func loadStatus(agent netip.AddrPort, l healthcheck.Load, configured int) *admin.LoadStatus {
+	ls := &admin.LoadStatus{Agent: agent.String(), Percent: l.Percent, Weight: l.Weight, LiveWeight: configured,
+		Stale: l.Stale, Reported: l.Reported, LastError: l.Err}
+	ls.Op = [...]string{healthcheck.AgentOpUnset: "", healthcheck.AgentUp: "up", healthcheck.AgentDown: "down"}[l.Op]
+	ls.Admin = [...]string{healthcheck.AgentAdminUnset: "", healthcheck.AgentReady: "ready",
+		healthcheck.AgentDrain: "drain", healthcheck.AgentMaint: "maint"}[l.Admin]
+	if w, ok := l.LiveWeight(configured); ok && !l.Stale {
+		ls.LiveWeight = w
+	}
+	return ls
+}
+
+// loadHeader routes the response headers of http checks to the load
+// watcher: a pool with load: {type: http-header} reads its reports there.
+// It runs for every http probe, so it only reads the current view.
+func (r *Runtime) loadHeader(addr netip.AddrPort, h http.Header) {
+	name, ok := r.cur.Load().View.LoadHeaders[addr]
+	if !ok {
+		return
+	}
+	if v := h.Get(name); v != "" {
+		r.loads.Report(addr, v, nil)
+		return
+	}
+	r.loads.Report(addr, "", fmt.Errorf("no %s header in the check's response", name))
 }

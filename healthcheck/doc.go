@@ -33,6 +33,13 @@
 // Every up/down transition is also sent to subscribers ([Scheduler.Subscribe]).
 // The package itself logs nothing: subscribers log.
 //
+// Load feedback: a [LoadWatcher] asks backends' agents for their load in
+// HAProxy's agent-check text protocol ([ProbeAgent], [ParseAgentLine]), or
+// takes the same words from a header of the http checks' responses
+// ([WithHeaderSink], [LoadWatcher.Report]), and publishes the merged
+// reports as an immutable [LoadSnapshot] when one changes what answers
+// depend on. Reports that stop for [StaleIntervals] intervals are dropped.
+//
 // Time: scheduling uses the [Clock] given with [WithClock] (the real clock by
 // default); probe timeouts use context deadlines, that is the runtime clock.
 // Both are faked consistently by testing/synctest, which is how the timing of

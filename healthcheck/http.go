@@ -101,6 +101,9 @@ func (c *httpChecker) Check(ctx context.Context, addr netip.AddrPort) error {
 		return fail(err)
 	}
 	defer resp.Body.Close()
+	if sink := headerSink(ctx); sink != nil {
+		sink(addr, resp.Header)
+	}
 	if !c.expect.contains(resp.StatusCode) {
 		return fail(fmt.Errorf("status %d not in %s", resp.StatusCode, c.expectString()))
 	}

@@ -38,6 +38,7 @@ type backend struct {
 	status int           // status code answered (200 by default)
 	delay  time.Duration // added before each answer
 	hang   chan struct{} // non-nil while hanging; closed to release
+	weight string        // the X-Weight header answered ("": none)
 }
 
 // backendSet is the backends of one test, sharing one port.
@@ -129,7 +130,7 @@ func (b *backend) handle(w http.ResponseWriter, r *http.Request) {
 	// reader does next (Unhang), so no answer escapes the count.
 	b.mu.Lock()
 	b.hits.Add(1)
-	hang, status, delay := b.hang, b.status, b.delay
+	hang, status, delay, weight := b.hang, b.status, b.delay, b.weight
 	b.mu.Unlock()
 	if delay > 0 {
 		select {
@@ -152,6 +153,9 @@ func (b *backend) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
+	if weight != "" {
+		w.Header().Set("X-Weight", weight)
+	}
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "%s %d\n", b.ip, status)
 }
@@ -229,6 +233,14 @@ func (b *backend) Unhang() {
 func (b *backend) SetDelay(d time.Duration) {
 	b.mu.Lock()
 	b.delay = d
+	b.mu.Unlock()
+}
+
+// SetWeight sets the X-Weight header of later answers ("": none), the
+// load report of load: {type: http-header}.
+func (b *backend) SetWeight(v string) {
+	b.mu.Lock()
+	b.weight = v
 	b.mu.Unlock()
 }
 

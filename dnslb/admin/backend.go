@@ -92,6 +92,30 @@ type MemberStatus struct {
 	// are, and LastError, Since and Latency are those of the first
 	// failing one.
 	Checks []CheckStatus `json:"checks,omitempty"`
+	// Load is what the member's load agent reports (the pool's load:);
+	// nil without one.
+	Load *LoadStatus `json:"load,omitempty"`
+}
+
+// LoadStatus is the state of a member's load agent.
+type LoadStatus struct {
+	// Agent is the address and port asked.
+	Agent string `json:"agent"`
+	// Op is the operating state it last said: "up", "down" or "" (none).
+	Op string `json:"op"`
+	// Admin is the administrative state it last said: "ready", "drain",
+	// "maint" or "".
+	Admin string `json:"admin"`
+	// Percent is the last "N%", -1 for none; Weight the last "weight:N".
+	Percent int `json:"percent"`
+	Weight  int `json:"weight"`
+	// LiveWeight is the weight least-loaded answers by: the configured
+	// weight while the agent says none or is stale.
+	LiveWeight int `json:"live_weight"`
+	// Stale: no report for 3 intervals; what it said is dropped.
+	Stale     bool      `json:"stale"`
+	Reported  time.Time `json:"reported"`
+	LastError string    `json:"last_error"`
 }
 
 // CheckStatus is the state of one health check of a member.

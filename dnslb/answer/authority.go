@@ -33,6 +33,12 @@ type HealthSource interface {
 	Snapshot() *healthcheck.Snapshot
 }
 
+// LoadSource gives the current load snapshot (the members' agent
+// reports); *healthcheck.LoadWatcher is one.
+type LoadSource interface {
+	Snapshot() *healthcheck.LoadSnapshot
+}
+
 // noHealth reports every target up.
 type noHealth struct{}
 
@@ -42,14 +48,16 @@ func (noHealth) Snapshot() *healthcheck.Snapshot { return nil }
 type Authority struct {
 	// served is what queries are answered from: zones, pools, counters
 	// and overrides of one generation, one value, loaded once per query.
-	served  atomic.Pointer[View]
-	health  HealthSource
-	judge   atomic.Pointer[memberHealth]
-	metrics Observer
-	cache   *respCache
-	cookies atomic.Pointer[Cookies] // nil: COOKIE options are ignored
-	udpSize uint16
-	now     func() time.Time // the clock of TSIG
+	served   atomic.Pointer[View]
+	health   HealthSource
+	judge    atomic.Pointer[memberHealth]
+	loads    LoadSource // nil: no load feedback
+	judgeSeq atomic.Uint64
+	metrics  Observer
+	cache    *respCache
+	cookies  atomic.Pointer[Cookies] // nil: COOKIE options are ignored
+	udpSize  uint16
+	now      func() time.Time // the clock of TSIG
 	// rrl limits UDP responses; nil: off.
 	rrl atomic.Pointer[rrl.Limiter]
 	// transfers answers AXFR and IXFR; nil: refused.
@@ -129,41 +137,87 @@ type Observer interface {
 // serving.
 func (a *Authority) SetMetrics(m Observer) { a.metrics = m }
 
-// memberHealth is the pool.Health of one health snapshot and one set of
-// overrides. It is cached until either changes, so the query path does not
-// allocate one per query.
+// SetLoads makes members' load reports count: an agent's down holds its
+// member down like a failed check, drain (or a weight of 0) drains it, and
+// its weight is the member's live weight (pool.Loads). Call before
+// serving.
+func (a *Authority) SetLoads(src LoadSource) { a.loads = src }
+
+// memberHealth is the pool.Health of one health snapshot, one load
+// snapshot and one set of overrides. It is cached until any changes, so
+// the query path does not allocate one per query.
 type memberHealth struct {
 	snap *healthcheck.Snapshot
+	load *healthcheck.LoadSnapshot // nil: no load feedback
 	ov   *Overrides
 	gen  uint64
+}
+
+// agent returns m's load, if its agent reports and the data is fresh.
+func (h *memberHealth) agent(m *pool.Member) (healthcheck.Load, bool) {
+	if h.load == nil || !m.Agent.IsValid() {
+		return healthcheck.Load{}, false
+	}
+	l, ok := h.load.Get(m.Agent)
+	return l, ok && !l.Stale
 }
 
 func (h *memberHealth) Eligible(m *pool.Member) bool {
 	if h.ov.Has(m.Addr) {
 		return false
 	}
+	if l, ok := h.agent(m); ok && (l.Down() || l.Drained()) {
+		return false
+	}
 	return m.Up(h.snap)
 }
 
-func (h *memberHealth) Drained(m *pool.Member) bool { return h.ov.Drained(m.Addr) }
+func (h *memberHealth) Drained(m *pool.Member) bool {
+	if h.ov.Drained(m.Addr) {
+		return true
+	}
+	l, ok := h.agent(m)
+	return ok && l.Drained() && !l.Down()
+}
 
-func (h *memberHealth) Failing(m *pool.Member) bool { return !h.ov.Has(m.Addr) && !m.Up(h.snap) }
+func (h *memberHealth) Failing(m *pool.Member) bool {
+	if h.ov.Has(m.Addr) {
+		return false
+	}
+	if l, ok := h.agent(m); ok && l.Down() {
+		return true
+	}
+	return !m.Up(h.snap)
+}
+
+// LiveWeight implements pool.Loads: the member's configured weight scaled
+// by its agent's report.
+func (h *memberHealth) LiveWeight(m *pool.Member) (int, bool) {
+	l, ok := h.agent(m)
+	if !ok {
+		return m.Weight, false
+	}
+	return l.LiveWeight(m.Weight)
+}
 
 // judgement returns the pool.Health for the current snapshot and the
 // overrides of v, and a generation that changes whenever they do.
 func (a *Authority) judgement(v *View) *memberHealth {
 	snap := a.health.Snapshot()
 	ov := v.Overrides
+	var load *healthcheck.LoadSnapshot
+	if a.loads != nil {
+		load = a.loads.Snapshot()
+	}
 	h := a.judge.Load()
-	if h != nil && h.snap == snap && h.ov == ov {
+	if h != nil && h.snap == snap && h.ov == ov && h.load == load {
 		return h
 	}
-	var gen uint64
-	if snap != nil {
-		gen = snap.Generation << 24
-	}
-	gen += ov.Generation()
-	h = &memberHealth{snap: snap, ov: ov, gen: gen}
+	// A sequence, not a sum of the sources' generations: three of them
+	// would not fit in one number without wrapping into each other.
+	// Racing builders take two numbers for equal judgements, which costs
+	// one plan rebuild.
+	h = &memberHealth{snap: snap, load: load, ov: ov, gen: a.judgeSeq.Add(1)}
 	a.judge.Store(h) // racing stores hold equal judgements
 	return h
 }

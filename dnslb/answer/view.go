@@ -1,6 +1,8 @@
 package answer
 
 import (
+	"net/netip"
+
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
@@ -23,6 +25,12 @@ type View struct {
 	Targets []healthcheck.Target
 	// TargetPools says which pools (and members) a target serves, for logs.
 	TargetPools map[healthcheck.TargetKey][]string
+	// LoadTargets are the load agents the pools poll (a member of several
+	// pools may be listed more than once).
+	LoadTargets []healthcheck.LoadTarget
+	// LoadHeaders maps the probe address of an http check to the header
+	// its responses carry load reports in (load: {type: http-header}).
+	LoadHeaders map[netip.AddrPort]string
 	// Counters are the query counters of each zone (nil: not counted), and
 	// NoZone those of names outside every zone. They are the process's
 	// (they outlive a view), handed to each view when it is built.
@@ -45,7 +53,8 @@ type View struct {
 // number of its own, so that it never answers from replies cached from
 // another (the builder counts them).
 func NewView(gen uint64) *View {
-	return &View{Pools: map[string]*pool.Pool{}, TargetPools: map[healthcheck.TargetKey][]string{}, gen: gen}
+	return &View{Pools: map[string]*pool.Pool{}, TargetPools: map[healthcheck.TargetKey][]string{},
+		LoadHeaders: map[netip.AddrPort]string{}, gen: gen}
 }
 
 // Gen returns the number of v's build.

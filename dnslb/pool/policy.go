@@ -48,7 +48,9 @@ type schedule struct {
 
 // policies are the policies in the order the config documents them, the
 // default first. A function, not a table: no package state.
-func policies() []Policy { return []Policy{RoundRobin{}, Weighted{}, Sticky{}, FirstHealthy{}} }
+func policies() []Policy {
+	return []Policy{RoundRobin{}, Weighted{}, Sticky{}, FirstHealthy{}, LeastLoaded{}}
+}
 
 // ParsePolicy reads a policy name as written in the config ("" is
 // round-robin).
@@ -166,12 +168,18 @@ const maxSchedule = 1 << 16
 // classic stateful algorithm without a lock on the query path.
 func smoothWeighted(members []Member, idx []int) []uint16 {
 	weights := make([]int, len(idx))
-	total := 0
 	for k, i := range idx {
-		w := members[i].Weight
-		if w <= 0 {
-			w = 1
-		}
+		weights[k] = members[i].Weight
+	}
+	return smoothSequence(weights)
+}
+
+// smoothSequence is smoothWeighted over weights (one per eligible member;
+// below 1 counts as 1). It scales weights in place.
+func smoothSequence(weights []int) []uint16 {
+	total := 0
+	for k, w := range weights {
+		w = max(w, 1)
 		weights[k] = w
 		total += w
 	}

@@ -19,6 +19,7 @@ func TestParsePolicy(t *testing.T) {
 		{"weighted", Weighted{}},
 		{"sticky", Sticky{}},
 		{"first-healthy", FirstHealthy{}},
+		{"least-loaded", LeastLoaded{}},
 	} {
 		got, err := ParsePolicy(tc.in)
 		if err != nil || got != tc.want {
@@ -30,8 +31,8 @@ func TestParsePolicy(t *testing.T) {
 			t.Errorf("ParsePolicy(%q) = %v, %v: not its own name", p.String(), got, err)
 		}
 	}
-	_, err := ParsePolicy("least-loaded")
-	if err == nil || !strings.Contains(err.Error(), `"least-loaded" is not one of round-robin, weighted, sticky, first-healthy`) {
+	_, err := ParsePolicy("fewest-connections")
+	if err == nil || !strings.Contains(err.Error(), `"fewest-connections" is not one of round-robin, weighted, sticky, first-healthy, least-loaded`) {
 		t.Errorf("ParsePolicy of an unknown name: %v", err)
 	}
 }

@@ -56,6 +56,9 @@ type Member struct {
 	// the pool has several: the member is up only while all are.
 	Target healthcheck.TargetKey
 	Also   []healthcheck.TargetKey
+	// Agent is the member's load agent (the pool's load:); invalid:
+	// none.
+	Agent netip.AddrPort
 	// Leads counts answers that carried this member first, for the share
 	// of answers the admin API shows. Optional.
 	Leads *LeadCounter
@@ -239,7 +242,7 @@ func (p *Pool) buildPlan(members []Member, h Health, gen uint64) *Plan {
 		return pl
 	}
 	pl.idx = idx
-	pl.sched = p.policy().schedule(members, idx)
+	pl.sched = scheduleFor(p.policy(), members, idx, h)
 	if pl.limit == 0 {
 		pl.limit = pl.sched.limit
 	}
