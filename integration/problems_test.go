@@ -99,7 +99,7 @@ func TestCheckAndReloadPrintTheSameProblems(t *testing.T) {
 	if check.code != 1 {
 		t.Fatalf("check of a broken config: %v", check)
 	}
-	wantCheck := o.cfgPath + ":8: pools[www.example.test.].policy: \"round-robbin\" is not one of round-robin, weighted, sticky, first-healthy\n" +
+	wantCheck := o.cfgPath + ":8: pools[www.example.test.].policy: \"round-robbin\" is not one of round-robin, weighted, sticky, first-healthy, least-loaded\n" +
 		o.cfgPath + ":9: pools[www.example.test.].ttl: -1 is out of range\n"
 	if check.stderr != wantCheck {
 		t.Errorf("check output:\n%s\nwant:\n%s", check.stderr, wantCheck)
