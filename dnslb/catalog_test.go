@@ -1,13 +1,18 @@
 package dnslb
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
 )
 
 // TestCatalogContent: the catalog zone has RFC 9432 4's structure (SOA,
@@ -101,5 +106,58 @@ func TestCatalogConfig(t *testing.T) {
 				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
+	}
+}
+
+// TestCatalogSerialReloadAndRestart: the served catalog keeps its serial
+// through a reload that changes nothing, gets a higher one when its
+// members change, and keeps that through a restart (the state file).
+func TestCatalogSerialReloadAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "7", "")
+	fc := baseConfig(dir)
+	fc.cfg.Zones[0].Transfer = &TransferConfig{Allow: []TransferAllowConfig{{Prefix: "127.0.0.1"}}}
+	fc.cfg.Catalog = &CatalogConfig{Zone: "catalog.test.", Allow: []TransferAllowConfig{{Prefix: "127.0.0.1"}}}
+	serial := func(rt *Runtime) uint32 {
+		t.Helper()
+		r := askRT(t, rt, "catalog.test.", dns.TypeSOA)
+		if len(r.Answer) != 1 {
+			t.Fatalf("catalog SOA: %v", r)
+		}
+		return r.Answer[0].(*dns.SOA).Serial
+	}
+	rt := newTestRuntime(t, dir, fc, zerolog.Nop())
+	s0 := serial(rt)
+	if r := askRT(t, rt, CatalogID("example.test.")+".zones.catalog.test.", dns.TypePTR); len(r.Answer) != 1 {
+		t.Fatalf("example.test. is not in the catalog: %v", r)
+	}
+	if err := rt.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if s := serial(rt); s != s0 {
+		t.Fatalf("serial %d after a reload that changed nothing, was %d", s, s0)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "o.zone"), []byte(strings.Replace(rtZone, "%s", "1", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fc.set(func(c *Config) {
+		// A new slice: the config being served shares the old one.
+		c.Zones = append(append([]ZoneConfig(nil), c.Zones...), ZoneConfig{Origin: "other.test.", File: "o.zone", Transfer: c.Zones[0].Transfer})
+	})
+	if err := rt.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	s1 := serial(rt)
+	if r := askRT(t, rt, CatalogID("other.test.")+".zones.catalog.test.", dns.TypePTR); !serialLess(s0, s1) || len(r.Answer) != 1 {
+		t.Fatalf("after adding other.test.: serial %d (was %d), %v", s1, s0, r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rt2 := newTestRuntime(t, dir, fc, zerolog.Nop())
+	if s := serial(rt2); s != s1 {
+		t.Errorf("serial %d after a restart, want %d", s, s1)
 	}
 }
