@@ -165,7 +165,8 @@ func digAXFR(t *testing.T, addr, zone string) []string {
 
 // TestCatalogToKnot: Knot with only dnslb's catalog zone learns its
 // members, serves them as dnslb does (a zone with catalog: false is not
-// among them), and serves a zone a reload adds, told by NOTIFY.
+// among them), serves a zone a reload adds, told by NOTIFY, and stops
+// serving one a reload takes out.
 func TestCatalogToKnot(t *testing.T) {
 	requireTool(t, "knotd")
 	files := func(o *opServer) {
@@ -223,5 +224,18 @@ func TestCatalogToKnot(t *testing.T) {
 		if missing, extra := dnstest.Diff(dnstest.NormSection(a.Answer), dnstest.NormSection(b.Answer)); len(missing)+len(extra) > 0 || len(a.Answer) == 0 {
 			t.Errorf("%s: Knot lacks %v and adds %v (dnslb: %v)", q.name, missing, extra, a.Answer)
 		}
+	}
+
+	// catalog: false takes it out again: Knot stops serving it.
+	o.SetConfig(strings.Replace(catalogConfig(true, sec), "file: other.test.zone, transfer: {allow: [{prefix: 127.0.0.1}]}", "file: other.test.zone, transfer: {allow: [{prefix: 127.0.0.1}], catalog: false}", 1))
+	before = o.reloads()
+	o.Signal(syscall.SIGHUP)
+	dnstest.Until(t, 10*time.Second, "the reload leaving other.test. out", func() bool { return o.reloads() > before })
+	dnstest.Eventually(t, 20*time.Second, "Knot stops serving other.test.", func() (bool, string) {
+		soa, why := zoneSOA(sec, "other.test.")
+		return soa == nil, why
+	})
+	if soa, _ := zoneSOA(sec, "example.test."); soa == nil {
+		t.Errorf("Knot stopped serving example.test. too")
 	}
 }
