@@ -68,6 +68,9 @@ type Config struct {
 	TSIG TSIGConfig `mapstructure:"tsig"`
 	// RRL is response rate limiting, on unless "rrl: off".
 	RRL RRLConfig `mapstructure:"rrl"`
+	// Catalog, if set, generates a catalog zone (RFC 9432) of the zones
+	// with a transfer: block.
+	Catalog *CatalogConfig `mapstructure:"catalog"`
 }
 
 // RRLConfig configures response rate limiting (package rrl). Unset keys
@@ -614,6 +617,9 @@ func (c *Config) Validate() error {
 		if z.Transfer != nil {
 			validateTransfer(bad, key+".transfer", z.Transfer, c.TSIG.Keys)
 		}
+	}
+	if c.Catalog != nil {
+		validateCatalog(bad, c)
 	}
 	for _, name := range sortedKeys(c.Pools) {
 		p := c.Pools[name]

@@ -174,6 +174,16 @@ func build(l *Loaded, base buildBase) (*Generation, error) {
 		g.serials[origin] = serialState{Serial: z.Serial(), Digest: fmt.Sprintf("%x", z.Digest)}
 		loaded = append(loaded, z)
 	}
+	if cfg.Catalog != nil {
+		z, err := buildCatalog(cfg, loaded, g.serials, base.now)
+		if err != nil {
+			return nil, append(g.Failed, l.place(Problems{keyed("catalog", "%v", err)})...)
+		}
+		// Kept with the managed serials: the state file carries the
+		// catalog's serial across restarts.
+		g.serials[z.Origin] = serialState{Serial: z.Serial(), Digest: fmt.Sprintf("%x", z.Digest)}
+		loaded = append(loaded, z)
+	}
 	set, err := zones.NewSet(loaded...)
 	if err != nil {
 		return nil, append(g.Failed, l.place(Problems{keyed("zones", "%v", err)})...)

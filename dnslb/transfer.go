@@ -30,6 +30,9 @@ type TransferConfig struct {
 	// NotifyDelay coalesces the changes of a filtered zone into one new
 	// serial (default xfr.DefaultDelay; at most MaxNotifyDelay).
 	NotifyDelay *time.Duration `mapstructure:"notify_delay"`
+	// Catalog false leaves the zone out of the catalog zone (catalog:);
+	// by default every zone with a transfer: block is in it.
+	Catalog *bool `mapstructure:"catalog"`
 }
 
 // MaxNotifyDelay bounds transfer.notify_delay: secondaries should follow
@@ -95,15 +98,25 @@ func transferZones(c *Config) []xfr.Zone {
 			}
 		}
 		for _, n := range zc.Transfer.Notify {
-			ap, err := netip.ParseAddrPort(n)
-			if err != nil {
-				continue
+			if t, ok := notifyTarget(n, z.Allow, c.TSIG.Keys); ok {
+				z.Notify = append(z.Notify, t)
 			}
-			z.Notify = append(z.Notify, xfr.Target{Addr: ap, Key: notifyKey(z.Allow, ap.Addr(), c.TSIG.Keys)})
 		}
 		out = append(out, z)
 	}
+	if c.Catalog != nil {
+		out = append(out, catalogTransfer(c))
+	}
 	return out
+}
+
+// notifyTarget is a validated notify entry with the key it is signed with.
+func notifyTarget(n string, allow []xfr.Rule, keys []TSIGKeyConfig) (xfr.Target, bool) {
+	ap, err := netip.ParseAddrPort(n)
+	if err != nil {
+		return xfr.Target{}, false
+	}
+	return xfr.Target{Addr: ap, Key: notifyKey(allow, ap.Addr(), keys)}, true
 }
 
 // newTransfers builds the transfer server over the answer path's
