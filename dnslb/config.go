@@ -212,6 +212,10 @@ type PoolConfig struct {
 	Sticky *StickyConfig `mapstructure:"sticky"`
 	// Load is the pool's load feedback (nil: none).
 	Load *LoadConfig `mapstructure:"load"`
+	// SlowStart is how long a member that comes back (health up after
+	// down, undrain, its agent's ready) ramps from 10 % to 100 % of its
+	// weight (0: it does not). Not at process start or for a new member.
+	SlowStart time.Duration `mapstructure:"slow_start"`
 }
 
 // StickyConfig is a sticky pool's unit of persistence: the client subnet
@@ -674,6 +678,9 @@ func (c *Config) Validate() error {
 			if l.Interval != 0 && (l.Interval < 100*time.Millisecond || l.Interval > time.Hour) {
 				bad(key+".load.interval", "%v is out of range (100ms-1h)", l.Interval)
 			}
+		}
+		if p.SlowStart != 0 && (p.SlowStart < time.Second || p.SlowStart > time.Hour) {
+			bad(key+".slow_start", "%v is out of range (1s-1h)", p.SlowStart)
 		}
 		if p.Check != nil {
 			validateCheck(bad, key+".check", p.Check)

@@ -130,7 +130,7 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 	}
 	t, td := pc.ttls()
 	ttl, ttlDegraded := uint32(t), uint32(min(t, td))
-	p := &pool.Pool{Name: name, Policy: policy, TTL: ttl, TTLDegraded: ttlDegraded, MaxAnswers: pc.MaxAnswers, WhenAllDown: allDown}
+	p := &pool.Pool{Name: name, Policy: policy, TTL: ttl, TTLDegraded: ttlDegraded, MaxAnswers: pc.MaxAnswers, WhenAllDown: allDown, SlowStart: pc.SlowStart}
 
 	checks, problem := poolChecks(key, pc, len(rrs))
 	if problem != nil {
