@@ -199,6 +199,10 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 			}
 			targets = append(targets, t)
 		}
+		var step int // validated: a bad max_step never gets here
+		if pc.Load != nil {
+			step, _ = pc.Load.maxStep()
+		}
 		if l := pc.Load; l != nil && l.Type == LoadHTTPHeader {
 			if !httpCheck.IsValid() {
 				p := keyed(key+".load.type", "%s reads a header of the pool's http or https check, and the pool has none", LoadHTTPHeader)
@@ -207,10 +211,10 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 			// Stale after 3 of the check's intervals, not of a shorter
 			// load interval: the header comes no more often than the check.
 			m.Agent = httpCheck
-			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: max(l.interval(), httpInterval), Passive: true, Header: l.Header})
+			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: max(l.interval(), httpInterval), Passive: true, Header: l.Header, MaxStep: step})
 		} else if l != nil {
 			m.Agent = netip.AddrPortFrom(addr, uint16(l.Port))
-			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: l.interval()})
+			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: l.interval(), MaxStep: step})
 		}
 		if addr.Is4() {
 			p.V4 = append(p.V4, m)
