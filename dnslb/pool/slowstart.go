@@ -132,3 +132,35 @@ func rampSchedule(pol Policy, members []Member, idx []int, h Health, levels []in
 	seq := smoothSequence(weights)
 	return schedule{slots: len(seq), starts: seq}, true
 }
+
+// EffectiveWeight returns the weight m is answered by under h at now: 0
+// while it is not eligible; else its live weight (least-loaded, with
+// reports) or its configured weight, scaled by its slow start level
+// while it ramps (at least 1). For metrics: plans compute their own.
+func (p *Pool) EffectiveWeight(m *Member, h Health, now time.Time) int {
+	if !h.Eligible(m) {
+		return 0
+	}
+	w := m.Weight
+	if _, ok := p.policy().(LeastLoaded); ok {
+		if loads, ok := h.(Loads); ok {
+			if lw, ok := loads.LiveWeight(m); ok {
+				w = lw
+			}
+		}
+	}
+	if p.SlowStart <= 0 {
+		return w
+	}
+	p.ramp.mu.Lock()
+	since, ok := p.ramp.since[m.Addr]
+	p.ramp.mu.Unlock()
+	if !ok {
+		return w
+	}
+	lvl := 1 + int(int64(SlowStartSteps-1)*int64(now.Sub(since))/int64(p.SlowStart))
+	if lvl >= SlowStartSteps {
+		return w
+	}
+	return max(1, w*lvl/SlowStartSteps)
+}

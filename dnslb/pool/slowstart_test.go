@@ -88,3 +88,30 @@ func TestSlowStartOff(t *testing.T) {
 		})
 	}
 }
+
+// TestEffectiveWeight: 0 while not eligible, the weight scaled by the
+// slow start level while ramping, the weight after.
+func TestEffectiveWeight(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	p := newPool(Weighted{}, member("192.0.2.1", 10, false), member("192.0.2.2", 10, false))
+	p.SlowStart, p.Now = 30*time.Second, clk.Now
+	b := &p.V4[1]
+	firstShares(t, p, downSet{}, 1)
+	if w := p.EffectiveWeight(b, downSet{}, clk.Now()); w != 10 {
+		t.Errorf("at start: %d, want 10", w)
+	}
+	down := downSet{"192.0.2.2": true}
+	firstShares(t, p, down, 2)
+	if w := p.EffectiveWeight(b, down, clk.Now()); w != 0 {
+		t.Errorf("down: %d, want 0", w)
+	}
+	firstShares(t, p, downSet{}, 3)
+	clk.Advance(15 * time.Second)
+	if w := p.EffectiveWeight(b, downSet{}, clk.Now()); w != 5 {
+		t.Errorf("half way through slow start: %d, want 5", w)
+	}
+	clk.Advance(15 * time.Second)
+	if w := p.EffectiveWeight(b, downSet{}, clk.Now()); w != 10 {
+		t.Errorf("after slow start: %d, want 10", w)
+	}
+}
