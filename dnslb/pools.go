@@ -71,6 +71,9 @@ func buildView(cfg *Config, set *zones.Set, c viewCarry) (*answer.View, error) {
 			errs = append(errs, *problem)
 			continue
 		}
+		if c.prev != nil {
+			p.KeepRamp(c.prev.Pools[name])
+		}
 		v.Pools[name] = p
 		v.LoadTargets = append(v.LoadTargets, loads...)
 		for _, lt := range loads {

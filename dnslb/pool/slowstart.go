@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"maps"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -163,4 +164,22 @@ func (p *Pool) EffectiveWeight(m *Member, h Health, now time.Time) int {
 		return w
 	}
 	return max(1, w*lvl/SlowStartSteps)
+}
+
+// KeepRamp takes over prev's slow start memory (a reload builds a new
+// pool for the same name): members ramping go on ramping rather than
+// jumping to their full weight, and a member that was out before the
+// reload ramps when it comes back after. Members new to the pool do not
+// ramp. Call before p answers.
+func (p *Pool) KeepRamp(prev *Pool) {
+	if prev == nil || p.SlowStart <= 0 {
+		return
+	}
+	prev.ramp.mu.Lock()
+	defer prev.ramp.mu.Unlock()
+	if prev.ramp.eligible == nil {
+		return
+	}
+	p.ramp.eligible, p.ramp.since = maps.Clone(prev.ramp.eligible), maps.Clone(prev.ramp.since)
+	p.ramp.until.Store(prev.ramp.until.Load())
 }

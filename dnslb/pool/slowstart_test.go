@@ -115,3 +115,33 @@ func TestEffectiveWeight(t *testing.T) {
 		t.Errorf("after slow start: %d, want 10", w)
 	}
 }
+
+// TestSlowStartKeepRamp: a pool built by a reload goes on with the old
+// one's ramps, and ramps a member that was out before it.
+func TestSlowStartKeepRamp(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	build := func() *Pool {
+		p := newPool(Weighted{}, member("192.0.2.1", 10, false), member("192.0.2.2", 10, false))
+		p.SlowStart, p.Now = 30*time.Second, clk.Now
+		return p
+	}
+	down := downSet{"192.0.2.2": true}
+	old := build()
+	firstShares(t, old, downSet{}, 1)
+	firstShares(t, old, down, 2)
+	p := build()
+	p.KeepRamp(old)
+	firstShares(t, p, downSet{}, 1) // back after the reload
+	if w := p.EffectiveWeight(&p.V4[1], downSet{}, clk.Now()); w != 1 {
+		t.Errorf("came back after a reload: weight %d, want 1 (10 %%)", w)
+	}
+	clk.Advance(15 * time.Second)
+	again := build()
+	again.KeepRamp(p)
+	if w := again.EffectiveWeight(&again.V4[1], downSet{}, clk.Now()); w != 5 {
+		t.Errorf("ramping through a reload: weight %d, want 5", w)
+	}
+	if !again.Ramping(clk.Now()) {
+		t.Error("the reloaded pool does not say it ramps")
+	}
+}
