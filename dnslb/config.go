@@ -215,6 +215,10 @@ type PoolConfig struct {
 	Sticky *StickyConfig `mapstructure:"sticky"`
 	// Load is the pool's load feedback (nil: none).
 	Load *LoadConfig `mapstructure:"load"`
+	// SlowStart is how long a member that comes back (health up after
+	// down, undrain, its agent's ready) ramps from 10 % to 100 % of its
+	// weight (0: it does not). Not at process start or for a new member.
+	SlowStart time.Duration `mapstructure:"slow_start"`
 }
 
 // StickyConfig is a sticky pool's unit of persistence: the client subnet
@@ -258,6 +262,36 @@ type LoadConfig struct {
 	// Interval is how often each agent is asked (0: DefaultLoadInterval);
 	// also the timeout of one ask.
 	Interval time.Duration `mapstructure:"interval"`
+	// MaxStep bounds how far a member's live weight moves per interval,
+	// "N%" (1-100 %; "": DefaultLoadMaxStep): points of N%, or N % of
+	// 256 for weight:N reports.
+	MaxStep string `mapstructure:"max_step"`
+}
+
+// DefaultLoadMaxStep is how far a live weight moves per interval unless
+// the pool's load: says: a quarter of the scale, so that a full swing
+// takes 4 intervals (8 s at the default interval). Resolvers' caches
+// delay every effect of a share by up to the TTL, so a backend's report
+// lags the share that caused it; following it in quarters damps the
+// overshoot that makes shares oscillate, yet the shares still follow
+// within the few intervals operators expect. 100% turns the bound off.
+const DefaultLoadMaxStep = 25
+
+// maxStep returns the bound in points, the default applied; ok is false
+// when max_step is not "N%" with N 1-100.
+func (l *LoadConfig) maxStep() (n int, ok bool) {
+	if l.MaxStep == "" {
+		return DefaultLoadMaxStep, true
+	}
+	v, found := strings.CutSuffix(l.MaxStep, "%")
+	n, err := strconv.Atoi(v)
+	if !found || err != nil || n < 1 || n > 100 {
+		return 0, false
+	}
+	if n == 100 {
+		return 0, true // any move in one step: unbounded
+	}
+	return n, true
 }
 
 // The load types: HAProxy's agent-check text protocol on a port of its
@@ -680,6 +714,12 @@ func (c *Config) Validate() error {
 			if l.Interval != 0 && (l.Interval < 100*time.Millisecond || l.Interval > time.Hour) {
 				bad(key+".load.interval", "%v is out of range (100ms-1h)", l.Interval)
 			}
+			if _, ok := l.maxStep(); !ok {
+				bad(key+".load.max_step", "%q is not a percentage (1%%-100%%)", l.MaxStep)
+			}
+		}
+		if p.SlowStart != 0 && (p.SlowStart < time.Second || p.SlowStart > time.Hour) {
+			bad(key+".slow_start", "%v is out of range (1s-1h)", p.SlowStart)
 		}
 		if p.Check != nil {
 			validateCheck(bad, key+".check", p.Check)

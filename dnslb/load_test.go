@@ -41,6 +41,11 @@ func TestLoadConfig(t *testing.T) {
 		{name: "no port", load: LoadConfig{Type: "agent"}, problem: key + ".port: 0 is not a TCP port"},
 		{name: "port too big", load: LoadConfig{Type: "agent", Port: 70000}, problem: key + ".port: 70000 is not a TCP port"},
 		{name: "interval too short", load: LoadConfig{Type: "agent", Port: 1, Interval: time.Millisecond}, problem: key + ".interval: 1ms is out of range"},
+		{name: "max_step 10%", load: LoadConfig{Type: "agent", Port: 1, MaxStep: "10%"}},
+		{name: "max_step 100%", load: LoadConfig{Type: "agent", Port: 1, MaxStep: "100%"}},
+		{name: "max_step without %", load: LoadConfig{Type: "agent", Port: 1, MaxStep: "10"}, problem: key + `.max_step: "10" is not a percentage (1%-100%)`},
+		{name: "max_step 0%", load: LoadConfig{Type: "agent", Port: 1, MaxStep: "0%"}, problem: key + `.max_step: "0%" is not a percentage`},
+		{name: "max_step 101%", load: LoadConfig{Type: "agent", Port: 1, MaxStep: "101%"}, problem: key + `.max_step: "101%" is not a percentage`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &Config{
@@ -64,8 +69,8 @@ func TestLoadTargets(t *testing.T) {
 	v := poolView(t, map[string]PoolConfig{"ns1.example.test.": {Policy: "least-loaded",
 		Load: &LoadConfig{Type: "agent", Port: 9777}}})
 	want := []healthcheck.LoadTarget{
-		{Addr: netip.MustParseAddrPort("192.0.2.53:9777"), Interval: DefaultLoadInterval},
-		{Addr: netip.MustParseAddrPort("[2001:db8::53]:9777"), Interval: DefaultLoadInterval},
+		{Addr: netip.MustParseAddrPort("192.0.2.53:9777"), Interval: DefaultLoadInterval, MaxStep: DefaultLoadMaxStep},
+		{Addr: netip.MustParseAddrPort("[2001:db8::53]:9777"), Interval: DefaultLoadInterval, MaxStep: DefaultLoadMaxStep},
 	}
 	if len(v.LoadTargets) != 2 || v.LoadTargets[0] != want[0] || v.LoadTargets[1] != want[1] {
 		t.Errorf("load targets %v, want %v", v.LoadTargets, want)

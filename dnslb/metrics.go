@@ -9,6 +9,7 @@ import (
 
 	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -376,5 +377,54 @@ func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(c.serial, prometheus.GaugeValue, float64(z.Serial), z.Origin)
+	}
+}
+
+// weightCollector exports, at scrape time, each member's effective weight
+// (what its answers follow now: health, live weight, slow start) and the
+// load its agent reports, from the generation served and the current
+// judgement and load snapshot.
+type weightCollector struct {
+	r      *Runtime
+	weight *prometheus.Desc
+	load   *prometheus.Desc
+}
+
+func newWeightCollector(r *Runtime) *weightCollector {
+	labels := []string{"pool", "member"}
+	return &weightCollector{
+		r: r,
+		weight: prometheus.NewDesc("dnslb_member_weight",
+			"Weight the member is answered by now: 0 while not eligible, else its live weight (least-loaded) or configured weight, scaled while it ramps (slow_start).",
+			labels, nil),
+		load: prometheus.NewDesc("dnslb_member_load",
+			"The percentage the member's load agent last reported (N%); absent without one, or while stale.",
+			labels, nil),
+	}
+}
+
+func (c *weightCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.weight
+	ch <- c.load
+}
+
+func (c *weightCollector) Collect(ch chan<- prometheus.Metric) {
+	h, _ := c.r.auth.Health()
+	loads := c.r.loads.Snapshot()
+	now := time.Now() // the pools' clock (pool.Pool.Now is unset)
+	for name, p := range c.r.auth.View().Pools {
+		for _, fam := range [][]pool.Member{p.V4, p.V6} {
+			for i := range fam {
+				m := &fam[i]
+				addr := m.Addr.String()
+				ch <- prometheus.MustNewConstMetric(c.weight, prometheus.GaugeValue, float64(p.EffectiveWeight(m, h, now)), name, addr)
+				if !m.Agent.IsValid() {
+					continue
+				}
+				if l, ok := loads.Get(m.Agent); ok && !l.Stale && l.Percent >= 0 {
+					ch <- prometheus.MustNewConstMetric(c.load, prometheus.GaugeValue, float64(l.Percent), name, addr)
+				}
+			}
+		}
 	}
 }

@@ -71,6 +71,9 @@ func buildView(cfg *Config, set *zones.Set, c viewCarry) (*answer.View, error) {
 			errs = append(errs, *problem)
 			continue
 		}
+		if c.prev != nil {
+			p.KeepRamp(c.prev.Pools[name])
+		}
 		v.Pools[name] = p
 		v.LoadTargets = append(v.LoadTargets, loads...)
 		for _, lt := range loads {
@@ -130,7 +133,7 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 	}
 	t, td := pc.ttls()
 	ttl, ttlDegraded := uint32(t), uint32(min(t, td))
-	p := &pool.Pool{Name: name, Policy: policy, TTL: ttl, TTLDegraded: ttlDegraded, MaxAnswers: pc.MaxAnswers, WhenAllDown: allDown}
+	p := &pool.Pool{Name: name, Policy: policy, TTL: ttl, TTLDegraded: ttlDegraded, MaxAnswers: pc.MaxAnswers, WhenAllDown: allDown, SlowStart: pc.SlowStart}
 
 	checks, problem := poolChecks(key, pc, len(rrs))
 	if problem != nil {
@@ -199,6 +202,10 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 			}
 			targets = append(targets, t)
 		}
+		var step int // validated: a bad max_step never gets here
+		if pc.Load != nil {
+			step, _ = pc.Load.maxStep()
+		}
 		if l := pc.Load; l != nil && l.Type == LoadHTTPHeader {
 			if !httpCheck.IsValid() {
 				p := keyed(key+".load.type", "%s reads a header of the pool's http or https check, and the pool has none", LoadHTTPHeader)
@@ -207,10 +214,10 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 			// Stale after 3 of the check's intervals, not of a shorter
 			// load interval: the header comes no more often than the check.
 			m.Agent = httpCheck
-			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: max(l.interval(), httpInterval), Passive: true, Header: l.Header})
+			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: max(l.interval(), httpInterval), Passive: true, Header: l.Header, MaxStep: step})
 		} else if l != nil {
 			m.Agent = netip.AddrPortFrom(addr, uint16(l.Port))
-			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: l.interval()})
+			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: l.interval(), MaxStep: step})
 		}
 		if addr.Is4() {
 			p.V4 = append(p.V4, m)

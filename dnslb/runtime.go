@@ -213,7 +213,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, err
 	}
 	r.auth.SetRRL(lim)
-	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools), newRuntimeCollector(r))
+	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools), newRuntimeCollector(r), newWeightCollector(r))
 	r.server = dnsserver.New(dnsserver.Options{
 		Listen:         cfg.Listen,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
@@ -304,6 +304,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	r.run(func() { r.housekeeping(ctx) })
 	r.run(func() { r.clock.Run(ctx, 250*time.Millisecond) })
 	r.run(func() { r.watchFallback(ctx) })
+	r.run(func() { r.rampSteps(ctx) })
 	r.run(func() { r.xfr.Run(ctx) })
 	if r.opts.Watch {
 		w, err := newWatcher(r)
@@ -323,6 +324,40 @@ func (r *Runtime) Start(ctx context.Context) error {
 	}
 	r.log.Info().Str("containment", r.runner.Containment()).Msg("exec checks run contained")
 	return nil
+}
+
+// rampTick is how often rampSteps looks for ramping pools: a tenth of
+// the shortest slow_start (1s).
+const rampTick = 100 * time.Millisecond
+
+// rampSteps starts a new judgement every step of the shortest slow start
+// (slow_start / pool.SlowStartSteps) while a pool has a member ramping,
+// so that its plans follow the ramp; otherwise it changes nothing, and
+// the cached answers stay valid.
+func (r *Runtime) rampSteps(ctx context.Context) {
+	t := time.NewTicker(rampTick)
+	defer t.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now() // the pools' clock (pool.Pool.Now is unset)
+		var step time.Duration
+		for _, p := range r.cur.Load().View.Pools {
+			if p.Ramping(now) {
+				if s := p.SlowStart / pool.SlowStartSteps; step == 0 || s < step {
+					step = s
+				}
+			}
+		}
+		if step > 0 && now.Sub(last) >= step {
+			r.auth.NextRampStep()
+			last = now
+		}
+	}
 }
 
 func (r *Runtime) run(f func()) {

@@ -26,6 +26,10 @@ type LoadTarget struct {
 	// Header names the response header a passive target's reports come
 	// in, for the caller that routes them (see WithHeaderSink).
 	Header string
+	// MaxStep bounds how far the live weight answers use moves per
+	// interval, in points of N% (for weight:N, of HAProxy's full scale,
+	// 256); 0: unbounded. See Load.Live.
+	MaxStep int
 }
 
 // Load is what a member's agent has said, merged over its reports: each
@@ -44,10 +48,49 @@ type Load struct {
 	Stale bool
 	// Err is the last probe's error, if it failed.
 	Err string
+	// Live is the figure answers use: Percent (or Weight, if liveWeight),
+	// moved towards it by at most the target's MaxStep per interval, so
+	// that shares do not swing with every report; -1: none. A first
+	// report, or one that switches between N% and weight:N, is taken
+	// at once.
+	Live       int
+	liveWeight bool
+	stepped    time.Time // when Live last moved
 }
 
 // unsetLoad is a Load before any report.
-func unsetLoad() Load { return Load{Percent: -1, Weight: -1, MaxConn: -1} }
+func unsetLoad() Load { return Load{Percent: -1, Weight: -1, MaxConn: -1, Live: -1} }
+
+// fullWeight is HAProxy's largest weight: MaxStep's scale for weight:N.
+const fullWeight = 256
+
+// step moves Live towards what the reports say, by at most t.MaxStep
+// once per interval.
+func (l Load) step(t LoadTarget, now time.Time) Load {
+	target, isWeight := l.Percent, false
+	if l.Weight >= 0 {
+		target, isWeight = l.Weight, true
+	}
+	switch {
+	case target < 0:
+		l.Live = -1
+		return l
+	case l.Live == target && l.liveWeight == isWeight:
+		return l
+	case l.Live < 0 || l.liveWeight != isWeight || t.MaxStep <= 0:
+		l.Live, l.liveWeight, l.stepped = target, isWeight, now
+		return l
+	case !l.stepped.IsZero() && now.Sub(l.stepped) < t.Interval*9/10:
+		return l // one step per interval (a little early is still this tick)
+	}
+	lim := t.MaxStep
+	if isWeight {
+		lim = max(1, t.MaxStep*fullWeight/100)
+	}
+	l.Live = min(max(target, l.Live-lim), l.Live+lim)
+	l.stepped = now
+	return l
+}
 
 // Merge applies a report to l: what r did not send stays as it was.
 func (l Load) Merge(r AgentReport, now time.Time) Load {
@@ -83,25 +126,33 @@ func (l Load) Drained() bool {
 
 // LiveWeight returns the weight the agent gives a member configured with
 // weight: configured × N / 100 for "N%" (at least 1 unless N is 0), N for
-// "weight:N"; ok is false when the agent gave none.
+// "weight:N", as bounded per interval (Live); ok is false when the agent
+// gave none.
 func (l Load) LiveWeight(configured int) (w int, ok bool) {
-	switch {
-	case l.Weight >= 0:
-		return l.Weight, true
-	case l.Percent >= 0:
-		w = configured * l.Percent / 100
-		if w == 0 && l.Percent > 0 {
-			w = 1
+	live, isWeight := l.Live, l.liveWeight
+	if live < 0 { // not stepped (a Load made by Merge alone): the report as sent
+		live, isWeight = l.Percent, false
+		if l.Weight >= 0 {
+			live, isWeight = l.Weight, true
 		}
-		return w, true
 	}
-	return configured, false
+	switch {
+	case live < 0:
+		return configured, false
+	case isWeight:
+		return live, true
+	}
+	w = configured * live / 100
+	if w == 0 && live > 0 {
+		w = 1
+	}
+	return w, true
 }
 
 // same reports whether l and o answer alike: a new report that changes
 // nothing an answer depends on publishes no new snapshot.
 func (l Load) same(o Load) bool {
-	return l.Op == o.Op && l.Admin == o.Admin && l.Percent == o.Percent && l.Weight == o.Weight && l.Stale == o.Stale
+	return l.Op == o.Op && l.Admin == o.Admin && l.Percent == o.Percent && l.Weight == o.Weight && l.Stale == o.Stale && l.Live == o.Live && l.liveWeight == o.liveWeight
 }
 
 // LoadSnapshot is an immutable view of every agent's load, published only
@@ -328,6 +379,7 @@ func (w *LoadWatcher) record(t LoadTarget, r AgentReport, err error, now time.Ti
 			nl.Reported, nl.Stale, nl.Err = reported, true, e
 		}
 	}
+	nl = nl.step(t, now)
 	w.loads[t.Addr] = nl
 	if !nl.same(old) {
 		w.publishLocked()

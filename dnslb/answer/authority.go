@@ -53,6 +53,9 @@ type Authority struct {
 	judge    atomic.Pointer[memberHealth]
 	loads    LoadSource // nil: no load feedback
 	judgeSeq atomic.Uint64
+	// rampStep counts slow start steps (NextRampStep): each is a new
+	// judgement, so that plans follow ramping members' weights.
+	rampStep atomic.Uint64
 	metrics  Observer
 	cache    *respCache
 	cookies  atomic.Pointer[Cookies] // nil: COOKIE options are ignored
@@ -150,6 +153,7 @@ type memberHealth struct {
 	snap *healthcheck.Snapshot
 	load *healthcheck.LoadSnapshot // nil: no load feedback
 	ov   *Overrides
+	ramp uint64 // the Authority's rampStep it was made at
 	gen  uint64
 }
 
@@ -209,18 +213,24 @@ func (a *Authority) judgement(v *View) *memberHealth {
 	if a.loads != nil {
 		load = a.loads.Snapshot()
 	}
+	ramp := a.rampStep.Load()
 	h := a.judge.Load()
-	if h != nil && h.snap == snap && h.ov == ov && h.load == load {
+	if h != nil && h.snap == snap && h.ov == ov && h.load == load && h.ramp == ramp {
 		return h
 	}
 	// A sequence, not a sum of the sources' generations: three of them
 	// would not fit in one number without wrapping into each other.
 	// Racing builders take two numbers for equal judgements, which costs
 	// one plan rebuild.
-	h = &memberHealth{snap: snap, load: load, ov: ov, gen: a.judgeSeq.Add(1)}
+	h = &memberHealth{snap: snap, load: load, ov: ov, ramp: ramp, gen: a.judgeSeq.Add(1)}
 	a.judge.Store(h) // racing stores hold equal judgements
 	return h
 }
+
+// NextRampStep starts a new judgement although no source changed, so that
+// plans are rebuilt: a pool's slow start ramp (pool.Pool.Ramping) moves
+// by steps of plans. Called by the Runtime's ramp timer.
+func (a *Authority) NextRampStep() { a.rampStep.Add(1) }
 
 // Health returns the pool.Health members are judged by now (the health
 // snapshot and the overrides of the view served), and those overrides:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/miekg/dns"
@@ -141,6 +142,12 @@ type Pool struct {
 	WhenAllDown AllDown
 	// V4 and V6 hold the A and AAAA members in zone file order.
 	V4, V6 []Member
+	// SlowStart is how long a member that comes back ramps its weight
+	// from 10 % to 100 % (0: it does not). See Ramping.
+	SlowStart time.Duration
+	// Now is the clock of slow start (nil: time.Now).
+	Now  func() time.Time
+	ramp slowStart
 
 	// rotation holds the rotation counters, one per group of clients (see
 	// NextSlot), each on a cache line of its own, with padding on both
@@ -236,13 +243,20 @@ func (p *Pool) buildPlan(members []Member, h Health, gen uint64) *Plan {
 		return pl
 	}
 	idx, answers, fallback := p.eligible(members, h)
+	levels := p.rampLevels(members, idx, h) // also while all are down: it records who is out
 	pl.degraded = fallback || failing(members, h)
 	if fallback && answers == Empty {
 		pl.empty = true
 		return pl
 	}
 	pl.idx = idx
-	pl.sched = scheduleFor(p.policy(), members, idx, h)
+	ramped := false
+	if levels != nil && !fallback {
+		pl.sched, ramped = rampSchedule(p.policy(), members, idx, h, levels)
+	}
+	if !ramped {
+		pl.sched = scheduleFor(p.policy(), members, idx, h)
+	}
 	if pl.limit == 0 {
 		pl.limit = pl.sched.limit
 	}
