@@ -259,6 +259,11 @@ type LoadConfig struct {
 	// Header is the response header of the pool's http check that
 	// carries the report, in the agent's words (http-header).
 	Header string `mapstructure:"header"`
+	// JSON, instead of Header, is the field of the http check's JSON
+	// response body that carries the report (http-header): a dotted path
+	// of object keys ("load.weight"), whose value is a string in the
+	// agent's words or a number, read as N%.
+	JSON string `mapstructure:"json"`
 	// Interval is how often each agent is asked (0: DefaultLoadInterval);
 	// also the timeout of one ask.
 	Interval time.Duration `mapstructure:"interval"`
@@ -300,6 +305,16 @@ const (
 	LoadAgent      = "agent"
 	LoadHTTPHeader = "http-header"
 )
+
+// validJSONPath says whether p is a dotted path of nonempty object keys.
+func validJSONPath(p string) bool {
+	for k := range strings.SplitSeq(p, ".") {
+		if k == "" || strings.ContainsAny(k, " \t\r\n") {
+			return false
+		}
+	}
+	return len(p) <= 256
+}
 
 // DefaultLoadInterval is how often an agent is asked unless the pool's
 // load: says (HAProxy's agent-inter default).
@@ -701,9 +716,19 @@ func (c *Config) Validate() error {
 				if l.Header != "" {
 					bad(key+".load.header", "only for type %s", LoadHTTPHeader)
 				}
+				if l.JSON != "" {
+					bad(key+".load.json", "only for type %s", LoadHTTPHeader)
+				}
 			case LoadHTTPHeader:
-				if l.Header == "" || strings.ContainsAny(l.Header, " \t:\r\n") {
-					bad(key+".load.header", "%q is not a header name", l.Header)
+				switch {
+				case l.Header != "" && l.JSON != "":
+					bad(key+".load", "header and json are exclusive: the report comes from one of them")
+				case l.JSON != "":
+					if !validJSONPath(l.JSON) {
+						bad(key+".load.json", "%q is not a dotted path of object keys (load, or stats.weight)", l.JSON)
+					}
+				case l.Header == "" || strings.ContainsAny(l.Header, " \t:\r\n"):
+					bad(key+".load.header", "%q is not a header name (or give json: a field of the body)", l.Header)
 				}
 				if l.Port != 0 {
 					bad(key+".load.port", "not for type %s: the header comes from the pool's http check", LoadHTTPHeader)

@@ -37,6 +37,10 @@ func TestLoadConfig(t *testing.T) {
 		{name: "http-header", load: LoadConfig{Type: "http-header", Header: "X-Weight"}},
 		{name: "http-header without a name", load: LoadConfig{Type: "http-header"}, problem: key + `.header: "" is not a header name`},
 		{name: "http-header bad name", load: LoadConfig{Type: "http-header", Header: "X Weight"}, problem: key + `.header: "X Weight" is not a header name`},
+		{name: "json field", load: LoadConfig{Type: "http-header", JSON: "stats.weight"}},
+		{name: "json and header", load: LoadConfig{Type: "http-header", JSON: "load", Header: "X-Weight"}, problem: key + ": header and json are exclusive"},
+		{name: "json empty key", load: LoadConfig{Type: "http-header", JSON: "stats..weight"}, problem: key + `.json: "stats..weight" is not a dotted path`},
+		{name: "agent with json", load: LoadConfig{Type: "agent", Port: 9777, JSON: "load"}, problem: key + ".json: only for type http-header"},
 		{name: "http-header with a port", load: LoadConfig{Type: "http-header", Header: "X-Weight", Port: 80}, problem: key + ".port: not for type http-header"},
 		{name: "no port", load: LoadConfig{Type: "agent"}, problem: key + ".port: 0 is not a TCP port"},
 		{name: "port too big", load: LoadConfig{Type: "agent", Port: 70000}, problem: key + ".port: 70000 is not a TCP port"},
@@ -194,6 +198,7 @@ func TestLoadHTTPHeader(t *testing.T) {
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Weight", "up 30%")
+		_, _ = w.Write([]byte(`{"stats":{"free":60.2}}`))
 	})}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
@@ -216,6 +221,23 @@ func TestLoadHTTPHeader(t *testing.T) {
 		}
 		ok := l.Agent == ln.Addr().String() && l.Op == "up" && l.Percent == 30 && l.LiveWeight == 3 && m.State == "up"
 		return ok, fmt.Sprintf("%+v %+v", m, *l)
+	})
+
+	// The same check, the report in a field of its JSON body instead: a
+	// number is N%.
+	fc.set(func(c *Config) {
+		pc := c.Pools["lb.example.test."]
+		pc.Load = &LoadConfig{Type: LoadHTTPHeader, JSON: "stats.free", MaxStep: "100%"}
+		c.Pools = map[string]PoolConfig{"lb.example.test.": pc} // a new map: the old config keeps its own
+	})
+	if err := rt.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	dnstest.Eventually(t, 10*time.Second, "the JSON field's report in the API", func() (bool, string) {
+		m := rt.Pools()[0].Members[0]
+		l := m.Load
+		ok := l != nil && l.Percent == 60 && l.LiveWeight == 6 && m.State == "up"
+		return ok, fmt.Sprintf("%+v %+v", m, l)
 	})
 
 	cfg := &Config{Zones: []ZoneConfig{{Origin: "example.test.", File: "example.test.zone"}},

@@ -77,8 +77,9 @@ func buildView(cfg *Config, set *zones.Set, c viewCarry) (*answer.View, error) {
 		v.Pools[name] = p
 		v.LoadTargets = append(v.LoadTargets, loads...)
 		for _, lt := range loads {
-			if _, ok := v.LoadHeaders[lt.Addr]; lt.Header != "" && !ok {
-				v.LoadHeaders[lt.Addr] = lt.Header // pools in name order: the first one's header
+			src := answer.LoadReportAt{Header: lt.Header, JSON: lt.JSON}
+			if _, ok := v.LoadHeaders[lt.Addr]; src != (answer.LoadReportAt{}) && !ok {
+				v.LoadHeaders[lt.Addr] = src // pools in name order: the first one's source
 			}
 		}
 		for _, t := range targets {
@@ -214,7 +215,7 @@ func buildPool(name, key string, pc PoolConfig, rrs []dns.RR, leads map[netip.Ad
 			// Stale after 3 of the check's intervals, not of a shorter
 			// load interval: the header comes no more often than the check.
 			m.Agent = httpCheck
-			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: max(l.interval(), httpInterval), Passive: true, Header: l.Header, MaxStep: step})
+			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: max(l.interval(), httpInterval), Passive: true, Header: l.Header, JSON: l.JSON, MaxStep: step})
 		} else if l != nil {
 			m.Agent = netip.AddrPortFrom(addr, uint16(l.Port))
 			loads = append(loads, healthcheck.LoadTarget{Addr: m.Agent, Interval: l.interval(), MaxStep: step})

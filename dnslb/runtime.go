@@ -1061,17 +1061,28 @@ func loadStatus(agent netip.AddrPort, l healthcheck.Load, configured int) *admin
 	return ls
 }
 
-// loadHeader routes the response headers of http checks to the load
-// watcher: a pool with load: {type: http-header} reads its reports there.
-// It runs for every http probe, so it only reads the current view.
-func (r *Runtime) loadHeader(addr netip.AddrPort, h http.Header) {
-	name, ok := r.cur.Load().View.LoadHeaders[addr]
+// loadHeader routes the responses of http checks to the load watcher: a
+// pool with load: {type: http-header} reads its reports in a header or a
+// JSON body field there. It runs for every http probe, so it only reads
+// the current view.
+func (r *Runtime) loadHeader(addr netip.AddrPort, h http.Header, body func() ([]byte, error)) {
+	src, ok := r.cur.Load().View.LoadHeaders[addr]
 	if !ok {
 		return
 	}
-	if v := h.Get(name); v != "" {
-		r.loads.Report(addr, v, nil)
+	if src.JSON == "" {
+		if v := h.Get(src.Header); v != "" {
+			r.loads.Report(addr, v, nil)
+			return
+		}
+		r.loads.Report(addr, "", fmt.Errorf("no %s header in the check's response", src.Header))
 		return
 	}
-	r.loads.Report(addr, "", fmt.Errorf("no %s header in the check's response", name))
+	b, err := body()
+	if err != nil {
+		r.loads.Report(addr, "", fmt.Errorf("reading the check's response body: %w", err))
+		return
+	}
+	line, err := jsonLoadReport(b, src.JSON)
+	r.loads.Report(addr, line, err)
 }

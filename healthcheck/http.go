@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// maxBodyRead is how much of a response body is searched for Spec.Body.
+// maxBodyRead is how much of a response body is searched for Spec.Body
+// (and handed to a HeaderSink).
 const maxBodyRead = 64 << 10
 
 // httpChecker sends one request per probe on a fresh connection and checks
@@ -101,14 +102,24 @@ func (c *httpChecker) Check(ctx context.Context, addr netip.AddrPort) error {
 		return fail(err)
 	}
 	defer resp.Body.Close()
+	var body []byte
+	var bodyErr error
+	bodyRead := false
+	readBody := func() ([]byte, error) {
+		if !bodyRead {
+			bodyRead = true
+			body, bodyErr = io.ReadAll(io.LimitReader(resp.Body, maxBodyRead))
+		}
+		return body, bodyErr
+	}
 	if sink := headerSink(ctx); sink != nil {
-		sink(addr, resp.Header)
+		sink(addr, resp.Header, readBody)
 	}
 	if !c.expect.contains(resp.StatusCode) {
 		return fail(fmt.Errorf("status %d not in %s", resp.StatusCode, c.expectString()))
 	}
 	if c.body != nil {
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyRead))
+		b, err := readBody()
 		if err != nil {
 			return fail(fmt.Errorf("reading body: %w", err))
 		}

@@ -24,8 +24,10 @@ type LoadTarget struct {
 	// check's responses). The interval then only times staleness.
 	Passive bool
 	// Header names the response header a passive target's reports come
-	// in, for the caller that routes them (see WithHeaderSink).
+	// in, or JSON the field of its JSON body, for the caller that routes
+	// them (see WithHeaderSink).
 	Header string
+	JSON   string
 	// MaxStep bounds how far the live weight answers use moves per
 	// interval, in points of N% (for weight:N, of HAProxy's full scale,
 	// 256); 0: unbounded. See Load.Live.

@@ -28,9 +28,9 @@ type View struct {
 	// LoadTargets are the load agents the pools poll (a member of several
 	// pools may be listed more than once).
 	LoadTargets []healthcheck.LoadTarget
-	// LoadHeaders maps the probe address of an http check to the header
-	// its responses carry load reports in (load: {type: http-header}).
-	LoadHeaders map[netip.AddrPort]string
+	// LoadHeaders maps the probe address of an http check to where its
+	// responses carry load reports (load: {type: http-header}).
+	LoadHeaders map[netip.AddrPort]LoadReportAt
 	// Counters are the query counters of each zone (nil: not counted), and
 	// NoZone those of names outside every zone. They are the process's
 	// (they outlive a view), handed to each view when it is built.
@@ -54,7 +54,7 @@ type View struct {
 // another (the builder counts them).
 func NewView(gen uint64) *View {
 	return &View{Pools: map[string]*pool.Pool{}, TargetPools: map[healthcheck.TargetKey][]string{},
-		LoadHeaders: map[netip.AddrPort]string{}, gen: gen}
+		LoadHeaders: map[netip.AddrPort]LoadReportAt{}, gen: gen}
 }
 
 // Gen returns the number of v's build.
@@ -84,4 +84,11 @@ func (v *View) WithOverrides(o *Overrides) *View {
 // PoolsOf returns the names of the pools a health target serves.
 func (v *View) PoolsOf(key healthcheck.TargetKey) []string {
 	return v.TargetPools[key]
+}
+
+// LoadReportAt is where an http check's responses carry a load report: a
+// header, or a dotted path to a field of a JSON body.
+type LoadReportAt struct {
+	Header string
+	JSON   string
 }
