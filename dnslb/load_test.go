@@ -184,7 +184,7 @@ func TestPoolsShowLoad(t *testing.T) {
 			t.Fatalf("member %+v has no load status", m)
 		}
 		ok := l.Agent == ln.Addr().String() && l.Admin == "drain" && l.Percent == 50 && l.LiveWeight == 5 &&
-			!l.Stale && m.State == "drained"
+			!l.Stale && m.State == "drained" && m.EffectiveWeight == 0
 		return ok, fmt.Sprintf("%+v %+v", m, *l)
 	})
 }
@@ -219,7 +219,7 @@ func TestLoadHTTPHeader(t *testing.T) {
 		if l == nil {
 			t.Fatalf("member %+v has no load status", m)
 		}
-		ok := l.Agent == ln.Addr().String() && l.Op == "up" && l.Percent == 30 && l.LiveWeight == 3 && m.State == "up"
+		ok := l.Agent == ln.Addr().String() && l.Op == "up" && l.Percent == 30 && l.LiveWeight == 3 && m.State == "up" && m.EffectiveWeight == 3
 		return ok, fmt.Sprintf("%+v %+v", m, *l)
 	})
 
@@ -236,7 +236,7 @@ func TestLoadHTTPHeader(t *testing.T) {
 	dnstest.Eventually(t, 10*time.Second, "the JSON field's report in the API", func() (bool, string) {
 		m := rt.Pools()[0].Members[0]
 		l := m.Load
-		ok := l != nil && l.Percent == 60 && l.LiveWeight == 6 && m.State == "up"
+		ok := l != nil && l.Percent == 60 && l.LiveWeight == 6 && m.State == "up" && m.EffectiveWeight == 6
 		return ok, fmt.Sprintf("%+v %+v", m, l)
 	})
 

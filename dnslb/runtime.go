@@ -880,6 +880,7 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 		shares = *s
 	}
 	loads := r.loads.Loads()
+	now := time.Now() // the pools' clock, as the weight metrics read it
 	names := make([]string, 0, len(view.Pools))
 	for n := range view.Pools {
 		names = append(names, n)
@@ -953,6 +954,7 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 				}
 			}
 			ms.Share = shares[name][m.Addr]
+			ms.EffectiveWeight = p.EffectiveWeight(&m, judge, now)
 			ps.Members = append(ps.Members, ms)
 		}
 		out = append(out, ps)

@@ -159,9 +159,9 @@ func printPools(w io.Writer, pools []admin.PoolStatus, now time.Time) {
 			if lastErr == "" {
 				lastErr = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%.1f%%\t%s\t%s\n",
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\n",
 				p.Name, m.Address, m.State, agoText(now, m.Since), latencyText(m.Latency, m.Checked),
-				m.Weight, m.Share*100, memberNotes(m, now), oneLine(lastErr))
+				weightText(m), m.Share*100, memberNotes(m, now), oneLine(lastErr))
 		}
 	}
 	tw.Flush()
@@ -170,6 +170,15 @@ func printPools(w io.Writer, pools []admin.PoolStatus, now time.Time) {
 			fmt.Fprintf(w, "ALL DOWN: %s answers by its when_all_down fallback: %s%s\n", p.Name, fallbackText(p.Fallback), familiesText(p.AllDownFamilies))
 		}
 	}
+}
+
+// weightText is the weight a member is answered by, and the configured
+// one after it when they differ ("2/10": ramping, or a live weight).
+func weightText(m admin.MemberStatus) string {
+	if m.EffectiveWeight == m.Weight {
+		return strconv.Itoa(m.Weight)
+	}
+	return strconv.Itoa(m.EffectiveWeight) + "/" + strconv.Itoa(m.Weight)
 }
 
 func fallbackText(f string) string {

@@ -40,7 +40,7 @@ func newCLIBackend() *cliBackend {
 			Name: "www.example.test.", Zone: "example.test.", Policy: "weighted", TTL: 30, WhenAllDown: "all", Check: "tcp :80",
 			Members: []admin.MemberStatus{
 				{Address: "192.0.2.1", State: "up", Healthy: true, Checked: true, Since: now.Add(-3 * time.Minute),
-					Latency: 1200 * time.Microsecond, Weight: 3, Share: 0.75},
+					Latency: 1200 * time.Microsecond, Weight: 3, EffectiveWeight: 3, Share: 0.75},
 				{Address: "192.0.2.2", State: "down", Checked: true, Since: now.Add(-10 * time.Second),
 					LastError: "dial tcp 192.0.2.2:80: connect: connection refused", Weight: 1},
 				{Address: "192.0.2.3", State: "drained", Healthy: true, Checked: true, Since: now.Add(-time.Hour), Weight: 1, Backup: true,
@@ -113,7 +113,7 @@ func TestStatusCommand(t *testing.T) {
 	}
 	for _, want := range []string{
 		"www.example.test.  192.0.2.1", "up", "3m0s ago", "1.2ms", "75.0%",
-		"192.0.2.2", "down", "connection refused",
+		"192.0.2.2", "down", "0/1", "connection refused",
 		"192.0.2.3", "drained", `backup, drain "kernel upgrade" for 29m`,
 		"ZONE", "example.test.", "2026030101", "broken.test.", "LOAD ERROR",
 		"  zones/broken.test.zone:9: missing SOA",

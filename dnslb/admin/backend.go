@@ -82,7 +82,12 @@ type MemberStatus struct {
 	LastError string        `json:"last_error"`
 	Latency   time.Duration `json:"latency_ns"`
 	Weight    int           `json:"weight"`
-	Backup    bool          `json:"backup"`
+	// EffectiveWeight is the weight the member is answered by now: 0
+	// while not eligible, else its live weight (least-loaded, from its
+	// load reports) or Weight, scaled while it ramps (slow_start); as
+	// the metric dnslb_member_weight.
+	EffectiveWeight int  `json:"effective_weight"`
+	Backup          bool `json:"backup"`
 	// Share is the fraction of this pool's recent answers (last minute)
 	// that carried this member first, 0..1.
 	Share    float64   `json:"share"`

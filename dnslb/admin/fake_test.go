@@ -45,18 +45,18 @@ func newFakeBackend() *fakeBackend {
 			MaxAnswers: 2, WhenAllDown: "all", Check: "http :80 /healthz every 2s",
 			Members: []MemberStatus{
 				{Address: "192.0.2.1", State: "up", Healthy: true, Checked: true, Since: t0.Add(-90 * time.Second),
-					Latency: 1500 * time.Microsecond, Weight: 3, Share: 0.75},
+					Latency: 1500 * time.Microsecond, Weight: 3, EffectiveWeight: 3, Share: 0.75},
 				{Address: "192.0.2.2", State: "down", Checked: true, Since: t0.Add(-12 * time.Second),
 					LastError: "dial tcp 192.0.2.2:80: connect: connection refused <b>x</b>", Weight: 1},
 				{Address: "192.0.2.3", State: "up", Healthy: true, Checked: true, Since: t0.Add(-time.Hour),
-					Latency: 800 * time.Microsecond, Weight: 1, Share: 0.25, Backup: true},
-				{Address: "2001:db8::1", State: "up", Healthy: true, Checked: true, Since: t0.Add(-time.Hour), Weight: 1},
+					Latency: 800 * time.Microsecond, Weight: 1, EffectiveWeight: 1, Share: 0.25, Backup: true},
+				{Address: "2001:db8::1", State: "up", Healthy: true, Checked: true, Since: t0.Add(-time.Hour), Weight: 1, EffectiveWeight: 1},
 			},
 		}, {
 			Name: "api.example.test.", Zone: "example.test.", Policy: "round-robin", TTL: 10,
 			WhenAllDown: "empty", Check: "tcp :443 every 5s",
 			Members: []MemberStatus{
-				{Address: "192.0.2.1", State: "up", Healthy: true, Checked: true, Since: t0.Add(-time.Hour), Weight: 1, Share: 1},
+				{Address: "192.0.2.1", State: "up", Healthy: true, Checked: true, Since: t0.Add(-time.Hour), Weight: 1, EffectiveWeight: 1, Share: 1},
 			},
 		}},
 		zones: []ZoneStatus{

@@ -70,3 +70,28 @@ func TestPageMarks(t *testing.T) {
 		t.Errorf("%d fallback notes, want 1", n)
 	}
 }
+
+// Each member's row shows the weight it is answered by beside the
+// configured one when they differ, and what its load agent reports.
+func TestPageWeights(t *testing.T) {
+	fb := newFakeBackend()
+	ms := fb.pools[0].Members
+	ms[0].EffectiveWeight = 2 // a ramp or a live weight
+	ms[0].Load = &LoadStatus{Agent: "192.0.2.1:9777", Op: "up", Percent: 60, Weight: -1, LiveWeight: 2}
+	ms[2].Load = &LoadStatus{Agent: "192.0.2.3:9777", Percent: -1, Weight: -1, LiveWeight: 1, Stale: true}
+	ms[3].Load = &LoadStatus{Agent: "[2001:db8::1]:9777", Percent: -1, Weight: 30, LiveWeight: 30, Admin: "drain"}
+	ms[3].EffectiveWeight = 0
+	s := startServer(t, fb, nil, Options{})
+	page := string(do(t, "GET", "http://"+s.Addr()+"/", "", "").body)
+	for _, want := range []string{
+		`title="answered by 2 of configured 3"><span class="effective-weight">2</span> <span class="muted">/ 3</span><br><span class="load muted" data-load="60%">load 60%</span>`,
+		`<span class="effective-weight">0</span> <span class="muted">/ 1</span>`, // 192.0.2.2, down
+		`<span class="load muted stale" data-load="stale">load stale: configured weight</span>`,
+		`<span class="load muted" data-load="weight:30">load weight:30 · drain</span>`,
+		`title="answered by 1 of configured 1"><span class="effective-weight">1</span></td>`, // api: equal, no "/ 1"
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
