@@ -14,6 +14,9 @@
 # THREADS=2 lets both use both cores (dnslb then runs two UDP sockets).
 # LISTEN (default 127.0.0.1) is the address dnslb listens on; 0.0.0.0
 # measures a wildcard listen, where every reply carries its source address.
+# POLICY (default round-robin) is www's policy: POLICY=sticky with
+# DNSPERF_ARGS="-e -E 8:00011800c63364" sends EDNS Client Subnet
+# 198.51.100.0/24 on every query (against DNSPERF_ARGS=-e without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; port=${2:-5310}
@@ -53,7 +56,7 @@ zones:
   - {origin: bench.test., file: bench.test.zone}
 pools:
   www.bench.test.:
-    policy: round-robin
+    policy: ${POLICY:-round-robin}
     ttl: 30
     check: {type: tcp, port: 5330, interval: 2s, timeout: 1s}
 C
