@@ -543,11 +543,15 @@ type LogConfig struct {
 	Format string `mapstructure:"format"` // json or console
 }
 
-// ZoneConfig names one zone and its file.
+// ZoneConfig names one zone and where it comes from: a file, or a
+// primary it is pulled from (exactly one of them).
 type ZoneConfig struct {
 	Origin string `mapstructure:"origin"`
 	// File is relative to the config file's directory.
 	File string `mapstructure:"file"`
+	// Primary, instead of File, pulls the zone from a primary server by
+	// AXFR and IXFR and keeps it up to date (see secondary.go).
+	Primary *PrimaryConfig `mapstructure:"primary"`
 	// Serial "auto" lets dnslb manage the SOA serial: it grows by one on
 	// every content change, whatever the file says.
 	Serial string `mapstructure:"serial"`
@@ -657,8 +661,16 @@ func (c *Config) Validate() error {
 		} else {
 			seen[zones.CanonicalName(z.Origin)] = i
 		}
-		if z.File == "" {
-			bad(key+".file", "missing")
+		switch {
+		case z.File == "" && z.Primary == nil:
+			bad(key+".file", "missing (or primary: to pull the zone from a primary server)")
+		case z.File != "" && z.Primary != nil:
+			bad(key+".primary", "file and primary together: a zone is read from a file or pulled from a primary, not both")
+		case z.Primary != nil:
+			validatePrimary(bad, key+".primary", z.Primary, c.TSIG.Keys)
+			if z.Serial != "" {
+				bad(key+".serial", "not with primary: the zone is served with the primary's serials")
+			}
 		}
 		if z.Serial != "" && z.Serial != "auto" {
 			bad(key+".serial", "%q: only \"auto\" (or nothing) is allowed", z.Serial)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/dnslb/xfr"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
 )
@@ -90,6 +91,11 @@ type zoneState struct {
 	zone     *zones.Zone // being served; nil if it never loaded
 	loadedAt time.Time
 	err      error // last load's problems; nil when the file is what is served
+	// expired: a zone pulled from a primary that did not refresh within
+	// its SOA expire. Its copy is kept in zone but not served.
+	expired bool
+	// primary is where a pulled zone comes from (zero for a file zone).
+	primary xfr.Primary
 }
 
 // buildBase is what a build carries over from the generation being served
@@ -106,6 +112,12 @@ type buildBase struct {
 	// nil: queries are not counted (`check`).
 	counters func(origin string) *answer.ZoneCounters
 	now      time.Time
+	// kept are the copies of pulled zones read from the state directory
+	// at start (loadKept).
+	kept map[string]keptZone
+	// pull, when set, is a pulled zone's news: only that zone changes,
+	// every other keeps prev's state and no file is read.
+	pull *pullUpdate
 }
 
 // Check builds a generation from the config a Loader reads, as `dnslb
@@ -141,12 +153,39 @@ func build(l *Loaded, base buildBase) (*Generation, error) {
 		g.Warnings = append(g.Warnings, l.place(Problems{keyed("cache_size", "deprecated: taken as %s; write cache.max_bytes instead", what)})...)
 	}
 	var loaded []*zones.Zone
+	var unavailable []string
 	failedZones := map[string]bool{}
 	for _, zc := range cfg.Zones {
 		origin := zones.CanonicalName(zc.Origin)
 		var old *zoneState
 		if base.prev != nil {
 			old = base.prev.zones[origin]
+		}
+		if base.pull != nil && origin != base.pull.origin && old != nil {
+			// Another zone's refresh: this one stays as it is served.
+			g.zones[origin] = old
+			switch {
+			case old.zone != nil && !old.expired:
+				loaded = append(loaded, old.zone)
+			case zc.Primary != nil:
+				unavailable = append(unavailable, origin)
+			default:
+				failedZones[origin] = true
+			}
+			continue
+		}
+		if zc.Primary != nil {
+			st := pulledState(zc, origin, old, base, cfg.TSIG.Keys)
+			g.zones[origin] = st
+			if st.zone == nil || st.expired {
+				unavailable = append(unavailable, origin)
+				continue
+			}
+			if u := base.pull; u != nil && u.origin == origin && u.zone != nil {
+				g.Warnings = append(g.Warnings, fromZoneErrors(st.zone.Warnings)...)
+			}
+			loaded = append(loaded, st.zone)
+			continue
 		}
 		z, err := zones.Load(zoneSource(zc, l.Root))
 		if err != nil {
@@ -188,7 +227,7 @@ func build(l *Loaded, base buildBase) (*Generation, error) {
 	if err != nil {
 		return nil, append(g.Failed, l.place(Problems{keyed("zones", "%v", err)})...)
 	}
-	carry := viewCarry{gen: 1, counters: base.counters, overrides: base.overrides}
+	carry := viewCarry{gen: 1, counters: base.counters, overrides: base.overrides, unavailable: unavailable}
 	if base.prev != nil {
 		carry.gen, carry.prev, carry.overrides = base.prev.View.Gen()+1, base.prev.View, base.prev.Overrides()
 	}

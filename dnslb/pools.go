@@ -28,6 +28,9 @@ type viewCarry struct {
 	// outside every zone); nil: queries are not counted (dnslb check).
 	counters  func(origin string) *answer.ZoneCounters
 	overrides *answer.Overrides
+	// unavailable are the pulled zones with nothing to serve (expired,
+	// or not transferred yet): pools in them wait for their records.
+	unavailable []string
 }
 
 // buildView checks the pools of cfg against the zones and builds them,
@@ -38,7 +41,7 @@ type viewCarry struct {
 // leads.
 func buildView(cfg *Config, set *zones.Set, c viewCarry) (*answer.View, error) {
 	v := answer.NewView(c.gen)
-	v.Zones, v.Overrides = set, c.overrides
+	v.Zones, v.Overrides, v.Unavailable = set, c.overrides, c.unavailable
 	if c.counters != nil {
 		v.Counters = make(map[*zones.Zone]*answer.ZoneCounters)
 		for _, z := range set.Zones() {
@@ -53,6 +56,9 @@ func buildView(cfg *Config, set *zones.Set, c viewCarry) (*answer.View, error) {
 		key := fmt.Sprintf("pools[%s]", rawName)
 		name := zones.CanonicalName(rawName)
 		z := set.Find(name)
+		if inUnavailable(c.unavailable, name, z) {
+			continue // built once its zone has records
+		}
 		if z == nil {
 			errs = append(errs, keyed(key, "%s is in none of the configured zones", name))
 			continue
@@ -299,4 +305,15 @@ func poolChecks(key string, pc PoolConfig, n int) ([]poolCheck, *Problem) {
 		out = append(out, ch)
 	}
 	return out, nil
+}
+
+// inUnavailable reports whether name, found in zone z (nil: none), lies in
+// one of the unavailable zones, closer to it than z.
+func inUnavailable(unavailable []string, name string, z *zones.Zone) bool {
+	for _, o := range unavailable {
+		if dns.IsSubDomain(o, name) && (z == nil || len(o) > len(z.Origin)) {
+			return true
+		}
+	}
+	return false
 }

@@ -130,6 +130,9 @@ type Runtime struct {
 	wg         sync.WaitGroup
 	stopOnce   sync.Once
 
+	// sec pulls the zones configured with a primary.
+	sec *secondaries
+
 	// fallbackPoke wakes watchFallback (see pokeFallback).
 	fallbackPoke chan struct{}
 
@@ -159,6 +162,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		fallbackPoke: make(chan struct{}, 1),
 		rrlNow:       rrlNow,
 	}
+	r.sec = newSecondaries(r)
 	var rs restored
 	res, err := r.buildAside(func() (*Generation, error) {
 		l, err := opts.Load()
@@ -176,8 +180,10 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		if rs, err = r.loadState(); err != nil {
 			return nil, err
 		}
+		r.sec.dir = keptDir(r.statePath)
+		kept := loadKept(r.sec.dir, l.Config, opts.Now(), r.sec.log)
 		return build(l, buildBase{serials: rs.serials, overrides: answer.NewOverrides(rs.overrides, 1),
-			counters: r.metrics.ZoneCounters, now: opts.Now()})
+			counters: r.metrics.ZoneCounters, now: opts.Now(), kept: kept})
 	})
 	if err != nil {
 		return nil, err
@@ -206,6 +212,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.applyCookies(cfg)
 	r.auth.SetMetrics(r.metrics)
 	r.newTransfers(rs.transferSerials)
+	r.auth.SetNotifies(r.sec)
 	r.metrics.watchCache(r.auth)
 	r.metrics.watchRRL(r.auth)
 	lim, err := r.newLimiter(cfg.RRL)
@@ -306,6 +313,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	r.run(func() { r.watchFallback(ctx) })
 	r.run(func() { r.rampSteps(ctx) })
 	r.run(func() { r.xfr.Run(ctx) })
+	r.run(func() { r.sec.run(ctx) })
 	if r.opts.Watch {
 		w, err := newWatcher(r)
 		if err != nil {
@@ -318,6 +326,12 @@ func (r *Runtime) Start(ctx context.Context) error {
 	view := r.cur.Load().View
 	for _, z := range view.Zones.Zones() {
 		r.log.Info().Str("zone", z.Origin).Uint32("serial", z.Serial()).Int("records", z.Records()).Str("file", z.File).Msg("zone loaded")
+	}
+	for _, origin := range view.Unavailable {
+		r.log.Warn().Str("zone", origin).Msg("zone pulled from a primary has no copy to serve yet (or it expired): it answers SERVFAIL until a transfer works")
+	}
+	if r.sec.dir == "" && len(view.Unavailable)+len(r.pulledZones()) > 0 {
+		r.log.Warn().Msg("no state file: zones pulled from a primary are not kept across restarts")
 	}
 	for name, p := range view.Pools {
 		r.log.Info().Str("pool", name).Str("policy", p.Policy.String()).Int("members", len(p.V4)+len(p.V6)).Msg("pool ready")
@@ -583,6 +597,9 @@ func unchanged(l *Loaded, prev *Generation) bool {
 	}
 	for _, zc := range l.Config.Zones {
 		st := prev.zones[zones.CanonicalName(zc.Origin)]
+		if st != nil && zc.Primary != nil {
+			continue // pulled, not read: a reload keeps the copy
+		}
 		if st == nil || st.err != nil || st.zone == nil {
 			return false
 		}
@@ -600,6 +617,7 @@ func (r *Runtime) commit(g *Generation) {
 	g = r.freshLocked(g)
 	r.swapLocked(g)
 	r.setTransfersLocked(g)
+	r.sec.committed(g)
 	for origin, st := range g.zones {
 		failed := 0.0
 		if st.err != nil {

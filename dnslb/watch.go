@@ -127,6 +127,9 @@ func (w *watcher) sync() (moved bool) {
 	g := w.r.cur.Load()
 	root := g.Loaded.Root
 	for _, st := range g.zones {
+		if st.cfg.Primary != nil {
+			continue // pulled: no file of the config's
+		}
 		if root.Dir != "" {
 			files[abs(filepath.Join(root.Dir, st.cfg.File))] = true
 		}

@@ -65,6 +65,8 @@ type Authority struct {
 	rrl atomic.Pointer[rrl.Limiter]
 	// transfers answers AXFR and IXFR; nil: refused.
 	transfers Transfers
+	// notifies decides NOTIFY messages; nil: NOTIMP.
+	notifies Notifies
 }
 
 // NewAuthority returns a handler answering from view. udpSize is the EDNS
@@ -316,7 +318,8 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 	arcount := binary.BigEndian.Uint16(msg[10:])
 
 	const keepOpRD = 0x7800 | flagRD
-	if q.opcode != dns.OpcodeQuery {
+	notify := q.opcode == dns.OpcodeNotify && a.notifies != nil
+	if q.opcode != dns.OpcodeQuery && !notify {
 		a.dropped("opcode")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeNotImplemented)
 	}
@@ -324,7 +327,7 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
-	if q.qdcount == 0 && ancount == 0 && nscount == 0 && arcount > 0 {
+	if !notify && q.qdcount == 0 && ancount == 0 && nscount == 0 && arcount > 0 {
 		if resp, ok := a.serveCookieOnly(&q, req, out, view, arcount); ok {
 			return resp
 		}
@@ -338,7 +341,17 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, 0, dns.RcodeFormatError)
 	}
-	if ancount != 0 || nscount > 1 || nscount == 1 && q.qtype != dns.TypeIXFR {
+	switch {
+	case notify:
+		if nscount != 0 {
+			a.dropped("malformed")
+			return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+		}
+		if off, err = skipRecords(msg, off, ancount); err != nil {
+			a.dropped("malformed")
+			return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+		}
+	case ancount != 0 || nscount > 1 || nscount == 1 && q.qtype != dns.TypeIXFR:
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
 	}
@@ -372,6 +385,9 @@ func (a *Authority) serveFull(req *Request, out []byte, view *View, fq *fastQuer
 	if !a.readCookie(&q, req, fq) || !readECS(&q) {
 		a.dropped("malformed")
 		return headerOnly(out, q.id, q.flags, keepOpRD, dns.RcodeFormatError)
+	}
+	if notify {
+		return a.notify(&q, req, out, view)
 	}
 	return a.answer(&q, req, out, view, fq, fill)
 }
@@ -505,6 +521,14 @@ func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *f
 	r.fast, r.fill, r.view = fq, fill, view
 	if zone != nil && view.Counters != nil {
 		r.counter = view.Counters[zone]
+	}
+	if view.unavailable(qname, zone) {
+		// A zone pulled from a primary that expired, or was never
+		// transferred: authoritative for it, with nothing to say.
+		r.m.Rcode = dns.RcodeServerFailure
+		r.ede(dns.ExtendedErrorCodeNotReady)
+		r.fast, r.fill = nil, nil
+		return a.pack(r, q, req, out)
 	}
 	if zone == nil {
 		r.m.Rcode = dns.RcodeRefused

@@ -6,6 +6,7 @@ import (
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
 )
 
 // View is everything the answer path reads for one generation: the zones,
@@ -41,6 +42,11 @@ type View struct {
 	// Overrides are the operator overrides (drains, force-downs) in force
 	// with this view; nil for none.
 	Overrides *Overrides
+	// Unavailable lists the canonical origins of zones that are
+	// configured but have nothing to serve: pulled from a primary and
+	// expired, or not transferred yet. Names in them (and not in a zone
+	// below, of Zones) are answered SERVFAIL.
+	Unavailable []string
 	// gen numbers the builds of zones and pools that one Authority
 	// serves (NewView): replies cached from a view are served only from a
 	// view with the same gen. A copy with other overrides keeps it: the
@@ -91,4 +97,15 @@ func (v *View) PoolsOf(key healthcheck.TargetKey) []string {
 type LoadReportAt struct {
 	Header string
 	JSON   string
+}
+
+// unavailable reports whether qname, found in zone (nil: in none), is in
+// an unavailable zone closer to it than zone.
+func (v *View) unavailable(qname string, zone *zones.Zone) bool {
+	for _, o := range v.Unavailable {
+		if dns.IsSubDomain(o, qname) && (zone == nil || len(o) > len(zone.Origin)) {
+			return true
+		}
+	}
+	return false
 }
