@@ -816,6 +816,13 @@ func (r *Runtime) Zones() []admin.ZoneStatus {
 		if st.err != nil {
 			zs.Error = strings.Join(errorLines(st.err), "\n")
 		}
+		if pc := st.cfg.Primary; pc != nil {
+			zs.Primary = pc.Address
+			zs.Expired = st.zone == nil || st.expired
+			if r.sec != nil {
+				zs.ExpiresAt = r.sec.expiresAt(origin)
+			}
+		}
 		out = append(out, zs)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
@@ -182,6 +183,11 @@ func TestSecondaryAXFRThenIXFR(t *testing.T) {
 	if serial != 2 {
 		t.Fatalf("zone status serial %d, want 2", serial)
 	}
+	// Expires an SOA expire (86400 s) after the last refresh.
+	zs := pulledStatus(t, rt)
+	if left := time.Until(zs.ExpiresAt); zs.Primary != p.Addr || zs.Expired || left < 86000*time.Second || left > 86400*time.Second {
+		t.Errorf("zone status %+v (expires in %v)", zs, left)
+	}
 
 	// A primary without a journal answers IXFR with the whole zone.
 	p.SetIXFR(false)
@@ -292,8 +298,26 @@ func TestSecondaryExpire(t *testing.T) {
 	if got := answerA(t, rt, "web.other.test."); got != "192.0.2.10 192.0.2.11" {
 		t.Fatalf("the file zone while the pulled one is expired: %s", got)
 	}
+	if zs := pulledStatus(t, rt); !zs.Expired || !zs.ExpiresAt.IsZero() || zs.Primary != p.Addr {
+		t.Errorf("expired zone's status: %+v", zs)
+	}
 	p.SetDown(false)
 	waitAnswer(t, rt, "www.example.test.", "192.0.2.10 192.0.2.11", 5*time.Second)
+	if zs := pulledStatus(t, rt); zs.Expired || zs.ExpiresAt.IsZero() {
+		t.Errorf("refreshed zone's status: %+v", zs)
+	}
+}
+
+// pulledStatus is the admin status of example.test., the pulled zone.
+func pulledStatus(t *testing.T, rt *Runtime) admin.ZoneStatus {
+	t.Helper()
+	for _, z := range rt.Zones() {
+		if z.Origin == "example.test." {
+			return z
+		}
+	}
+	t.Fatal("no status for example.test.")
+	return admin.ZoneStatus{}
 }
 
 // TestSecondaryRestartServesKeptCopy: a restart serves the copy kept in

@@ -247,6 +247,16 @@ func printZones(w io.Writer, zones []admin.ZoneStatus, now time.Time) {
 			}
 			broken = append(broken, z)
 		}
+		if z.Primary != "" {
+			switch {
+			case z.Expired && z.LoadedAt.IsZero():
+				status = "NOT TRANSFERRED (SERVFAIL) from " + z.Primary
+			case z.Expired:
+				status = "EXPIRED (SERVFAIL) from " + z.Primary
+			case status == "ok":
+				status = "ok, from " + z.Primary
+			}
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", z.Origin, z.Serial, z.Records, agoText(now, z.LoadedAt), status)
 	}
 	tw.Flush()

@@ -51,6 +51,9 @@ func newCLIBackend() *cliBackend {
 			{Origin: "example.test.", Serial: 2026030101, Records: 9, LoadedAt: now.Add(-time.Minute)},
 			{Origin: "broken.test.", Serial: 3, Records: 2, LoadedAt: now.Add(-time.Hour),
 				Error: "zones/broken.test.zone:4: bad A record\nzones/broken.test.zone:9: missing SOA"},
+			{Origin: "pulled.test.", Serial: 7, Records: 4, LoadedAt: now.Add(-2 * time.Minute), Primary: "192.0.2.1:53",
+				ExpiresAt: now.Add(24 * time.Hour)},
+			{Origin: "gone.test.", Serial: 5, Records: 4, LoadedAt: now.Add(-48 * time.Hour), Primary: "192.0.2.2:53", Expired: true},
 		},
 	}
 }
@@ -116,6 +119,7 @@ func TestStatusCommand(t *testing.T) {
 		"192.0.2.2", "down", "0/1", "connection refused",
 		"192.0.2.3", "drained", `backup, drain "kernel upgrade" for 29m`,
 		"ZONE", "example.test.", "2026030101", "broken.test.", "LOAD ERROR",
+		"pulled.test.", "ok, from 192.0.2.1:53", "gone.test.", "EXPIRED (SERVFAIL) from 192.0.2.2:53",
 		"  zones/broken.test.zone:9: missing SOA",
 	} {
 		if !strings.Contains(out, want) {
@@ -138,7 +142,7 @@ func TestStatusCommand(t *testing.T) {
 		Pools []admin.PoolStatus `json:"pools"`
 		Zones []admin.ZoneStatus `json:"zones"`
 	}
-	if err != nil || json.Unmarshal([]byte(out), &j) != nil || len(j.Pools) != 1 || len(j.Zones) != 2 {
+	if err != nil || json.Unmarshal([]byte(out), &j) != nil || len(j.Pools) != 1 || len(j.Zones) != 4 || j.Zones[2].Primary != "192.0.2.1:53" || !j.Zones[3].Expired {
 		t.Errorf("status --json: %v\n%s", err, out)
 	}
 }

@@ -152,6 +152,14 @@ type ZoneStatus struct {
 	// Error is the last failed load's problems, one per line as
 	// "file:line: message"; "" when the zone on disk is what is served.
 	Error string `json:"error,omitempty"`
+	// Primary is the address a pulled zone comes from (zones: primary:);
+	// "" for a zone from a file.
+	Primary string `json:"primary,omitempty"`
+	// Expired: a pulled zone answers SERVFAIL, its copy past the SOA
+	// expire or never transferred. ExpiresAt is when the copy served
+	// expires unless a refresh succeeds first (zero: none, or expired).
+	Expired   bool      `json:"expired,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // ErrUnknownMember is wrapped by SetOverride for an address in no pool.

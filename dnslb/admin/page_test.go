@@ -95,3 +95,26 @@ func TestPageWeights(t *testing.T) {
 		}
 	}
 }
+
+// A pulled zone names its primary instead of a file, and an expired
+// one says so.
+func TestPagePulledZones(t *testing.T) {
+	fb := newFakeBackend()
+	fb.zones = append(fb.zones,
+		ZoneStatus{Origin: "pulled.test.", Serial: 7, Records: 4, LoadedAt: time.Now(), Primary: "192.0.2.1:53"},
+		ZoneStatus{Origin: "gone.test.", Serial: 5, Records: 4, LoadedAt: time.Now(), Primary: "192.0.2.2:53", Expired: true},
+		ZoneStatus{Origin: "new.test.", Primary: "192.0.2.3:53", Expired: true})
+	s := startServer(t, fb, nil, Options{})
+	page := string(do(t, "GET", "http://"+s.Addr()+"/", "", "").body)
+	for _, want := range []string{
+		`<span class="primary">from primary 192.0.2.1:53</span></td>`,
+		`<span class="primary">from primary 192.0.2.2:53</span> <span class="badge alldown expired"`,
+		`>EXPIRED</span>`,
+		`>NOT TRANSFERRED</span>`,
+		`<td class="mono muted" data-label="File">zones/example.test.zone</td>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
