@@ -264,6 +264,41 @@ remote-control:
 	return ""
 }
 
+// startOnFreePort starts a server that argsFor configures for a free
+// port (writing its config, returning the command's arguments), waits
+// until it answers qname there, and returns its address; a port taken
+// meanwhile is tried again with another. The process stops with the
+// test, its output logged if the test failed.
+func startOnFreePort(t testing.TB, name, bin, qname string, argsFor func(port int) []string) string {
+	t.Helper()
+	var lastOut string
+	for range startAttempts {
+		port := freePort(t)
+		p, err := startProc(t, bin, argsFor(port)...)
+		if err != nil {
+			t.Fatalf("starting %s: %v", name, err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if err := waitAnswering(p, addr, qname); err != nil {
+			p.stop()
+			lastOut = p.out.String()
+			if addrInUse(lastOut) || strings.Contains(lastOut, "address in use") {
+				continue
+			}
+			t.Fatalf("%s on %s: %v\noutput:\n%s", name, addr, err, lastOut)
+		}
+		t.Cleanup(func() {
+			p.stop()
+			if t.Failed() {
+				t.Logf("%s output:\n%s", name, p.out.String())
+			}
+		})
+		return addr
+	}
+	t.Fatalf("%s: no free port after %d attempts:\n%s", name, startAttempts, lastOut)
+	return ""
+}
+
 // startDNSLB writes configYAML to a temp dir and runs
 // `dnslb serve --config FILE --listen 127.0.0.1:PORT`; returns the address.
 // Zone paths in the YAML should be absolute (or relative to the temp dir).

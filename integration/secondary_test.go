@@ -37,19 +37,7 @@ func TestSecondaryOfKnot(t *testing.T) {
 	}
 	kport, lbPort := freePort(t), freePort(t)
 	lbAddr := fmt.Sprintf("127.0.0.1:%d", lbPort)
-	conf := fmt.Sprintf(`server:
-    listen: 127.0.0.1@%d
-    rundir: %q
-database:
-    storage: %q
-log:
-  - target: stderr
-    any: info
-key:
-  - id: %s
-    algorithm: %s
-    secret: %s
-remote:
+	conf := knotConfHead(kport, dir, k) + fmt.Sprintf(`remote:
   - id: dnslb
     address: 127.0.0.1@%d
     key: %s
@@ -69,7 +57,7 @@ zone:
     file: %q
     notify: dnslb
     acl: xfr
-`, kport, dir, dir, k.name, k.nsdAlg, k.secret, lbPort, k.name, k.name, dir, zonePath)
+`, lbPort, k.name, k.name, dir, zonePath)
 	confPath := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

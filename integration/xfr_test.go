@@ -294,20 +294,10 @@ func TestTransferFilteredToNSD(t *testing.T) {
 // serialAfter reports whether a is after b in RFC 1982 arithmetic.
 func serialAfter(a, b uint32) bool { return a != b && (a-b) < 1<<31 }
 
-// startKnotSecondary starts knotd as a secondary of example.test. from
-// primary, signed with tsigKeys[0], accepting its NOTIFY, and returns its
-// address. Knot asks the primary's SOA before it transfers: it follows
-// only if dnslb serves the serial its transfers carry.
-func startKnotSecondary(t *testing.T, primary string) string {
-	t.Helper()
-	knotd := requireTool(t, "knotd")
-	k := tsigKeys[0]
-	dir := t.TempDir()
-	host, port, _ := strings.Cut(primary, ":")
-	var lastOut string
-	for range startAttempts {
-		kport := freePort(t)
-		conf := fmt.Sprintf(`server:
+// knotConfHead is the start of a knot.conf: listening on 127.0.0.1 at
+// port, its files in dir, logging to stderr, and the key k.
+func knotConfHead(port int, dir string, k tsigKey) string {
+	return fmt.Sprintf(`server:
     listen: 127.0.0.1@%d
     rundir: %q
 database:
@@ -319,7 +309,21 @@ key:
   - id: %s
     algorithm: %s
     secret: %s
-remote:
+`, port, dir, dir, k.name, k.nsdAlg, k.secret)
+}
+
+// startKnotSecondary starts knotd as a secondary of example.test. from
+// primary, signed with tsigKeys[0], accepting its NOTIFY, and returns its
+// address. Knot asks the primary's SOA before it transfers: it follows
+// only if dnslb serves the serial its transfers carry.
+func startKnotSecondary(t *testing.T, primary string) string {
+	t.Helper()
+	knotd := requireTool(t, "knotd")
+	k := tsigKeys[0]
+	dir := t.TempDir()
+	host, port, _ := strings.Cut(primary, ":")
+	return startOnFreePort(t, "knotd", knotd, "example.test.", func(kport int) []string {
+		conf := knotConfHead(kport, dir, k) + fmt.Sprintf(`remote:
   - id: dnslb
     address: %s@%s
     key: %s
@@ -335,34 +339,13 @@ zone:
   - domain: example.test.
     master: dnslb
     acl: notify
-`, kport, dir, dir, k.name, k.nsdAlg, k.secret, host, port, k.name, host, k.name, dir)
+`, host, port, k.name, host, k.name, dir)
 		confPath := filepath.Join(dir, "knot.conf")
 		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p, err := startProc(t, knotd, "-c", confPath)
-		if err != nil {
-			t.Fatalf("starting knotd: %v", err)
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", kport)
-		if err := waitAnswering(p, addr, "example.test."); err != nil {
-			p.stop()
-			lastOut = p.out.String()
-			if addrInUse(lastOut) {
-				continue
-			}
-			t.Fatalf("knotd on %s: %v\noutput:\n%s", addr, err, lastOut)
-		}
-		t.Cleanup(func() {
-			p.stop()
-			if t.Failed() {
-				t.Logf("knotd output:\n%s", p.out.String())
-			}
-		})
-		return addr
-	}
-	t.Fatalf("knotd: no free port after %d attempts:\n%s", startAttempts, lastOut)
-	return ""
+		return []string{"-c", confPath}
+	})
 }
 
 // TestTransferFilteredToKnot: Knot as a signed secondary of a filtered
@@ -370,12 +353,20 @@ zone:
 // (NOTIFY, SOA, IXFR) and a restart of dnslb.
 func TestTransferFilteredToKnot(t *testing.T) {
 	requireTool(t, "knotd")
+	testFilteredSecondary(t, "Knot", startKnotSecondary)
+}
+
+// testFilteredSecondary runs a secondary started by start (given dnslb's
+// address, it returns its own) against a filtered, signed, NOTIFY'd zone:
+// it answers as dnslb does, drops a killed backend within a second of
+// dnslb, and follows the serial across a restart of dnslb.
+func testFilteredSecondary(t *testing.T, name string, start func(t *testing.T, primary string) string) {
 	be := startBackends(t, ip11, ip12, ip13)
 	zone := opZone(2024060101, "www IN A 127.0.0.11\nwww IN A 127.0.0.12\nwww IN A 127.0.0.13\ntxt IN TXT \"kept\"\n")
 	pools := fmt.Sprintf("  www.example.test.:\n    ttl: 5\n    check: %s\n", httpCheck(be.Port))
 	transfer := `{view: filtered, allow: [{prefix: 127.0.0.1/32, key: xfr-key.}]%s}`
 	o := newOpServer(t, zone, xfrConfig(fmt.Sprintf(transfer, ""), pools))
-	sec := startKnotSecondary(t, o.dnsAddr)
+	sec := start(t, o.dnsAddr)
 	o.SetConfig(xfrConfig(fmt.Sprintf(transfer, `, notify: ["`+sec+`"]`), pools))
 	before := o.reloads()
 	o.Signal(syscall.SIGHUP)
@@ -394,10 +385,10 @@ func TestTransferFilteredToKnot(t *testing.T) {
 	dnstest.Until(t, fallBound()+5*time.Second, "dnslb drops 12", func() bool {
 		return !slices.Contains(poolAddrs(t, o.dnsAddr, "www.example.test", dns.TypeA), ip12)
 	})
-	lag := dnstest.Until(t, time.Second, "Knot drops 12 within a second of dnslb", func() bool {
+	lag := dnstest.Until(t, time.Second, name+" drops 12 within a second of dnslb", func() bool {
 		return !slices.Contains(poolAddrs(t, sec, "www.example.test", dns.TypeA), ip12)
 	})
-	t.Logf("Knot followed %v after dnslb's answer changed", lag)
+	t.Logf("%s followed %v after dnslb's answer changed", name, lag)
 
 	s1 := soaSerial(t, o.dnsAddr)
 	o.Restart()
