@@ -56,7 +56,7 @@ func buildView(cfg *Config, set *zones.Set, c viewCarry) (*answer.View, error) {
 		key := fmt.Sprintf("pools[%s]", rawName)
 		name := zones.CanonicalName(rawName)
 		z := set.Find(name)
-		if inUnavailable(c.unavailable, name, z) {
+		if v.InUnavailable(name, z) {
 			continue // built once its zone has records
 		}
 		if z == nil {
@@ -305,15 +305,4 @@ func poolChecks(key string, pc PoolConfig, n int) ([]poolCheck, *Problem) {
 		out = append(out, ch)
 	}
 	return out, nil
-}
-
-// inUnavailable reports whether name, found in zone z (nil: none), lies in
-// one of the unavailable zones, closer to it than z.
-func inUnavailable(unavailable []string, name string, z *zones.Zone) bool {
-	for _, o := range unavailable {
-		if dns.IsSubDomain(o, name) && (z == nil || len(o) > len(z.Origin)) {
-			return true
-		}
-	}
-	return false
 }

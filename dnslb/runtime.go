@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -330,7 +331,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	for _, origin := range view.Unavailable {
 		r.log.Warn().Str("zone", origin).Msg("zone pulled from a primary has no copy to serve yet (or it expired): it answers SERVFAIL until a transfer works")
 	}
-	if r.sec.dir == "" && len(view.Unavailable)+len(r.pulledZones()) > 0 {
+	if r.sec.dir == "" && slices.ContainsFunc(r.cur.Load().Loaded.Config.Zones, func(z ZoneConfig) bool { return z.Primary != nil }) {
 		r.log.Warn().Msg("no state file: zones pulled from a primary are not kept across restarts")
 	}
 	for name, p := range view.Pools {
@@ -477,10 +478,9 @@ func (r *Runtime) reloadLocked() error {
 			return err
 		}
 	}
-	if err := r.sched.Set(g.View.Targets); err != nil {
-		return fmt.Errorf("health checks: %w", err)
+	if err := r.install(g); err != nil {
+		return err
 	}
-	r.loads.Set(g.View.LoadTargets)
 	if g.Loaded.Config.CacheBytes() != old.CacheBytes() {
 		r.log.Warn().Msg("reload: cache.max_bytes changes take effect after a restart")
 	}
@@ -489,14 +489,6 @@ func (r *Runtime) reloadLocked() error {
 		r.auth.SetRRL(lim)
 		r.log.Info().Bool("on", lim != nil).Msg("reload: rate limiting settings changed; counting starts afresh")
 	}
-	r.mu.Lock()
-	// The overrides in force now, not when the build started: one may
-	// have changed meanwhile. A new value, like the change was.
-	if ov := r.cur.Load().Overrides(); ov != g.Overrides() {
-		g = g.withOverrides(ov)
-	}
-	r.commit(g)
-	r.mu.Unlock()
 	if len(g.Failed) > 0 {
 		return g.Failed
 	}
@@ -582,6 +574,25 @@ func boundReloadMemory() (restore func()) {
 			debug.SetMemoryLimit(prev)
 		}
 	}
+}
+
+// install makes a built generation the one served (a reload's, or a
+// pulled zone's): health checks and load agents follow its pools, and it
+// takes the overrides in force now, not when the build started: one may
+// have changed meanwhile (a new value, like the change was). The
+// config's other settings are the caller's to apply.
+func (r *Runtime) install(g *Generation) error {
+	if err := r.sched.Set(g.View.Targets); err != nil {
+		return fmt.Errorf("health checks: %w", err)
+	}
+	r.loads.Set(g.View.LoadTargets)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ov := r.cur.Load().Overrides(); ov != g.Overrides() {
+		g = g.withOverrides(ov)
+	}
+	r.commit(g)
+	return nil
 }
 
 // unchanged reports whether l and the zone files on disk are what prev

@@ -582,15 +582,19 @@ func (s *secondaries) keep(origin string, text []byte, log zerolog.Logger) {
 		return
 	}
 	path := filepath.Join(s.dir, keptName(origin))
-	err := os.MkdirAll(s.dir, 0o755)
-	if err == nil {
-		err = writeFileAtomic(s.r.stateFS, path, text)
-	}
-	if err != nil {
+	if err := s.write(path, text); err != nil {
 		log.Warn().Err(err).Str("file", path).Msg("pulled zone not kept: a restart pulls it again before serving it")
 		return
 	}
 	_ = os.Remove(path + ".rejected")
+}
+
+// write writes a file of the state directory, which it makes if need be.
+func (s *secondaries) write(path string, text []byte) error {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(s.r.stateFS, path, text)
 }
 
 // reject logs a pulled copy that was not served and keeps its text beside
@@ -599,7 +603,7 @@ func (s *secondaries) reject(origin string, text []byte, err error, log zerolog.
 	ev := log.Error().Strs("problems", errorLines(err))
 	if s.dir != "" {
 		path := filepath.Join(s.dir, keptName(origin)) + ".rejected"
-		if os.MkdirAll(s.dir, 0o755) == nil && writeFileAtomic(s.r.stateFS, path, text) == nil {
+		if s.write(path, text) == nil {
 			ev = ev.Str("rejected_copy", path)
 		}
 	}
@@ -631,33 +635,4 @@ func (r *Runtime) applyPull(ctx context.Context, u pullUpdate) error {
 		return err
 	}
 	return r.install(g)
-}
-
-// install makes a built generation the one served: health checks and load
-// agents follow its pools, and it takes the overrides in force now. The
-// config's other settings are the served generation's.
-func (r *Runtime) install(g *Generation) error {
-	if err := r.sched.Set(g.View.Targets); err != nil {
-		return fmt.Errorf("health checks: %w", err)
-	}
-	r.loads.Set(g.View.LoadTargets)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if ov := r.cur.Load().Overrides(); ov != g.Overrides() {
-		g = g.withOverrides(ov)
-	}
-	r.commit(g)
-	return nil
-}
-
-// pulledZones lists the origins of the zones pulled from a primary in
-// the generation being served.
-func (r *Runtime) pulledZones() []string {
-	var out []string
-	for origin, st := range r.cur.Load().zones {
-		if st.cfg.Primary != nil {
-			out = append(out, origin)
-		}
-	}
-	return out
 }

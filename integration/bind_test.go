@@ -20,7 +20,7 @@ func startBINDSecondary(t *testing.T, primary string) string {
 	k := tsigKeys[0]
 	dir := t.TempDir()
 	host, pport, _ := strings.Cut(primary, ":")
-	return startOnFreePort(t, "named", named, "example.test.", func(port int) []string {
+	addr, _ := startOnFreePort(t, "named", named, "example.test.", func(port int) []string {
 		conf := fmt.Sprintf(`options {
 	directory %q;
 	pid-file %q;
@@ -53,6 +53,7 @@ zone "example.test." {
 		}
 		return args
 	})
+	return addr
 }
 
 // TestTransferFilteredToBIND: BIND as a signed secondary of a filtered

@@ -266,10 +266,10 @@ remote-control:
 
 // startOnFreePort starts a server that argsFor configures for a free
 // port (writing its config, returning the command's arguments), waits
-// until it answers qname there, and returns its address; a port taken
-// meanwhile is tried again with another. The process stops with the
-// test, its output logged if the test failed.
-func startOnFreePort(t testing.TB, name, bin, qname string, argsFor func(port int) []string) string {
+// until it answers qname there, and returns its address and process; a
+// port taken meanwhile is tried again with another. The process stops
+// with the test, its output logged if the test failed.
+func startOnFreePort(t testing.TB, name, bin, qname string, argsFor func(port int) []string) (string, *proc) {
 	t.Helper()
 	var lastOut string
 	for range startAttempts {
@@ -293,10 +293,10 @@ func startOnFreePort(t testing.TB, name, bin, qname string, argsFor func(port in
 				t.Logf("%s output:\n%s", name, p.out.String())
 			}
 		})
-		return addr
+		return addr, p
 	}
 	t.Fatalf("%s: no free port after %d attempts:\n%s", name, startAttempts, lastOut)
-	return ""
+	return "", nil
 }
 
 // startDNSLB writes configYAML to a temp dir and runs

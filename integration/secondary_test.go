@@ -35,9 +35,11 @@ func TestSecondaryOfKnot(t *testing.T) {
 	if err := os.WriteFile(zonePath, []byte(knotPrimaryZone(1, "192.0.2.10", "192.0.2.11")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	kport, lbPort := freePort(t), freePort(t)
+	lbPort := freePort(t)
 	lbAddr := fmt.Sprintf("127.0.0.1:%d", lbPort)
-	conf := knotConfHead(kport, dir, k) + fmt.Sprintf(`remote:
+	confPath := filepath.Join(dir, "knot.conf")
+	knotAddr, kp := startOnFreePort(t, "knotd", knotd, "example.test.", func(kport int) []string {
+		conf := knotConfHead(kport, dir, k) + fmt.Sprintf(`remote:
   - id: dnslb
     address: 127.0.0.1@%d
     key: %s
@@ -58,24 +60,10 @@ zone:
     notify: dnslb
     acl: xfr
 `, lbPort, k.name, k.name, dir, zonePath)
-	confPath := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	kp, err := startProc(t, knotd, "-c", confPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	knotAddr := fmt.Sprintf("127.0.0.1:%d", kport)
-	if err := waitAnswering(kp, knotAddr, "example.test."); err != nil {
-		kp.stop()
-		t.Fatalf("knotd on %s: %v\n%s", knotAddr, err, kp.out.String())
-	}
-	t.Cleanup(func() {
-		kp.stop()
-		if t.Failed() {
-			t.Logf("knotd output:\n%s", kp.out.String())
+		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
 		}
+		return []string{"-c", confPath}
 	})
 
 	cfg := fmt.Sprintf(`log: {level: info, format: json}

@@ -322,7 +322,7 @@ func startKnotSecondary(t *testing.T, primary string) string {
 	k := tsigKeys[0]
 	dir := t.TempDir()
 	host, port, _ := strings.Cut(primary, ":")
-	return startOnFreePort(t, "knotd", knotd, "example.test.", func(kport int) []string {
+	addr, _ := startOnFreePort(t, "knotd", knotd, "example.test.", func(kport int) []string {
 		conf := knotConfHead(kport, dir, k) + fmt.Sprintf(`remote:
   - id: dnslb
     address: %s@%s
@@ -346,6 +346,7 @@ zone:
 		}
 		return []string{"-c", confPath}
 	})
+	return addr
 }
 
 // TestTransferFilteredToKnot: Knot as a signed secondary of a filtered

@@ -522,7 +522,7 @@ func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *f
 	if zone != nil && view.Counters != nil {
 		r.counter = view.Counters[zone]
 	}
-	if view.unavailable(qname, zone) {
+	if view.InUnavailable(qname, zone) {
 		// A zone pulled from a primary that expired, or was never
 		// transferred: authoritative for it, with nothing to say.
 		r.m.Rcode = dns.RcodeServerFailure

@@ -99,9 +99,10 @@ type LoadReportAt struct {
 	JSON   string
 }
 
-// unavailable reports whether qname, found in zone (nil: in none), is in
-// an unavailable zone closer to it than zone.
-func (v *View) unavailable(qname string, zone *zones.Zone) bool {
+// InUnavailable reports whether qname, found in zone (nil: in none), is
+// in an unavailable zone closer to it than zone: answered SERVFAIL, and
+// its pools wait for the zone's records.
+func (v *View) InUnavailable(qname string, zone *zones.Zone) bool {
 	for _, o := range v.Unavailable {
 		if dns.IsSubDomain(o, qname) && (zone == nil || len(o) > len(zone.Origin)) {
 			return true

@@ -1,7 +1,6 @@
 package dnstest
 
 import (
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +14,8 @@ import (
 // versions it was given (Set), optionally only to requests signed with
 // its key, and sends NOTIFY. It stops when the test ends.
 type Primary struct {
-	// Addr is host:port, the same for UDP and TCP.
-	Addr   string
+	// Server serves it (Addr, Close).
+	*Server
 	origin string
 	key    string // canonical key name; "" accepts unsigned requests
 	alg    string
@@ -27,9 +26,6 @@ type Primary struct {
 	down     bool
 	chunk    int
 	requests []string
-
-	udp, tcp *dns.Server
-	once     sync.Once
 }
 
 // PrimaryKey is the TSIG key a Primary requires (and signs with).
@@ -48,44 +44,8 @@ func NewPrimary(t testing.TB, origin, zone string, key *PrimaryKey) *Primary {
 		secrets = map[string]string{p.key: key.Secret}
 	}
 	p.Set(t, zone)
-	var pc net.PacketConn
-	var ln net.Listener
-	var err error
-	for range 20 {
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatalf("dnstest: listen udp: %v", err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-	}
-	if err != nil {
-		t.Fatalf("dnstest: no port free for both UDP and TCP: %v", err)
-	}
-	p.Addr = pc.LocalAddr().String()
-	h := dns.HandlerFunc(p.serve)
-	p.udp = &dns.Server{PacketConn: pc, Handler: h, TsigSecret: secrets}
-	p.tcp = &dns.Server{Listener: ln, Handler: h, TsigSecret: secrets}
-	started := make(chan struct{}, 2)
-	p.udp.NotifyStartedFunc = func() { started <- struct{}{} }
-	p.tcp.NotifyStartedFunc = func() { started <- struct{}{} }
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = p.udp.ActivateAndServe() }()
-	go func() { defer wg.Done(); _ = p.tcp.ActivateAndServe() }()
-	<-started
-	<-started
-	t.Cleanup(func() { p.Close(); wg.Wait() })
+	p.Server = NewSignedServer(t, dns.HandlerFunc(p.serve), secrets)
 	return p
-}
-
-// Close stops the primary; it is also done when the test ends.
-func (p *Primary) Close() {
-	p.once.Do(func() {
-		_ = p.udp.Shutdown()
-		_ = p.tcp.Shutdown()
-	})
 }
 
 // Set makes zone (a zone file's text) the newest version; the ones

@@ -22,6 +22,13 @@ type Server struct {
 // NewServer starts a Server answering with h.
 func NewServer(t testing.TB, h dns.Handler) *Server {
 	t.Helper()
+	return NewSignedServer(t, h, nil)
+}
+
+// NewSignedServer starts a Server answering with h that verifies TSIG
+// with secrets (key name to base64 secret), as dns.Server.TsigSecret.
+func NewSignedServer(t testing.TB, h dns.Handler, secrets map[string]string) *Server {
+	t.Helper()
 	var pc net.PacketConn
 	var ln net.Listener
 	var err error
@@ -42,8 +49,8 @@ func NewServer(t testing.TB, h dns.Handler) *Server {
 	}
 	s := &Server{
 		Addr: pc.LocalAddr().String(),
-		udp:  &dns.Server{PacketConn: pc, Handler: h},
-		tcp:  &dns.Server{Listener: ln, Handler: h},
+		udp:  &dns.Server{PacketConn: pc, Handler: h, TsigSecret: secrets},
+		tcp:  &dns.Server{Listener: ln, Handler: h, TsigSecret: secrets},
 	}
 	started := make(chan struct{}, 2)
 	s.udp.NotifyStartedFunc = func() { started <- struct{}{} }
