@@ -71,6 +71,9 @@ type Config struct {
 	// Catalog, if set, generates a catalog zone (RFC 9432) of the zones
 	// with a transfer: block.
 	Catalog *CatalogConfig `mapstructure:"catalog"`
+	// Fleet, if set, joins this node to a fleet of dnslb name servers
+	// that share overrides and health (see FleetConfig).
+	Fleet *FleetConfig `mapstructure:"fleet"`
 }
 
 // RRLConfig configures response rate limiting (package rrl). Unset keys
@@ -797,6 +800,9 @@ func (c *Config) Validate() error {
 				bad(mkey+".weight", "%d is outside 1-%d", w, MaxWeight)
 			}
 		}
+	}
+	if c.Fleet != nil {
+		validateFleet(bad, c.Fleet)
 	}
 	_, tsigProblems := newKeyring(c.TSIG.Keys)
 	errs = append(errs, tsigProblems...)

@@ -22,6 +22,7 @@ import (
 	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/dnslb/rrl"
 	"github.com/dnslb/dnslb/dnslb/xfr"
+	"github.com/dnslb/dnslb/fleet"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
@@ -137,6 +138,12 @@ type Runtime struct {
 	// fallbackPoke wakes watchFallback (see pokeFallback).
 	fallbackPoke chan struct{}
 
+	// fleet is this node's membership of a fleet (nil: none configured);
+	// keptFleet are the fleet overrides the state file kept, for its
+	// start.
+	fleet     *fleetNode
+	keptFleet []fleet.Override
+
 	// rrlNow is the rate limiter's clock: RuntimeOptions.Now as given,
 	// nil for the limiter's own (which reads the monotonic clock alone).
 	rrlNow func() time.Time
@@ -198,12 +205,31 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	r.sched = healthcheck.NewScheduler(healthcheck.WithObserver(r.observeProbe),
 		healthcheck.WithRunner(r.runner))
 	r.sched.Seed(rs.health)
-	if err := r.sched.Set(g.View.Targets); err != nil {
+	var health answer.HealthSource = r.sched
+	if cfg.Fleet != nil {
+		// The fleet is created before the first generation is
+		// committed, so that setTargets can see it; settings() reads
+		// the generation only once the loop runs.
+		if r.fleet, err = newFleetNode(r, *cfg.Fleet); err != nil {
+			return nil, fmt.Errorf("fleet: %w", err)
+		}
+		r.keptFleet = keptFleetOverrides(rs, r.fleet.f.Name())
+		health = r.fleet
+	}
+	// Until the Runtime is returned, an error leaves the fleet it
+	// joined no socket behind.
+	built := false
+	defer func() {
+		if !built {
+			r.closeFleet()
+		}
+	}()
+	if err := r.setTargets(g.View.Targets); err != nil {
 		return nil, fmt.Errorf("health checks: %w", err)
 	}
 	r.loads = healthcheck.NewLoadWatcher(healthcheck.WithLoadChanges(r.logLoadChange))
 	r.loads.Set(g.View.LoadTargets)
-	r.auth = answer.NewAuthority(g.View, uint16(cfg.UDPSize), r.sched)
+	r.auth = answer.NewAuthority(g.View, uint16(cfg.UDPSize), health)
 	r.auth.SetLoads(r.loads)
 	r.auth.SetCacheBytes(cfg.CacheBytes())
 	r.clock = answer.NewCoarseClock(r.opts.Now)
@@ -221,7 +247,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, err
 	}
 	r.auth.SetRRL(lim)
-	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools), newRuntimeCollector(r), newWeightCollector(r))
+	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools), newRuntimeCollector(r), newWeightCollector(r), newFleetCollector(r))
 	r.server = dnsserver.New(dnsserver.Options{
 		Listen:         cfg.Listen,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
@@ -242,6 +268,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	default:
 	}
 	r.metrics.LastReload.Set(float64(r.opts.Now().Unix()))
+	built = true
 	return r, nil
 }
 
@@ -303,6 +330,13 @@ func (r *Runtime) Start(ctx context.Context) error {
 		return fmt.Errorf("health checks: %w", err)
 	}
 	r.loads.Start(ctx)
+	if r.fleet != nil {
+		if err := r.fleet.start(ctx, r.keptFleet); err != nil {
+			r.cancel()
+			r.server.Close()
+			return fmt.Errorf("fleet: %w", err)
+		}
+	}
 	transitions, unsubscribe := r.sched.Subscribe()
 	r.run(func() { r.logTransitions(transitions) })
 	r.run(func() {
@@ -394,6 +428,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 			r.cancel()
 		}
 		err = r.server.Shutdown(ctx)
+		r.closeFleet()
 		r.sched.Close()
 		r.loads.Close()
 		r.wg.Wait()
@@ -480,6 +515,9 @@ func (r *Runtime) reloadLocked() error {
 	}
 	if err := r.install(g); err != nil {
 		return err
+	}
+	if r.fleet != nil || g.Loaded.Config.Fleet != nil {
+		r.fleetReloaded(g.Loaded.Config.Fleet)
 	}
 	if g.Loaded.Config.CacheBytes() != old.CacheBytes() {
 		r.log.Warn().Msg("reload: cache.max_bytes changes take effect after a restart")
@@ -582,7 +620,7 @@ func boundReloadMemory() (restore func()) {
 // have changed meanwhile (a new value, like the change was). The
 // config's other settings are the caller's to apply.
 func (r *Runtime) install(g *Generation) error {
-	if err := r.sched.Set(g.View.Targets); err != nil {
+	if err := r.setTargets(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)
 	}
 	r.loads.Set(g.View.LoadTargets)
@@ -717,6 +755,9 @@ func (r *Runtime) logTransitions(ch <-chan healthcheck.Transition) {
 		}
 		ev.Msg("health transition")
 		r.pokeFallback()
+		if r.fleet != nil {
+			r.fleet.wake()
+		}
 	}
 }
 
@@ -866,7 +907,7 @@ func (r *Runtime) setOverride(addr netip.Addr, mode answer.OverrideMode, until t
 	old, had := next[addr]
 	switch mode {
 	case answer.OverrideNone:
-		if !had {
+		if !had && r.fleet == nil {
 			return nil // nothing to lift, nothing to save
 		}
 		delete(next, addr)
@@ -875,11 +916,19 @@ func (r *Runtime) setOverride(addr netip.Addr, mode answer.OverrideMode, until t
 	default:
 		return fmt.Errorf("unknown override mode %v", mode)
 	}
-	if err := r.writeStateLocked(next); err != nil {
+	if r.fleet != nil {
+		// Lifted on every node, even where this one had none: the
+		// drain may be on its way to it.
+		if err := r.setFleetOverrideLocked(addr, mode, until, reason, next); err != nil {
+			return err
+		}
+	} else if err := r.writeStateLocked(next); err != nil {
 		return fmt.Errorf("%s: %w: %w", addr, admin.ErrNotPersisted, err)
 	}
 	if mode == answer.OverrideNone {
-		r.log.Info().Str("member", addr.String()).Str("was", old.Mode.String()).Str("reason", reason).Msg("override lifted")
+		if had {
+			r.log.Info().Str("member", addr.String()).Str("was", old.Mode.String()).Str("reason", reason).Msg("override lifted")
+		}
 	} else {
 		ev := r.log.Info().Str("member", addr.String()).Str("mode", mode.String()).Str("reason", reason)
 		if !until.IsZero() {
@@ -1009,7 +1058,7 @@ func (r *Runtime) checkStates(ms *admin.MemberStatus, m *pool.Member) {
 	for _, k := range keys {
 		typ, _, _ := strings.Cut(k.Check, " ")
 		cs := admin.CheckStatus{Type: typ, Address: k.Addr.String(), Healthy: true}
-		st, ok := r.sched.Status(k)
+		st, ok := r.targetStatus(k)
 		if ok {
 			cs.Healthy, cs.Since, cs.LastError, cs.Latency = st.Up, st.Since, st.LastError, st.LastLatency
 			switch {
@@ -1030,7 +1079,7 @@ func (r *Runtime) checkStates(ms *admin.MemberStatus, m *pool.Member) {
 		if !up {
 			ms.Since = lead.Since
 		}
-	} else if st, ok := r.sched.Status(m.Target); ok {
+	} else if st, ok := r.targetStatus(m.Target); ok {
 		ms.Latency = st.LastLatency
 	}
 }

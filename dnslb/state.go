@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/fleet"
 	"github.com/dnslb/dnslb/healthcheck"
 )
 
@@ -40,6 +41,21 @@ type stateFile struct {
 	// server cookies handed out stay valid across a restart. A secret
 	// of the config's (cookies.secret) is not written here.
 	CookieSecret secretHex `json:"cookie_secret,omitempty"`
+	// FleetOverrides are the fleet's overrides with their stamps, lifted
+	// ones included, so that a restarted node neither loses a change
+	// nor takes back an old one (see package fleet).
+	FleetOverrides []stateFleetOverride `json:"fleet_overrides,omitempty"`
+}
+
+// stateFleetOverride is a fleet override as the state file spells it.
+type stateFleetOverride struct {
+	Member    string    `json:"member"`
+	Mode      string    `json:"mode"` // "drain", "force-down", or "" (lifted)
+	Reason    string    `json:"reason,omitempty"`
+	Since     time.Time `json:"since"`
+	Until     time.Time `json:"until,omitzero"`
+	StampWall int64     `json:"stamp_wall"`
+	StampNode string    `json:"stamp_node"`
 }
 
 // stateOverride is an operator override as the state file spells it.
@@ -117,6 +133,8 @@ type restored struct {
 	serials   map[string]serialState // the managed serials, for the first generation
 	// transferSerials are the filtered zones' serials.
 	transferSerials map[string]uint32
+	// fleetOverrides are the fleet's, stamped.
+	fleetOverrides []fleet.Override
 }
 
 // loadState reads the state file, restores the cookie secret, and returns
@@ -161,6 +179,10 @@ func (r *Runtime) loadState() (restored, error) {
 	}
 	for origin, s := range sf.Serials {
 		rs.serials[origin] = s
+	}
+	for _, o := range sf.FleetOverrides {
+		rs.fleetOverrides = append(rs.fleetOverrides, fleet.Override{Member: o.Member, Mode: o.Mode, Reason: o.Reason,
+			Since: o.Since, Until: o.Until, Stamp: fleet.Stamp{Wall: o.StampWall, Node: o.StampNode}})
 	}
 	rs.transferSerials = sf.TransferSerials
 	// The secret is never logged, not even when it is unusable.
@@ -246,6 +268,14 @@ func (sf *stateFile) check() error {
 		seen[addr] = a
 		if m := sf.Overrides[a].Mode; m != answer.OverrideDrain.String() && m != answer.OverrideForceDown.String() {
 			return fmt.Errorf("overrides[%q]: mode %q is not %q or %q", a, m, answer.OverrideDrain, answer.OverrideForceDown)
+		}
+	}
+	for i, o := range sf.FleetOverrides {
+		if a, err := netip.ParseAddr(o.Member); err != nil || a.Zone() != "" || a.Is4In6() {
+			return fmt.Errorf("fleet_overrides[%d]: member %q is not an IP address as dnslb writes it", i, o.Member)
+		}
+		if m := o.Mode; m != "" && m != answer.OverrideDrain.String() && m != answer.OverrideForceDown.String() {
+			return fmt.Errorf("fleet_overrides[%d]: mode %q is not %q, %q or empty (lifted)", i, m, answer.OverrideDrain, answer.OverrideForceDown)
 		}
 	}
 	for i, h := range sf.Health {
@@ -342,11 +372,13 @@ func (r *Runtime) saveIfDirty() {
 }
 
 // writeStateLocked writes the state file as it is with the overrides ovs
-// (which SetOverride has not applied yet). It clears stateDirty before the
+// (which SetOverride has not applied yet) and, in a fleet, the fleet's
+// overrides with pending (a change not sent yet) in place of the one it
+// replaces. It clears stateDirty before the
 // snapshot, so that a health transition during the write still causes a
 // save of its own, and sets it again on failure: what is on disk may then
 // differ from what is in memory.
-func (r *Runtime) writeStateLocked(ovs map[netip.Addr]answer.Override) error {
+func (r *Runtime) writeStateLocked(ovs map[netip.Addr]answer.Override, pending ...fleet.Override) error {
 	if r.statePath == "" {
 		return nil
 	}
@@ -359,6 +391,18 @@ func (r *Runtime) writeStateLocked(ovs map[netip.Addr]answer.Override) error {
 		TransferSerials: r.transferSerials, CookieSecret: secretHex(r.cookieSecret)}
 	for a, ov := range ovs {
 		sf.Overrides[a.String()] = stateOverride{Mode: ov.Mode.String(), Reason: ov.Reason, Since: ov.Since, Until: ov.Until}
+	}
+	if r.fleet != nil {
+		all := r.fleet.f.AllOverrides()
+		for _, p := range pending {
+			all = slices.DeleteFunc(all, func(o fleet.Override) bool { return o.Member == p.Member })
+			all = append(all, p)
+		}
+		for _, o := range all {
+			sf.FleetOverrides = append(sf.FleetOverrides, stateFleetOverride{Member: o.Member, Mode: o.Mode, Reason: o.Reason,
+				Since: o.Since, Until: o.Until, StampWall: o.Stamp.Wall, StampNode: o.Stamp.Node})
+		}
+		slices.SortFunc(sf.FleetOverrides, func(a, b stateFleetOverride) int { return strings.Compare(a.Member, b.Member) })
 	}
 	if r.sched != nil {
 		for k, st := range r.sched.Statuses() {

@@ -735,3 +735,25 @@ func (s *Scheduler) randLocked(n time.Duration) time.Duration {
 	}
 	return time.Duration(rand.Int64N(int64(n)))
 }
+
+// NewSnapshot builds a snapshot of the given statuses with the given
+// generation, for a health source other than a Scheduler: a fleet's
+// decision from several nodes' observations, published to the answer
+// path in the same shape as a scheduler's own.
+func NewSnapshot(gen uint64, statuses map[TargetKey]Status) *Snapshot {
+	s := &Snapshot{Generation: gen, index: make(map[TargetKey]int, len(statuses)), n: len(statuses)}
+	keys := make([]TargetKey, 0, len(statuses))
+	for k := range statuses {
+		keys = append(keys, k)
+	}
+	for i := 0; i < len(keys); i += statusChunk {
+		chunk := make([]Status, min(statusChunk, len(keys)-i))
+		for j := range chunk {
+			k := keys[i+j]
+			s.index[k] = i + j
+			chunk[j] = statuses[k]
+		}
+		s.chunks = append(s.chunks, chunk)
+	}
+	return s
+}

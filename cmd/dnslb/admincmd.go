@@ -112,8 +112,19 @@ error; then the zones with their serials and load errors.`,
 				return c.explain(err)
 			}
 			var zones []admin.ZoneStatus
+			var fleet *admin.FleetStatus
 			if len(args) == 0 {
 				if zones, err = c.Zones(ctx); err != nil {
+					return c.explain(err)
+				}
+				fs, err := c.Fleet(ctx)
+				var ae *admin.APIError
+				switch {
+				case err == nil:
+					fleet = &fs
+				case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound:
+					// in no fleet (or an older server): no section
+				default:
 					return c.explain(err)
 				}
 			}
@@ -127,12 +138,17 @@ error; then the zones with their serials and load errors.`,
 				return enc.Encode(struct {
 					Pools []admin.PoolStatus `json:"pools"`
 					Zones []admin.ZoneStatus `json:"zones"`
-				}{pools, zones})
+					Fleet *admin.FleetStatus `json:"fleet,omitempty"`
+				}{pools, zones, fleet})
 			}
 			printPools(out, pools, time.Now())
 			if len(args) == 0 {
 				fmt.Fprintln(out)
 				printZones(out, zones, time.Now())
+				if fleet != nil {
+					fmt.Fprintln(out)
+					printFleet(out, *fleet, time.Now())
+				}
 			}
 			return nil
 		},
@@ -264,6 +280,35 @@ func printZones(w io.Writer, zones []admin.ZoneStatus, now time.Time) {
 		fmt.Fprintf(w, "\n%s:\n", z.Origin)
 		for _, line := range strings.Split(strings.TrimRight(z.Error, "\n"), "\n") {
 			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
+}
+
+// printFleet writes one row per node, then the divergences.
+func printFleet(w io.Writer, fs admin.FleetStatus, now time.Time) {
+	head := fmt.Sprintf("fleet %s: health %s", fs.Name, fs.Health)
+	if fs.ProbesPerTarget > 0 {
+		head += fmt.Sprintf(", %d probe(s) per target", fs.ProbesPerTarget)
+	}
+	if fs.Isolated {
+		head += "; ISOLATED (no other node alive: answering from this node's own checks)"
+	}
+	fmt.Fprintln(w, head)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tADDRESS\tSTATE\tLAST CONTACT\tTARGETS\tDOWN")
+	for _, n := range fs.Nodes {
+		name, contact := n.Name, agoText(now, n.LastContact)
+		if n.Self {
+			name, contact = n.Name+" (this node)", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", name, n.Address, n.State, contact, len(n.Observations), n.Down)
+	}
+	tw.Flush()
+	for _, d := range fs.Divergences {
+		if d.What == "serial" {
+			fmt.Fprintf(w, "  %s disagrees on %s: serial %s there, %s here\n", d.Node, d.Zone, d.Theirs, d.Ours)
+		} else {
+			fmt.Fprintf(w, "  %s disagrees on the pools' config: %s there, %s here\n", d.Node, d.Theirs, d.Ours)
 		}
 	}
 }

@@ -24,6 +24,7 @@ type pageData struct {
 	ReloadError string
 	Pools       []pagePool
 	Zones       []ZoneStatus
+	Fleet       *FleetStatus // nil: in no fleet
 	Members     int
 	Up          int
 	Down        int // down or forced down
@@ -80,6 +81,7 @@ func (s *Server) handlePage(w http.ResponseWriter, _ *http.Request) {
 		d.Pools = append(d.Pools, pp)
 	}
 	d.Zones = s.backend.Zones()
+	d.Fleet = s.fleetOf()
 	for _, z := range d.Zones {
 		if z.Error != "" {
 			d.ZoneErrors++

@@ -131,6 +131,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /api/v1/pools", s.handlePools)
 	s.mux.HandleFunc("GET /api/v1/pools/{name}", s.handlePool)
 	s.mux.HandleFunc("GET /api/v1/zones", s.handleZones)
+	s.mux.HandleFunc("GET /api/v1/fleet", s.handleFleet)
 	s.mux.HandleFunc("POST /api/v1/members/{address}/drain", s.mutating(s.overrideHandler(OverrideDrain)))
 	s.mux.HandleFunc("POST /api/v1/members/{address}/undrain", s.mutating(s.overrideHandler(OverrideNone)))
 	s.mux.HandleFunc("POST /api/v1/members/{address}/force-down", s.mutating(s.overrideHandler(OverrideForceDown)))
