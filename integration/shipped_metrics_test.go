@@ -151,7 +151,7 @@ func TestShippedMetricNames(t *testing.T) {
 			continue
 		}
 		if strings.HasPrefix(n, "dnslb_fleet_") {
-			continue // exported by a node in a fleet only: dnslb.TestFleetMetrics checks them
+			continue // exported by a node in a fleet only: checkFleetMetrics checks them
 		}
 		if !exported[n] {
 			t.Errorf("%s uses %s, which dnslb does not export", used[n], n)
