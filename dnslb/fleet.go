@@ -374,12 +374,15 @@ func (r *Runtime) syncFleetOverrides() {
 	defer r.mu.Unlock()
 	want := map[netip.Addr]answer.Override{}
 	for _, o := range n.f.Overrides() {
-		a, err := netip.ParseAddr(o.Member)
-		mode, ok := overrideModeOfFleet(o.Mode)
-		if err != nil || !ok || mode == answer.OverrideNone {
+		if !keepableFleetOverride(o) {
+			continue // no node of ours makes it: a member as dnslb writes it, a mode it knows
+		}
+		a := netip.MustParseAddr(o.Member)
+		mode, _ := overrideModeOfFleet(o.Mode)
+		if mode == answer.OverrideNone {
 			continue
 		}
-		want[a.Unmap()] = answer.Override{Mode: mode, Reason: o.Reason, Since: o.Since, Until: o.Until}
+		want[a] = answer.Override{Mode: mode, Reason: o.Reason, Since: o.Since, Until: o.Until}
 	}
 	cur := r.cur.Load().Overrides().Clone()
 	if sameOverrides(cur, want) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/fleet"
 	"github.com/dnslb/dnslb/internal/dnstest"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
@@ -169,7 +170,7 @@ func newFleetNodes(t *testing.T, n, port int, change func(*FleetConfig)) []*flee
 
 func (n *fleetTestNode) start(t *testing.T) {
 	t.Helper()
-	rt, err := NewRuntime(RuntimeOptions{Load: n.fc.load, Log: zerolog.Nop(), StateFile: n.state})
+	rt, err := NewRuntime(RuntimeOptions{Load: n.fc.load, Log: testLogger(), StateFile: n.state})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,4 +368,53 @@ func TestFleetSharesProbes(t *testing.T) {
 		return n >= 5, fmt.Sprint(n, " probes")
 	})
 	waitAnswers(t, rest, "127.0.0.1")
+}
+
+// A peer's overrides that dnslb would never make (a member that is no
+// address, a mode it does not know) are not served and not kept: the
+// state file must stay one that the next start reads.
+func TestFleetForeignOverridesKeepStateReadable(t *testing.T) {
+	port := freeLoopbackPort(t)
+	newCountingBackend(t, fmt.Sprintf("127.0.0.1:%d", port))
+	newCountingBackend(t, fmt.Sprintf("127.0.0.2:%d", port))
+	nodes := newFleetNodes(t, 1, port, nil)
+	n := nodes[0]
+	n.start(t)
+	waitAnswers(t, nodes, "127.0.0.1", "127.0.0.2")
+
+	peer, err := fleet.New(fleet.Config{Cluster: "test", NodeName: "peer", Bind: "127.0.0.1:0",
+		Join: []string{n.fc.cfg.Fleet.Bind}, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := peer.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []fleet.Override{
+		{Member: "not-an-address", Mode: "drain"},
+		{Member: "::ffff:127.0.0.1", Mode: "drain"},
+		{Member: "127.0.0.1", Mode: "sideways"},
+		{Member: "127.0.0.2", Mode: "drain", Reason: "from the peer"},
+	} {
+		peer.SetOverride(o)
+	}
+	waitAnswers(t, nodes, "127.0.0.1")
+	dnstest.Eventually(t, 3*time.Second, "the drain kept", func() (bool, string) {
+		data, _ := os.ReadFile(n.state)
+		return strings.Contains(string(data), `"from the peer"`), string(data)
+	})
+	n.stop(t)
+	n.start(t) // fails the test if the state file is refused
+	if got := n.answers(t); !slices.Equal(got, []string{"127.0.0.1"}) {
+		t.Errorf("after a restart: %v, want the peer's drain of 127.0.0.2 kept", got)
+	}
+}
+
+// testLogger logs to stderr when DNSLB_TEST_LOG is set.
+func testLogger() zerolog.Logger {
+	if os.Getenv("DNSLB_TEST_LOG") == "" {
+		return zerolog.Nop()
+	}
+	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.DebugLevel)
 }

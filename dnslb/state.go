@@ -399,6 +399,9 @@ func (r *Runtime) writeStateLocked(ovs map[netip.Addr]answer.Override, pending .
 			all = append(all, p)
 		}
 		for _, o := range all {
+			if !keepableFleetOverride(o) {
+				continue // another node's mistake must not make the file unreadable (check)
+			}
 			sf.FleetOverrides = append(sf.FleetOverrides, stateFleetOverride{Member: o.Member, Mode: o.Mode, Reason: o.Reason,
 				Since: o.Since, Until: o.Until, StampWall: o.Stamp.Wall, StampNode: o.Stamp.Node})
 		}
@@ -425,6 +428,17 @@ func (r *Runtime) writeStateLocked(ovs map[netip.Addr]answer.Override, pending .
 		r.log.Info().Str("file", r.statePath).Msg("state file written again")
 	}
 	return nil
+}
+
+// keepableFleetOverride reports whether o is one check accepts: a member
+// address as dnslb writes it and a mode it knows.
+func keepableFleetOverride(o fleet.Override) bool {
+	a, err := netip.ParseAddr(o.Member)
+	if err != nil || a.String() != o.Member || a.Is4In6() {
+		return false
+	}
+	_, ok := overrideModeOfFleet(o.Mode)
+	return ok
 }
 
 // writeFileAtomic replaces path with data so that a crash at any point

@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"github.com/dnslb/dnslb/internal/dnstest"
 	"maps"
 	"net"
 	"os"
@@ -70,13 +71,7 @@ func withKeys(keys ...[]byte) func(*Config) { return func(c *Config) { c.Keys = 
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	dnstest.Eventually(t, 5*time.Second, what, func() (bool, string) { return cond(), "" })
 }
 
 // never fails if cond becomes true within d.

@@ -81,6 +81,34 @@ func (m *message) valid() bool {
 	return false
 }
 
+// The bounds of what a node takes from another: a fleet's messages are
+// far below them (a member override is ~200 bytes, an observation ~150),
+// and a peer beyond them is broken, not big.
+const (
+	maxMessageBytes = 32 << 20
+	maxEntries      = 1 << 18
+	maxNameBytes    = 256
+)
+
+// oversized reports a message beyond the bounds.
+func (m *message) oversized() bool {
+	if len(m.From) > maxNameBytes || len(m.Overrides) > maxEntries {
+		return true
+	}
+	if m.Observations != nil && len(m.Observations.Set) > maxEntries {
+		return true
+	}
+	if m.Meta != nil && len(m.Meta.Meta.Serials) > maxEntries {
+		return true
+	}
+	for _, o := range m.Overrides {
+		if o.Member == "" || len(o.Member) > maxNameBytes || len(o.Reason) > 4096 {
+			return true
+		}
+	}
+	return false
+}
+
 // encodeLocked stamps m as this node's and encodes it. Marshalling these
 // types cannot fail.
 func (f *Fleet) encodeLocked(m *message) []byte {
@@ -106,8 +134,13 @@ func (f *Fleet) stateLocked() *message {
 
 // receive applies a message from another node; state is a push-pull's.
 func (f *Fleet) receive(buf []byte, state bool) {
+	if len(buf) > maxMessageBytes {
+		f.reject("malformed")
+		f.log.Debug().Int("bytes", len(buf)).Msg("fleet: oversized message dropped")
+		return
+	}
 	var m message
-	if err := json.Unmarshal(buf, &m); err != nil || !m.valid() || (state != (m.Type == typeState)) {
+	if err := json.Unmarshal(buf, &m); err != nil || !m.valid() || (state != (m.Type == typeState)) || m.oversized() {
 		f.reject("malformed")
 		f.log.Debug().Err(err).Int("bytes", len(buf)).Msg("fleet: malformed message dropped")
 		return
