@@ -15,6 +15,7 @@ import (
 
 	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/dnslb/pool"
 	"github.com/dnslb/dnslb/fleet"
 	"github.com/dnslb/dnslb/healthcheck"
 	"github.com/prometheus/client_golang/prometheus"
@@ -593,4 +594,51 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		nodes[d.Node] = true
 	}
 	ch <- prometheus.MustNewConstMetric(c.div, prometheus.GaugeValue, float64(len(nodes)))
+}
+
+// fleetViews are the nodes' observations by target key, for the API's
+// per-member view; nil outside a fleet.
+type fleetViews map[string]map[string]fleet.Observation // node → target key → view
+
+func (r *Runtime) fleetViews() fleetViews {
+	if r.fleet == nil {
+		return nil
+	}
+	v := fleetViews{}
+	for _, nd := range r.fleet.f.Nodes() {
+		if nd.State == "alive" || nd.State == "suspect" {
+			v[nd.Name] = nd.Observations
+		}
+	}
+	return v
+}
+
+// of is each live node's view of m: down if one of m's checks is down
+// there, unchecked while one has no result yet, else up; a node that
+// probes none of m's checks is left out.
+func (v fleetViews) of(m *pool.Member) map[string]string {
+	if v == nil || !m.Checked {
+		return nil
+	}
+	keys := append([]healthcheck.TargetKey{m.Target}, m.Also...)
+	out := map[string]string{}
+	for node, obs := range v {
+		state := ""
+		for _, k := range keys {
+			o, ok := obs[k.String()]
+			switch {
+			case !ok:
+			case o.Checked && !o.Up:
+				state = "down"
+			case !o.Checked && state != "down":
+				state = "unchecked"
+			case state == "":
+				state = "up"
+			}
+		}
+		if state != "" {
+			out[node] = state
+		}
+	}
+	return out
 }

@@ -418,3 +418,45 @@ func testLogger() zerolog.Logger {
 	}
 	return zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.DebugLevel)
 }
+
+// Each node's view of a member shows in the pools' status, and a node
+// whose pools differ is reported as divergent on both sides.
+func TestFleetViewsAndDivergence(t *testing.T) {
+	port := freeLoopbackPort(t)
+	newCountingBackend(t, fmt.Sprintf("127.0.0.1:%d", port))
+	nodes := newFleetNodes(t, 2, port, nil) // 127.0.0.2 has no backend: down everywhere
+	for _, n := range nodes {
+		n.start(t)
+	}
+	waitFleetSize(t, nodes, 2)
+	waitAnswers(t, nodes, "127.0.0.1")
+	for _, n := range nodes {
+		dnstest.Eventually(t, 5*time.Second, n.name+" shows every node's view", func() (bool, string) {
+			views := map[string]map[string]string{}
+			for _, m := range n.rt.Pools()[0].Members {
+				views[m.Address] = m.Fleet
+			}
+			ok := fmt.Sprint(views["127.0.0.1"]) == "map[n0:up n1:up]" && fmt.Sprint(views["127.0.0.2"]) == "map[n0:down n1:down]"
+			return ok, fmt.Sprint(views)
+		})
+		if fs, _ := n.rt.Fleet(); len(fs.Divergences) != 0 {
+			t.Errorf("%s: divergences %+v with equal configs", n.name, fs.Divergences)
+		}
+	}
+
+	nodes[1].fc.set(func(c *Config) {
+		p := c.Pools["www.example.test."]
+		p.MaxAnswers = 1
+		c.Pools = map[string]PoolConfig{"www.example.test.": p} // a new map: the served config holds the old one
+	})
+	if err := nodes[1].rt.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		other := nodes[1-i].name
+		dnstest.Eventually(t, 5*time.Second, n.name+" reports "+other+" divergent", func() (bool, string) {
+			fs, _ := n.rt.Fleet()
+			return len(fs.Divergences) == 1 && fs.Divergences[0].Node == other && fs.Divergences[0].What == "config", fmt.Sprint(fs.Divergences)
+		})
+	}
+}

@@ -965,6 +965,7 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 		shares = *s
 	}
 	loads := r.loads.Loads()
+	fleetViews := r.fleetViews()
 	now := time.Now() // the pools' clock, as the weight metrics read it
 	names := make([]string, 0, len(view.Pools))
 	for n := range view.Pools {
@@ -1038,6 +1039,7 @@ func (r *Runtime) Pools() []admin.PoolStatus {
 					}
 				}
 			}
+			ms.Fleet = fleetViews.of(&m)
 			ms.Share = shares[name][m.Addr]
 			ms.EffectiveWeight = p.EffectiveWeight(&m, judge, now)
 			ps.Members = append(ps.Members, ms)

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -239,6 +241,18 @@ func memberNotes(m admin.MemberStatus, now time.Time) string {
 			}
 		}
 		notes = append(notes, s)
+	}
+	if len(m.Fleet) > 0 {
+		// Only a disagreement is news: "fleet: b down".
+		var down []string
+		for _, n := range slices.Sorted(maps.Keys(m.Fleet)) {
+			if v := m.Fleet[n]; v != "up" {
+				down = append(down, n+" "+v)
+			}
+		}
+		if len(down) > 0 {
+			notes = append(notes, "fleet: "+strings.Join(down, ", "))
+		}
 	}
 	if len(notes) == 0 {
 		return "-"

@@ -100,6 +100,10 @@ type MemberStatus struct {
 	// Load is what the member's load agent reports (the pool's load:);
 	// nil without one.
 	Load *LoadStatus `json:"load,omitempty"`
+	// Fleet is, in a fleet, each node's view of the member by node name:
+	// "up", "down" (one of its checks is down there) or "unchecked"
+	// (no result yet); nodes that do not probe it are left out.
+	Fleet map[string]string `json:"fleet,omitempty"`
 }
 
 // LoadStatus is the state of a member's load agent.

@@ -62,6 +62,7 @@ func TestFleetEndpoint(t *testing.T) {
 	}
 
 	fb.fleet.Isolated = true
+	fb.pools[0].Members[1].Fleet = map[string]string{"ns1": "down", "ns2": "down", "ns3": "up"}
 	page = string(do(t, "GET", "http://"+s.Addr()+"/", "", "").body)
 	for _, want := range []string{
 		`<section class="card fleet">`,
@@ -71,6 +72,7 @@ func TestFleetEndpoint(t *testing.T) {
 		`ns1 <span class="muted">(this node)</span>`,
 		`ns2 disagrees on the serial of example.test.: 8 there, 7 here`,
 		`config (bb22 there, aa11 here)`,
+		`<span class="muted fleet-view" title="ns1 down, ns2 down, ns3 up">fleet: 1/3 up</span>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

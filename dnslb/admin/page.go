@@ -5,9 +5,11 @@ import (
 	_ "embed"
 	"fmt"
 	"html/template"
+	"maps"
 	"math"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -44,16 +46,18 @@ type pagePool struct {
 
 func newPageTemplate() *template.Template {
 	return template.Must(template.New("page").Funcs(template.FuncMap{
-		"ago":       ago,
-		"until":     untilText,
-		"latency":   latencyText,
-		"pct":       pct,
-		"stamp":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-		"lines":     func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
-		"modeLabel": modeLabel,
-		"fallback":  fallbackText,
-		"join":      strings.Join,
-		"since":     func(now, t time.Time) string { return humanDuration(now.Sub(t)) },
+		"ago":        ago,
+		"until":      untilText,
+		"latency":    latencyText,
+		"pct":        pct,
+		"stamp":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"lines":      func(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") },
+		"modeLabel":  modeLabel,
+		"fallback":   fallbackText,
+		"join":       strings.Join,
+		"since":      func(now, t time.Time) string { return humanDuration(now.Sub(t)) },
+		"fleetUp":    fleetUp,
+		"fleetViews": fleetViews,
 	}).Parse(pageHTML))
 }
 
@@ -208,4 +212,24 @@ func familyNote(p PoolStatus) string {
 		return p.AllDownFamilies[0] + " only"
 	}
 	return ""
+}
+
+// fleetUp summarises the nodes' views of a member: "2/3 up".
+func fleetUp(views map[string]string) string {
+	up := 0
+	for _, v := range views {
+		if v == "up" {
+			up++
+		}
+	}
+	return fmt.Sprintf("%d/%d up", up, len(views))
+}
+
+// fleetViews lists them: "ns1 up, ns2 down".
+func fleetViews(views map[string]string) string {
+	parts := make([]string, 0, len(views))
+	for _, n := range slices.Sorted(maps.Keys(views)) {
+		parts = append(parts, n+" "+views[n])
+	}
+	return strings.Join(parts, ", ")
 }
