@@ -14,6 +14,7 @@
 # THREADS=2 lets both use both cores (dnslb then runs two UDP sockets).
 # LISTEN (default 127.0.0.1) is the address dnslb listens on; 0.0.0.0
 # measures a wildcard listen, where every reply carries its source address.
+# FLEET=1 makes dnslb a one-node fleet (health: majority).
 # POLICY (default round-robin) is www's policy: POLICY=sticky with
 # DNSPERF_ARGS="-e -E 8:00011800c63364" sends EDNS Client Subnet
 # 198.51.100.0/24 on every query (against DNSPERF_ARGS=-e without it).
@@ -60,6 +61,12 @@ pools:
     ttl: 30
     check: {type: tcp, port: 5330, interval: 2s, timeout: 1s}
 C
+if [ -n "${FLEET:-}" ]; then
+  # A fleet of this one node: the answer path reads the fleet's decision
+  # (health: majority) instead of the scheduler's snapshot.
+  fleet_port=$((port + 1))
+  printf 'fleet: {name: bench, node: bench1, bind: "127.0.0.1:%d", health: majority}\n' "$fleet_port" >> "$work/dnslb.yaml"
+fi
 
 # The query mix, 100,000 lines, deterministic.
 awk 'BEGIN { srand(42); for (i = 0; i < 100000; i++) { r = rand();
