@@ -2,6 +2,7 @@ package zones
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,6 +100,35 @@ mail A 192.0.2.26
 		}
 		if res := z.Lookup("mail.example.test.", dns.TypeMX); len(res.Answer) != 1 {
 			t.Errorf("MX after append: %v", res.Answer)
+		}
+	}
+}
+
+func TestTypes(t *testing.T) {
+	z, err := parseText("example.test.", "z", `$TTL 300
+@ SOA ns1 hostmaster 1 3600 600 86400 60
+@ NS ns1
+ns1 A 192.0.2.53
+www A 192.0.2.1
+www AAAA 2001:db8::1
+a.b A 192.0.2.9
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"www.example.test.":   "[A AAAA]",
+		"example.test.":       "[NS SOA]",
+		"b.example.test.":     "[]", // an empty non-terminal
+		"other.example.test.": "[]",
+	} {
+		var got []string
+		for _, typ := range z.Types(name) {
+			got = append(got, dns.TypeToString[typ])
+		}
+		slices.Sort(got)
+		if s := fmt.Sprint(got); s != want && !(want == "[]" && got == nil) {
+			t.Errorf("Types(%s) = %s, want %s", name, s, want)
 		}
 	}
 }

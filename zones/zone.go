@@ -149,3 +149,19 @@ func (z *Zone) All() []dns.RR {
 	}
 	return out
 }
+
+// Types returns the types of the RRsets at an exact, canonical owner name
+// (none for an empty non-terminal or a name not in the zone), for the
+// type bitmap of a denial of existence.
+func (z *Zone) Types(name string) []uint16 {
+	n := z.find(name)
+	if n == nil {
+		return nil
+	}
+	sets := z.setsOf(n)
+	out := make([]uint16, 0, len(sets))
+	for _, s := range sets {
+		out = append(out, s.typ)
+	}
+	return out
+}

@@ -535,7 +535,15 @@ func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *f
 		r.ede(dns.ExtendedErrorCodeNotAuthoritative)
 		return a.pack(r, q, req, out)
 	}
-	a.resolve(r, q, req, view, zone, qname)
+	if s := view.Signers[zone]; s != nil && qname == zone.Origin && isKeyType(q.qtype) {
+		r.rrl = rrl.NewClass(rrl.Answer, qname)
+		a.answerKeys(r, q, zone, s)
+	} else {
+		a.resolve(r, q, req, view, zone, qname)
+	}
+	if q.do && len(view.Signers) > 0 {
+		a.signReply(r, q, view)
+	}
 	return a.pack(r, q, req, out)
 }
 

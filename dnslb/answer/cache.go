@@ -320,6 +320,9 @@ func parseFast(msg []byte, tcp bool, ourSize uint16, cookies bool, q *fastQuery)
 		if msg[off+7]&0x80 != 0 {
 			ednsFlags |= 2 // DO
 		}
+		if msg[off+7]&0x40 != 0 {
+			ednsFlags |= 16 // CO: a signed zone's NXDOMAIN keeps its rcode (RFC 9824)
+		}
 		if off+11 < len(msg) {
 			at, n, ok := findCookie(msg[off+11:])
 			if !ok {

@@ -42,6 +42,10 @@ type View struct {
 	// Overrides are the operator overrides (drains, force-downs) in force
 	// with this view; nil for none.
 	Overrides *Overrides
+	// Signers sign the answers of the zones with DNSSEC (nil: none).
+	// A key change or a signature refresh is a new view: its Gen keeps
+	// cached replies with older signatures from being served.
+	Signers map[*zones.Zone]ZoneSigner
 	// Unavailable lists the canonical origins of zones that are
 	// configured but have nothing to serve: pulled from a primary and
 	// expired, or not transferred yet. Names in them (and not in a zone

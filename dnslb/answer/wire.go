@@ -35,6 +35,7 @@ type query struct {
 	edns    bool
 	udpSize uint16 // client's advertised size, at least 512
 	do      bool
+	co      bool // RFC 9824 Compact Answers OK
 	version uint8
 
 	tsig    *dns.TSIG   // the query's TSIG record, nil if unsigned
@@ -130,6 +131,7 @@ func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
 			q.edns = true
 			q.udpSize = max(rr.UDPSize(), dns.MinMsgSize)
 			q.do = rr.Do()
+			q.co = rr.Hdr.Ttl&flagCO != 0
 			q.version = rr.Version()
 			if n := int(rr.Hdr.Rdlength); n <= next-start {
 				q.opts = msg[next-n : next] // the RDATA ends the record
