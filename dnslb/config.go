@@ -560,6 +560,8 @@ type ZoneConfig struct {
 	Serial string `mapstructure:"serial"`
 	// Transfer, if set, offers the zone to secondaries (AXFR, IXFR).
 	Transfer *TransferConfig `mapstructure:"transfer"`
+	// DNSSEC, if set, signs the zone's answers online (see dnssec.go).
+	DNSSEC *DNSSECConfig `mapstructure:"dnssec"`
 }
 
 // TCPConfig tunes TCP serving.
@@ -677,6 +679,9 @@ func (c *Config) Validate() error {
 		}
 		if z.Serial != "" && z.Serial != "auto" {
 			bad(key+".serial", "%q: only \"auto\" (or nothing) is allowed", z.Serial)
+		}
+		if z.DNSSEC != nil {
+			validateDNSSEC(bad, key+".dnssec", z.DNSSEC)
 		}
 		if z.Transfer != nil {
 			validateTransfer(bad, key+".transfer", z.Transfer, c.TSIG.Keys)

@@ -144,6 +144,9 @@ type Runtime struct {
 	fleet     *fleetNode
 	keptFleet []fleet.Override
 
+	// sign holds the keys and signers of the zones signed online.
+	sign *signing
+
 	// rrlNow is the rate limiter's clock: RuntimeOptions.Now as given,
 	// nil for the limiter's own (which reads the monotonic clock alone).
 	rrlNow func() time.Time
@@ -171,6 +174,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		rrlNow:       rrlNow,
 	}
 	r.sec = newSecondaries(r)
+	r.sign = newSigning(opts.Log, opts.Now)
 	var rs restored
 	res, err := r.buildAside(func() (*Generation, error) {
 		l, err := opts.Load()
@@ -201,6 +205,11 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, g.Failed
 	}
 	cfg := g.Loaded.Config
+	signers, err := r.sign.prepare(g)
+	if err != nil {
+		return nil, g.Loaded.place(ProblemsOf(err))
+	}
+	g.View.Signers = signers // before it is served: still the build
 	r.runner = new(healthcheck.Runner)
 	r.sched = healthcheck.NewScheduler(healthcheck.WithObserver(r.observeProbe),
 		healthcheck.WithRunner(r.runner))
@@ -620,6 +629,11 @@ func boundReloadMemory() (restore func()) {
 // have changed meanwhile (a new value, like the change was). The
 // config's other settings are the caller's to apply.
 func (r *Runtime) install(g *Generation) error {
+	signers, err := r.sign.prepare(g)
+	if err != nil {
+		return g.Loaded.place(ProblemsOf(err))
+	}
+	g.View.Signers = signers // before it is served: still the build
 	if err := r.setTargets(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)
 	}
@@ -785,6 +799,9 @@ func (r *Runtime) housekeeping(ctx context.Context) {
 		}
 		n++
 		r.expireOverrides()
+		if n%signingTick == 0 {
+			r.refreshSigners(n%resignEvery == 0)
+		}
 		if n%shareSampleEvery == 0 {
 			r.sampleShares()
 		}

@@ -19,6 +19,7 @@ func newRootCommand() *cobra.Command {
 	// actions.
 	root.SetVersionTemplate(strings.ReplaceAll(build.String(), "{{", ""))
 	root.AddCommand(newServeCommand(), newCheckCommand(), newVIPCommand(),
-		newStatusCommand(), newDrainCommand(), newUndrainCommand(), newReloadCommand())
+		newStatusCommand(), newDrainCommand(), newUndrainCommand(), newReloadCommand(),
+		newDNSSECCommand())
 	return root
 }

@@ -114,3 +114,13 @@ func (v *View) InUnavailable(qname string, zone *zones.Zone) bool {
 	}
 	return false
 }
+
+// WithSigners returns a copy of v whose zones are signed by signers,
+// numbered gen: replies cached with other signatures must not answer
+// for it.
+func (v *View) WithSigners(signers map[*zones.Zone]ZoneSigner, gen uint64) *View {
+	c := *v
+	c.Signers = signers
+	c.gen = gen
+	return &c
+}

@@ -1,0 +1,318 @@
+package dnslb
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dnslb/dnslb/dnslb/answer"
+	"github.com/dnslb/dnslb/dnslb/dnssec"
+	"github.com/dnslb/dnslb/zones"
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
+)
+
+// signing holds the keys and signers of the zones signed online
+// (docs/design.md, DNSSEC). Keys live on disk; a signer is made per key
+// set, so a key change never serves an old key's signature, and the
+// view carrying the signers is renumbered whenever they change, so no
+// cached reply outlives them.
+type signing struct {
+	log zerolog.Logger
+	now func() time.Time
+	// mu guards zones: the build of a generation (start, reload) and
+	// housekeeping's rollovers.
+	mu    sync.Mutex
+	zones map[string]*zoneSigning // by canonical origin
+}
+
+// zoneSigning is one zone's keys and signer.
+type zoneSigning struct {
+	dir    string
+	policy dnssec.Policy
+	keys   []*dnssec.Key
+	set    *dnssec.KeySet
+	signer *dnssec.Signer
+	made   time.Time // when signer was made
+}
+
+// signerAdapter is a zone's signer as the answer path uses it.
+type signerAdapter struct {
+	s   *dnssec.Signer
+	set *dnssec.KeySet
+}
+
+func (a signerAdapter) Sign(rrset []dns.RR) ([]dns.RR, error) { return a.s.Sign(rrset) }
+
+func (a signerAdapter) Keys(qtype uint16) []dns.RR {
+	switch qtype {
+	case dns.TypeDNSKEY:
+		return a.set.DNSKEYs()
+	case dns.TypeCDS:
+		return a.set.CDS()
+	case dns.TypeCDNSKEY:
+		return a.set.CDNSKEY()
+	}
+	return nil
+}
+
+// signatureCacheEntries bounds each zone's signature cache.
+const signatureCacheEntries = 1 << 16
+
+func newSigning(log zerolog.Logger, now func() time.Time) *signing {
+	return &signing{log: log.With().Str("component", "dnssec").Logger(), now: now, zones: map[string]*zoneSigning{}}
+}
+
+// policyOf is the dnssec package's policy for a zone's dnssec: block.
+func policyOf(d *DNSSECConfig) (dnssec.Policy, error) {
+	p := dnssec.DefaultPolicy()
+	alg := d.Algorithm
+	if alg == "" {
+		alg = "ecdsap256sha256"
+	}
+	a, err := dnssec.ParseAlgorithm(alg)
+	if err != nil {
+		return p, err
+	}
+	p.Algorithm = a
+	if d.ZSKLifetime != nil {
+		p.ZSKLifetime = *d.ZSKLifetime
+	}
+	p.KSKLifetime = d.KSKLifetime
+	if d.SignatureValidity != 0 {
+		p.SigValidity = d.SignatureValidity
+		p.SigRefresh = min(p.SigRefresh, d.SignatureValidity/3)
+	}
+	return p, p.Validate()
+}
+
+// keyDir is a zone's key directory: its keys setting, relative to the
+// config file's directory.
+func keyDir(d *DNSSECConfig, root ZoneRoot) string {
+	dir := d.Keys
+	if dir == "" {
+		dir = DefaultDNSSECKeys
+	}
+	if filepath.IsAbs(dir) || root.Dir == "" {
+		return dir
+	}
+	return filepath.Join(root.Dir, dir)
+}
+
+// prepare makes sure every signed zone of g has keys (generating them,
+// and rolling them as the policy says) and a signer, and returns the
+// signers by zone for g's view. A zone whose keys cannot be read or made
+// is an error: a signed zone is never served unsigned.
+func (s *signing) prepare(g *Generation) (map[*zones.Zone]answer.ZoneSigner, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[*zones.Zone]answer.ZoneSigner{}
+	seen := map[string]bool{}
+	var errs Problems
+	for i, zc := range g.Loaded.Config.Zones {
+		if zc.DNSSEC == nil {
+			continue
+		}
+		origin := zones.CanonicalName(zc.Origin)
+		seen[origin] = true
+		z := g.View.Zones.Zone(origin)
+		if z == nil {
+			continue // not loaded: nothing to sign
+		}
+		zs, err := s.zoneLocked(origin, zc.DNSSEC, g.Loaded.Root)
+		if err != nil {
+			errs = append(errs, keyed(fmt.Sprintf("zones[%d].dnssec", i), "%v", err))
+			continue
+		}
+		out[z] = signerAdapter{s: zs.signer, set: zs.set}
+	}
+	for origin := range s.zones {
+		if !seen[origin] {
+			delete(s.zones, origin)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
+}
+
+// zoneLocked returns origin's signing state, made or rolled as needed.
+func (s *signing) zoneLocked(origin string, d *DNSSECConfig, root ZoneRoot) (*zoneSigning, error) {
+	p, err := policyOf(d)
+	if err != nil {
+		return nil, err
+	}
+	dir := keyDir(d, root)
+	zs := s.zones[origin]
+	if zs == nil || zs.dir != dir || zs.policy != p {
+		zs = &zoneSigning{dir: dir, policy: p}
+		// A first start makes the directory, for the owner alone (a
+		// directory that exists is checked as it is, by LoadKeys).
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("key directory: %w", err)
+		}
+		if zs.keys, err = dnssec.LoadKeys(dir, origin); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.rollLocked(origin, zs); err != nil {
+		return nil, err
+	}
+	s.zones[origin] = zs
+	return zs, nil
+}
+
+// rollLocked carries out what the policy asks of origin's keys now, and
+// makes a new signer when the keys changed (or there was none).
+func (s *signing) rollLocked(origin string, zs *zoneSigning) error {
+	now := s.now()
+	actions, err := dnssec.Plan(origin, zs.keys, zs.policy, now)
+	if err != nil {
+		return err
+	}
+	if len(actions) > 0 {
+		keys, err := dnssec.Apply(zs.dir, zs.keys, actions, now)
+		if err != nil {
+			return err
+		}
+		for _, a := range actions {
+			s.log.Info().Str("zone", origin).Str("action", a.String()).Msg("key change")
+		}
+		zs.keys, zs.signer = keys, nil
+	}
+	if zs.signer != nil && (zs.set.NextChange().IsZero() || now.Before(zs.set.NextChange())) {
+		return nil // the same keys publish and sign
+	}
+	set, err := dnssec.NewKeySet(origin, zs.keys, zs.policy, now)
+	if err != nil {
+		return err
+	}
+	signer, err := dnssec.NewSigner(set, s.now, signatureCacheEntries)
+	if err != nil {
+		return err
+	}
+	zs.set, zs.signer = set, signer
+	zs.made = now
+	return nil
+}
+
+// tick rolls keys that are due and reports whether any zone has a new
+// signer (its view is to be swapped).
+func (s *signing) tick() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed := false
+	for origin, zs := range s.zones {
+		before := zs.signer
+		if err := s.rollLocked(origin, zs); err != nil {
+			s.log.Error().Err(err).Str("zone", origin).Msg("key rollover failed; signing with the keys in use")
+			continue
+		}
+		changed = changed || zs.signer != before
+	}
+	return changed
+}
+
+// signersFor maps the signers prepared onto the zones of a view (a copy
+// of the served one, whose zones are the same values).
+func (s *signing) signersFor(v *answer.View) map[*zones.Zone]answer.ZoneSigner {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.zones) == 0 {
+		return nil
+	}
+	out := map[*zones.Zone]answer.ZoneSigner{}
+	for origin, zs := range s.zones {
+		if z := v.Zones.Zone(origin); z != nil && zs.signer != nil {
+			out[z] = signerAdapter{s: zs.signer, set: zs.set}
+		}
+	}
+	return out
+}
+
+// describe lists the keys of every signed zone, for the API.
+func (s *signing) describe() map[string][]*dnssec.Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string][]*dnssec.Key{}
+	for origin, zs := range s.zones {
+		out[origin] = append([]*dnssec.Key(nil), zs.keys...)
+	}
+	return out
+}
+
+// signingTick is how often (in housekeeping seconds) keys are checked for
+// a due rollover; resignEvery how often the served view is renumbered
+// anyway, so that no cached reply holds a signature older than that (the
+// signer re-signs well before expiry; the response cache would not).
+const (
+	signingTick = 60
+	resignEvery = 3600
+)
+
+// refreshSigners swaps in a view with new signers when a key changed, or
+// with the same ones renumbered when renumber (no cached reply survives).
+func (r *Runtime) refreshSigners(renumber bool) {
+	changed := r.sign.tick()
+	if !changed && !renumber {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.cur.Load()
+	if len(g.View.Signers) == 0 && !changed {
+		return
+	}
+	r.servedGen++
+	ng := *g
+	ng.View = g.View.WithSigners(r.sign.signersFor(g.View), r.servedGen)
+	r.swapLocked(&ng)
+	r.xfr.Poke()
+}
+
+// ParentRecords returns what the parent zone of origin needs to hold for
+// the chain of trust: the DS (SHA-256) and DNSKEY records of the KSKs it
+// should point at now, from the zone's key directory, read only (a zone
+// without keys yet has none: dnslb makes them when it first serves it).
+func ParentRecords(l *Loaded, origin string, now time.Time) (ds, dnskeys []dns.RR, err error) {
+	origin = zones.CanonicalName(origin)
+	for i, zc := range l.Config.Zones {
+		if zones.CanonicalName(zc.Origin) != origin {
+			continue
+		}
+		if zc.DNSSEC == nil {
+			return nil, nil, fmt.Errorf("zones[%d] (%s) has no dnssec: block", i, origin)
+		}
+		p, err := policyOf(zc.DNSSEC)
+		if err != nil {
+			return nil, nil, fmt.Errorf("zones[%d].dnssec: %w", i, err)
+		}
+		dir := keyDir(zc.DNSSEC, l.Root)
+		var keys []*dnssec.Key
+		if _, err := os.Stat(dir); err == nil {
+			if keys, err = dnssec.LoadKeys(dir, origin); err != nil {
+				return nil, nil, fmt.Errorf("zones[%d].dnssec: %w", i, err)
+			}
+		}
+		if len(keys) == 0 {
+			return nil, nil, fmt.Errorf("no keys for %s in %s yet: dnslb makes them when it first serves the zone (start it once)", origin, dir)
+		}
+		set, err := dnssec.NewKeySet(origin, keys, p, now)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", dir, err)
+		}
+		for _, d := range set.DS(dns.SHA256) {
+			ds = append(ds, d)
+		}
+		for _, k := range set.ParentKSKs() {
+			dnskeys = append(dnskeys, k.DNSKEY)
+		}
+		return ds, dnskeys, nil
+	}
+	return nil, nil, fmt.Errorf("%s is not one of the config's zones", origin)
+}

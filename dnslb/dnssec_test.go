@@ -1,0 +1,116 @@
+package dnslb
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
+)
+
+func askDO(t *testing.T, rt *Runtime, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.SetEdns0(1232, true)
+	resp, _, err := (&dns.Client{Timeout: 2 * time.Second, Net: "tcp"}).Exchange(m, rt.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// verifyWith checks every RRSIG of rrs against keys, and that each RRset
+// of types has one.
+func verifyWith(t *testing.T, keys []dns.RR, rrs []dns.RR, types ...uint16) {
+	t.Helper()
+	sets := map[uint16][]dns.RR{}
+	var sigs []*dns.RRSIG
+	for _, rr := range rrs {
+		if s, ok := rr.(*dns.RRSIG); ok {
+			sigs = append(sigs, s)
+		} else {
+			sets[rr.Header().Rrtype] = append(sets[rr.Header().Rrtype], rr)
+		}
+	}
+	for _, typ := range types {
+		ok := false
+		for _, s := range sigs {
+			if s.TypeCovered != typ {
+				continue
+			}
+			for _, k := range keys {
+				if dk := k.(*dns.DNSKEY); dk.KeyTag() == s.KeyTag && s.Verify(dk, sets[typ]) == nil {
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			t.Errorf("no RRSIG over %s verifies with the zone's DNSKEYs: %v", dns.TypeToString[typ], rrs)
+		}
+	}
+}
+
+func TestSignedZoneRuntime(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "1", "")
+	fc := baseConfig(dir)
+	fc.cfg.Zones[0].DNSSEC = &DNSSECConfig{}
+	rt := newTestRuntime(t, dir, fc, zerolog.Nop())
+
+	// Keys were made in keys/ beside the config, the private ones for
+	// the owner only.
+	privs, _ := filepath.Glob(filepath.Join(dir, "keys", "Kexample.test.+013+*.private"))
+	if len(privs) < 2 {
+		t.Fatalf("private keys %v, want a KSK and a ZSK (and the ZSK's successor, published later)", privs)
+	}
+	for _, p := range privs {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: %v %v", p, st.Mode(), err)
+		}
+	}
+	keys := askDO(t, rt, "example.test.", dns.TypeDNSKEY)
+	if len(keys.Answer) < 3 {
+		t.Fatalf("DNSKEY answer %v", keys.Answer)
+	}
+	var dnskeys []dns.RR
+	for _, rr := range keys.Answer {
+		if rr.Header().Rrtype == dns.TypeDNSKEY {
+			dnskeys = append(dnskeys, rr)
+		}
+	}
+	verifyWith(t, dnskeys, keys.Answer, dns.TypeDNSKEY)
+	www := askDO(t, rt, "www.example.test.", dns.TypeA)
+	verifyWith(t, dnskeys, www.Answer, dns.TypeA)
+	nx := askDO(t, rt, "nope.example.test.", dns.TypeA)
+	verifyWith(t, dnskeys, nx.Ns, dns.TypeSOA, dns.TypeNSEC)
+
+	// A restart signs with the same keys; a reload too.
+	if err := rt.Reload(); err != nil && !strings.Contains(err.Error(), "nothing") {
+		t.Fatal(err)
+	}
+	again := askDO(t, rt, "example.test.", dns.TypeDNSKEY)
+	if len(again.Answer) != len(keys.Answer) {
+		t.Errorf("after a reload %d DNSKEY records, before %d", len(again.Answer), len(keys.Answer))
+	}
+	rt2, err := NewRuntime(RuntimeOptions{Load: fc.load, Log: zerolog.Nop(), StateFile: filepath.Join(t.TempDir(), "s.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer rt2.Shutdown(context.Background())
+	verifyWith(t, dnskeys, askDO(t, rt2, "www.example.test.", dns.TypeA).Answer, dns.TypeA)
+
+	// A private key others can read is refused, by name.
+	os.Chmod(privs[0], 0o644)
+	_, err = NewRuntime(RuntimeOptions{Load: fc.load, Log: zerolog.Nop(), StateFile: filepath.Join(t.TempDir(), "s.json")})
+	if err == nil || !strings.Contains(err.Error(), "zones[0].dnssec") || !strings.Contains(err.Error(), filepath.Base(privs[0])) {
+		t.Errorf("start with a readable private key: %v", err)
+	}
+}
