@@ -48,6 +48,8 @@ type signerAdapter struct {
 
 func (a signerAdapter) Sign(rrset []dns.RR) ([]dns.RR, error) { return a.s.Sign(rrset) }
 
+func (a signerAdapter) MaxTTL() uint32 { return uint32(a.set.Policy().MaxTTL / time.Second) }
+
 func (a signerAdapter) Keys(qtype uint16) []dns.RR {
 	switch qtype {
 	case dns.TypeDNSKEY:

@@ -31,6 +31,13 @@ func startUnbound(t testing.TB, stubAddr string) string {
 // more server: lines (indented by four spaces).
 func startUnboundModules(t testing.TB, stubAddr, modules, extra string) string {
 	t.Helper()
+	return startUnboundConf(t, stubAddr, modules, extra+"\n    domain-insecure: \"example.test.\"")
+}
+
+// startUnboundConf is startUnboundModules without example.test. marked
+// insecure: extra may give it a trust anchor, for validation.
+func startUnboundConf(t testing.TB, stubAddr, modules, extra string) string {
+	t.Helper()
 	unbound := requireTool(t, "unbound")
 	host, port, _ := strings.Cut(stubAddr, ":")
 	dir := t.TempDir()
@@ -57,7 +64,6 @@ func startUnboundModules(t testing.TB, stubAddr, modules, extra string) string {
     do-not-query-localhost: no
     module-config: %q
 %s
-    domain-insecure: "example.test."
     # "test." is one of unbound's default local zones (RFC 6761, static):
     # let queries below it through to the stub.
     local-zone: "test." transparent

@@ -17,6 +17,9 @@ type ZoneSigner interface {
 	// Keys returns the apex's DNSKEY, CDS or CDNSKEY RRset (by qtype),
 	// nil for none.
 	Keys(qtype uint16) []dns.RR
+	// MaxTTL is the longest TTL it signs: key retirement is timed by it.
+	// Longer ones are cut to it in signed replies.
+	MaxTTL() uint32
 }
 
 // flagCO is the EDNS header flag "Compact Answers OK" (RFC 9824): the
@@ -136,16 +139,24 @@ func signSection(rrs []dns.RR, view *View, skip ...uint16) ([]dns.RR, error) {
 			j++
 		}
 		set := rrs[i:j:j]
-		out = append(out, set...)
 		i = j
-		if h.Rrtype == dns.TypeRRSIG || slices.Contains(skip, h.Rrtype) {
-			continue
+		var s ZoneSigner
+		if h.Rrtype != dns.TypeRRSIG && !slices.Contains(skip, h.Rrtype) {
+			s = view.Signers[zoneFor(view.Zones, zones.CanonicalName(h.Name), h.Rrtype)]
 		}
-		owner := zones.CanonicalName(h.Name)
-		s := view.Signers[zoneFor(view.Zones, owner, h.Rrtype)]
 		if s == nil {
+			out = append(out, set...)
 			continue
 		}
+		if max := s.MaxTTL(); h.Ttl > max {
+			// Copies: the records are the zone's.
+			set = slices.Clone(set)
+			for k, rr := range set {
+				set[k] = dns.Copy(rr)
+				set[k].Header().Ttl = max
+			}
+		}
+		out = append(out, set...)
 		sigs, err := s.Sign(set)
 		if err != nil {
 			return nil, err

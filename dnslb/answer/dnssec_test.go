@@ -17,6 +17,7 @@ type testSigner struct {
 	ksk, zsk       *dns.DNSKEY
 	kskPriv, zPriv crypto.Signer
 	signed         int
+	maxTTL         uint32
 }
 
 func newTestSigner(t *testing.T, origin string) *testSigner {
@@ -52,6 +53,13 @@ func (s *testSigner) Sign(rrset []dns.RR) ([]dns.RR, error) {
 		return nil, err
 	}
 	return []dns.RR{sig}, nil
+}
+
+func (s *testSigner) MaxTTL() uint32 {
+	if s.maxTTL == 0 {
+		return 3600
+	}
+	return s.maxTTL
 }
 
 func (s *testSigner) Keys(qtype uint16) []dns.RR {
@@ -226,6 +234,20 @@ func TestOnlineSigning(t *testing.T) {
 		}
 		if n := signer.signed - before; n > 4 {
 			t.Errorf("%d signings for 20 equal queries: the cache does not hold signed answers", n)
+		}
+	})
+	t.Run("TTLs over the signer's longest are cut", func(t *testing.T) {
+		signer.maxTTL = 60
+		defer func() { signer.maxTTL = 0 }()
+		resp := signedExchange(t, auth, "example.test.", dns.TypeMX, true, false)
+		verifySigned(t, signer, "answer", resp.Answer)
+		for _, rr := range resp.Answer {
+			if rr.Header().Ttl > 60 {
+				t.Errorf("TTL %d over 60: %v", rr.Header().Ttl, rr)
+			}
+		}
+		if ttl := zone.RRset("example.test.", dns.TypeMX)[0].Header().Ttl; ttl != 3600 {
+			t.Errorf("the zone's record changed: TTL %d", ttl)
 		}
 	})
 }
