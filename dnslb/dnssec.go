@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/dnslb/dnslb/dnslb/dnssec"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -28,6 +30,9 @@ type signing struct {
 	// housekeeping's rollovers.
 	mu    sync.Mutex
 	zones map[string]*zoneSigning // by canonical origin
+	// served is when the view served last got its signers (a build, a
+	// key change or the hourly renumbering): a cached reply is no older.
+	served time.Time
 }
 
 // zoneSigning is one zone's keys and signer.
@@ -140,6 +145,7 @@ func (s *signing) prepare(g *Generation) (map[*zones.Zone]answer.ZoneSigner, err
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	s.served = s.now()
 	return out, nil
 }
 
@@ -228,6 +234,7 @@ func (s *signing) signersFor(v *answer.View) map[*zones.Zone]answer.ZoneSigner {
 	if len(s.zones) == 0 {
 		return nil
 	}
+	s.served = s.now()
 	out := map[*zones.Zone]answer.ZoneSigner{}
 	for origin, zs := range s.zones {
 		if z := v.Zones.Zone(origin); z != nil && zs.signer != nil {
@@ -237,15 +244,100 @@ func (s *signing) signersFor(v *answer.View) map[*zones.Zone]answer.ZoneSigner {
 	return out
 }
 
-// describe lists the keys of every signed zone, for the API.
-func (s *signing) describe() map[string][]*dnssec.Key {
+// zoneReport is what the metrics say of one signed zone.
+type zoneReport struct {
+	origin string
+	keys   []*dnssec.Key
+	stats  dnssec.SignerStats
+	next   time.Time
+	// minValidity bounds from below the validity left of any signature
+	// that can be served now: the signer re-signs before SigRefresh is
+	// left, and no cached reply is older than the last renumbering.
+	minValidity time.Duration
+}
+
+func (s *signing) report() []zoneReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string][]*dnssec.Key{}
+	now := s.now()
+	var out []zoneReport
 	for origin, zs := range s.zones {
-		out[origin] = append([]*dnssec.Key(nil), zs.keys...)
+		zr := zoneReport{origin: origin, keys: zs.keys}
+		if zs.signer != nil {
+			zr.stats = zs.signer.Stats()
+			zr.next = zs.set.NextChange()
+			zr.minValidity = zs.policy.SigRefresh - now.Sub(s.served)
+		}
+		out = append(out, zr)
 	}
 	return out
+}
+
+// keyState names where a key is in its life now.
+func keyState(k *dnssec.Key, now time.Time) string {
+	switch {
+	case k.Active(now):
+		return "active"
+	case k.Published(now) && now.Before(k.Activate):
+		return "published" // pre-published, not signing yet
+	case k.Published(now):
+		return "retired" // still published, no longer signing
+	case now.Before(k.Publish):
+		return "scheduled"
+	default:
+		return "removed"
+	}
+}
+
+// dnssecCollector exports the signed zones' keys and signing at scrape
+// time.
+type dnssecCollector struct {
+	r                                    *Runtime
+	keys, sigs, cache, next, minValidity *prometheus.Desc
+}
+
+func newDNSSECCollector(r *Runtime) *dnssecCollector {
+	return &dnssecCollector{r: r,
+		keys: prometheus.NewDesc("dnslb_dnssec_keys",
+			"Keys of a signed zone by role (ksk, zsk) and state (scheduled, published, active, retired).", []string{"zone", "role", "state"}, nil),
+		sigs: prometheus.NewDesc("dnslb_dnssec_signatures_total",
+			"Signatures made for a signed zone's answers, by result (ok, failed).", []string{"zone", "result"}, nil),
+		cache: prometheus.NewDesc("dnslb_dnssec_signature_cache_total",
+			"Look-ups of the zone's signature cache, by result (hit, miss).", []string{"zone", "result"}, nil),
+		next: prometheus.NewDesc("dnslb_dnssec_next_key_event_timestamp_seconds",
+			"When the zone's key set next changes (a key published, activated, retired or removed).", []string{"zone"}, nil),
+		minValidity: prometheus.NewDesc("dnslb_dnssec_signature_min_validity_seconds",
+			"A lower bound of the validity left of any signature the zone can serve now; alert well above 0.", []string{"zone"}, nil),
+	}
+}
+
+func (c *dnssecCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.keys, c.sigs, c.cache, c.next, c.minValidity} {
+		ch <- d
+	}
+}
+
+func (c *dnssecCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.r.opts.Now()
+	for _, zr := range c.r.sign.report() {
+		counts := map[[2]string]int{}
+		for _, k := range zr.keys {
+			counts[[2]string{strings.ToLower(k.Role.String()), keyState(k, now)}]++
+		}
+		for _, role := range []string{"ksk", "zsk"} {
+			for _, state := range []string{"scheduled", "published", "active", "retired"} {
+				ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(counts[[2]string{role, state}]), zr.origin, role, state)
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(c.sigs, prometheus.CounterValue, float64(zr.stats.Signatures), zr.origin, "ok")
+		ch <- prometheus.MustNewConstMetric(c.sigs, prometheus.CounterValue, float64(zr.stats.Failures), zr.origin, "failed")
+		ch <- prometheus.MustNewConstMetric(c.cache, prometheus.CounterValue, float64(zr.stats.Hits), zr.origin, "hit")
+		ch <- prometheus.MustNewConstMetric(c.cache, prometheus.CounterValue, float64(zr.stats.Misses), zr.origin, "miss")
+		if !zr.next.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.next, prometheus.GaugeValue, float64(zr.next.Unix()), zr.origin)
+		}
+		ch <- prometheus.MustNewConstMetric(c.minValidity, prometheus.GaugeValue, zr.minValidity.Seconds(), zr.origin)
+	}
 }
 
 // signingTick is how often (in housekeeping seconds) keys are checked for

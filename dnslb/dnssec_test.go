@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,48 @@ func TestSignedZoneRuntime(t *testing.T) {
 	verifyWith(t, dnskeys, www.Answer, dns.TypeA)
 	nx := askDO(t, rt, "nope.example.test.", dns.TypeA)
 	verifyWith(t, dnskeys, nx.Ns, dns.TypeSOA, dns.TypeNSEC)
+
+	mfs := gatherFamilies(t, rt.Metrics())
+	for name, want := range map[string]string{
+		"dnslb_dnssec_keys":                          "",
+		"dnslb_dnssec_signatures_total":              "ok",
+		"dnslb_dnssec_signature_min_validity_seconds": "",
+	} {
+		if mfs[name] == nil {
+			t.Errorf("%s not exported", name)
+			continue
+		}
+		if want != "" && seriesValues(mfs, name, "result")[want] <= 0 {
+			t.Errorf("%s{result=%s} = 0 after signed answers", name, want)
+		}
+	}
+	// The shipped alerts' DNSSEC metrics are exported (the integration
+	// test of shipped names leaves them to this one).
+	rules, err := os.ReadFile("../contrib/prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range regexp.MustCompile(`dnslb_dnssec_[a-z_]+`).FindAllString(string(rules), -1) {
+		if mfs[name] == nil {
+			t.Errorf("alerts.yml uses %s, which a signed zone does not export", name)
+		}
+	}
+	active := 0.0
+	for _, m := range mfs["dnslb_dnssec_keys"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["state"] == "active" {
+			active += m.GetGauge().GetValue()
+		}
+	}
+	if active != 2 {
+		t.Errorf("%v active keys, want a KSK and a ZSK", active)
+	}
+	if v := mfs["dnslb_dnssec_signature_min_validity_seconds"].GetMetric()[0].GetGauge().GetValue(); v < 24*3600 {
+		t.Errorf("min validity %vs, want about SigRefresh (2 days)", v)
+	}
 
 	// A restart signs with the same keys; a reload too.
 	if err := rt.Reload(); err != nil && !strings.Contains(err.Error(), "nothing") {

@@ -256,7 +256,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, err
 	}
 	r.auth.SetRRL(lim)
-	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools), newRuntimeCollector(r), newWeightCollector(r), newFleetCollector(r))
+	r.metrics.Registry.MustRegister(newMemberCollector(r.Pools), newRuntimeCollector(r), newWeightCollector(r), newFleetCollector(r), newDNSSECCollector(r))
 	r.server = dnsserver.New(dnsserver.Options{
 		Listen:         cfg.Listen,
 		TCPIdleTimeout: cfg.TCP.IdleTimeout,
