@@ -92,8 +92,8 @@ func TestSignedZoneRuntime(t *testing.T) {
 
 	mfs := gatherFamilies(t, rt.Metrics())
 	for name, want := range map[string]string{
-		"dnslb_dnssec_keys":                          "",
-		"dnslb_dnssec_signatures_total":              "ok",
+		"dnslb_dnssec_keys":                           "",
+		"dnslb_dnssec_signatures_total":               "ok",
 		"dnslb_dnssec_signature_min_validity_seconds": "",
 	} {
 		if mfs[name] == nil {
