@@ -2,10 +2,13 @@ package dnslb
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,5 +158,146 @@ func TestSignedZoneRuntime(t *testing.T) {
 	_, err = NewRuntime(RuntimeOptions{Load: fc.load, Log: zerolog.Nop(), StateFile: filepath.Join(t.TempDir(), "s.json")})
 	if err == nil || !strings.Contains(err.Error(), "zones[0].dnssec") || !strings.Contains(err.Error(), filepath.Base(privs[0])) {
 		t.Errorf("start with a readable private key: %v", err)
+	}
+}
+
+// fakeClock is a clock the test moves.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// TestRolloverKeepsValidating runs ZSK and KSK rollovers in accelerated
+// time (a day's ZSK, two days' KSK, over a week in 15-minute steps)
+// against a model of a validating resolver that caches the DNSKEY set
+// for its TTL and a parent that publishes the DS of the CDS an hour
+// after it changes: every answer must validate with what the resolver
+// may hold at each moment.
+func TestRolloverKeepsValidating(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, "1", "")
+	fc := baseConfig(dir)
+	zsk, ksk := 24*time.Hour, 48*time.Hour
+	fc.cfg.Zones[0].DNSSEC = &DNSSECConfig{Algorithm: "ed25519", ZSKLifetime: &zsk, KSKLifetime: ksk}
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	rt, err := NewRuntime(RuntimeOptions{Load: fc.load, Log: zerolog.Nop(), Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Shutdown(context.Background())
+
+	type fetched struct {
+		at   time.Time
+		keys map[uint16]*dns.DNSKEY
+	}
+	keysOf := func(rrs []dns.RR) map[uint16]*dns.DNSKEY {
+		out := map[uint16]*dns.DNSKEY{}
+		for _, rr := range rrs {
+			if k, ok := rr.(*dns.DNSKEY); ok {
+				out[k.KeyTag()] = k
+			}
+		}
+		return out
+	}
+	var cached []fetched          // DNSKEY sets a resolver may still hold
+	parentDS := map[uint16]bool{} // the parent's DS, by key tag
+	var cds map[uint16]bool
+	var cdsSince time.Time
+	zskTags, kskTags := map[uint16]bool{}, map[uint16]bool{}
+	const ttl = time.Hour
+
+	verifies := func(what string, keys map[uint16]*dns.DNSKEY, rrs []dns.RR, typ uint16) bool {
+		var set []dns.RR
+		var sigs []*dns.RRSIG
+		for _, rr := range rrs {
+			if s, ok := rr.(*dns.RRSIG); ok && s.TypeCovered == typ {
+				sigs = append(sigs, s)
+			} else if rr.Header().Rrtype == typ {
+				set = append(set, rr)
+			}
+		}
+		now := clock.Now()
+		for _, s := range sigs {
+			if k := keys[s.KeyTag]; k != nil && s.Verify(k, set) == nil && s.ValidityPeriod(now) {
+				return true
+			}
+		}
+		return false
+	}
+	for step := 0; step < 7*24*4; step++ {
+		clock.add(15 * time.Minute)
+		rt.refreshSigners(true)
+		now := clock.Now()
+
+		dk := askDO(t, rt, "example.test.", dns.TypeDNSKEY)
+		current := keysOf(dk.Answer)
+		for tag, k := range current {
+			if k.Flags == 257 {
+				kskTags[tag] = true
+			} else {
+				zskTags[tag] = true
+			}
+		}
+		// The DNSKEY set is signed by a KSK the parent vouches for.
+		anchored := map[uint16]*dns.DNSKEY{}
+		for tag, k := range current {
+			if parentDS[tag] || step == 0 {
+				anchored[tag] = k
+			}
+		}
+		if !verifies("DNSKEY", anchored, dk.Answer, dns.TypeDNSKEY) {
+			t.Fatalf("%s: the DNSKEY set is not signed by a key the parent's DS %v names: %v", now, parentDS, dk.Answer)
+		}
+		if step == 0 {
+			for tag, k := range current {
+				if k.Flags == 257 {
+					parentDS[tag] = true
+				}
+			}
+		}
+		cached = append(cached, fetched{now, current})
+		for len(cached) > 0 && now.Sub(cached[0].at) > ttl {
+			cached = cached[1:]
+		}
+		// Every cached DNSKEY set validates the answers made now.
+		www := askDO(t, rt, "www.example.test.", dns.TypeA)
+		nx := askDO(t, rt, "nope.example.test.", dns.TypeA)
+		for _, c := range cached {
+			if !verifies("A", c.keys, www.Answer, dns.TypeA) || !verifies("NSEC", c.keys, nx.Ns, dns.TypeNSEC) {
+				t.Fatalf("%s: answers do not validate with the DNSKEY set fetched at %s (%d keys): %v %v", now, c.at, len(c.keys), www.Answer, nx.Ns)
+			}
+		}
+		// The parent follows the CDS an hour after it changes, keeping
+		// the old DS for its TTL.
+		cdsNow := map[uint16]bool{}
+		for _, rr := range askDO(t, rt, "example.test.", dns.TypeCDS).Answer {
+			if c, ok := rr.(*dns.CDS); ok {
+				cdsNow[c.KeyTag] = true
+			}
+		}
+		if fmt.Sprint(cdsNow) != fmt.Sprint(cds) {
+			cds, cdsSince = cdsNow, now
+		}
+		if len(cds) > 0 && now.Sub(cdsSince) >= time.Hour && fmt.Sprint(cds) != fmt.Sprint(parentDS) {
+			parentDS = maps.Clone(cds)
+		}
+	}
+	if len(zskTags) < 6 || len(kskTags) < 3 {
+		t.Errorf("%d ZSKs and %d KSKs served over a week: the keys did not roll (ZSK daily, KSK every two days)", len(zskTags), len(kskTags))
 	}
 }
