@@ -61,7 +61,11 @@ func verifyWith(t *testing.T, keys []dns.RR, rrs []dns.RR, types ...uint16) {
 
 func TestSignedZoneRuntime(t *testing.T) {
 	dir := t.TempDir()
-	writeZone(t, dir, "1", "")
+	var big strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&big, "big A 192.0.2.%d\n", 100+i)
+	}
+	writeZone(t, dir, "1", big.String())
 	fc := baseConfig(dir)
 	fc.cfg.Zones[0].DNSSEC = &DNSSECConfig{}
 	rt := newTestRuntime(t, dir, fc, zerolog.Nop())
@@ -134,6 +138,17 @@ func TestSignedZoneRuntime(t *testing.T) {
 	if v := mfs["dnslb_dnssec_signature_min_validity_seconds"].GetMetric()[0].GetGauge().GetValue(); v < 24*3600 {
 		t.Errorf("min validity %vs, want about SigRefresh (2 days)", v)
 	}
+
+	// A signed reply too big for the client's UDP size is truncated;
+	// over TCP it is whole, and verifies.
+	m := new(dns.Msg)
+	m.SetQuestion("big.example.test.", dns.TypeA)
+	m.SetEdns0(512, true)
+	udp, _, err := (&dns.Client{Timeout: 2 * time.Second, UDPSize: 512}).Exchange(m, rt.Addrs()[0])
+	if err != nil || !udp.Truncated {
+		t.Errorf("40 signed A records in 512 bytes of UDP: %v truncated=%v", err, udp != nil && udp.Truncated)
+	}
+	verifyWith(t, dnskeys, askDO(t, rt, "big.example.test.", dns.TypeA).Answer, dns.TypeA)
 
 	// A restart signs with the same keys; a reload too.
 	if err := rt.Reload(); err != nil && !strings.Contains(err.Error(), "nothing") {
