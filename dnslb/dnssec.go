@@ -6,10 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/dnslb/answer"
 	"github.com/dnslb/dnslb/dnslb/dnssec"
 	"github.com/dnslb/dnslb/zones"
@@ -409,4 +411,22 @@ func ParentRecords(l *Loaded, origin string, now time.Time) (ds, dnskeys []dns.R
 		return ds, dnskeys, nil
 	}
 	return nil, nil, fmt.Errorf("%s is not one of the config's zones", origin)
+}
+
+// zoneDNSSEC is the API's view of a signed zone's keys.
+func zoneDNSSEC(zr zoneReport, now time.Time) *admin.ZoneDNSSEC {
+	zd := &admin.ZoneDNSSEC{Keys: []admin.DNSSECKey{}, NextKeyEvent: zr.next,
+		Signatures: zr.stats.Signatures, Failures: zr.stats.Failures}
+	for _, k := range zr.keys {
+		zd.Keys = append(zd.Keys, admin.DNSSECKey{Tag: k.Tag, Role: strings.ToLower(k.Role.String()), Algorithm: k.Algorithm.String(),
+			State: keyState(k, now), Publish: k.Publish, Activate: k.Activate, Inactive: k.Inactive, Delete: k.Delete,
+			File: filepath.Base(k.Path)})
+	}
+	slices.SortFunc(zd.Keys, func(a, b admin.DNSSECKey) int {
+		if c := strings.Compare(a.Role, b.Role); c != 0 {
+			return c
+		}
+		return a.Activate.Compare(b.Activate)
+	})
+	return zd
 }

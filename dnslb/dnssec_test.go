@@ -139,6 +139,23 @@ func TestSignedZoneRuntime(t *testing.T) {
 		t.Errorf("min validity %vs, want about SigRefresh (2 days)", v)
 	}
 
+	// The zones API shows the keys.
+	zs := rt.Zones()
+	if d := zs[0].DNSSEC; d == nil || len(d.Keys) < 2 || d.Signatures == 0 {
+		t.Errorf("zone status %+v", zs[0].DNSSEC)
+	} else {
+		states := map[string]int{}
+		for _, k := range d.Keys {
+			states[k.Role+" "+k.State]++
+			if !strings.HasPrefix(k.File, "Kexample.test.+013+") {
+				t.Errorf("key file %q", k.File)
+			}
+		}
+		if states["ksk active"] != 1 || states["zsk active"] != 1 {
+			t.Errorf("key states %v", states)
+		}
+	}
+
 	// A signed reply too big for the client's UDP size is truncated;
 	// over TCP it is whole, and verifies.
 	m := new(dns.Msg)

@@ -894,6 +894,15 @@ func (r *Runtime) Zones() []admin.ZoneStatus {
 		}
 		out = append(out, zs)
 	}
+	if r.sign != nil {
+		signed := map[string]*admin.ZoneDNSSEC{}
+		for _, zr := range r.sign.report() {
+			signed[zr.origin] = zoneDNSSEC(zr, r.opts.Now())
+		}
+		for i := range out {
+			out[i].DNSSEC = signed[out[i].Origin]
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })
 	return out
 }

@@ -287,6 +287,15 @@ func printZones(w io.Writer, zones []admin.ZoneStatus, now time.Time) {
 				status = "ok, from " + z.Primary
 			}
 		}
+		if d := z.DNSSEC; d != nil {
+			var active []string
+			for _, k := range d.Keys {
+				if k.State == "active" {
+					active = append(active, fmt.Sprintf("%s %d", k.Role, k.Tag))
+				}
+			}
+			status += "; signed by " + strings.Join(active, ", ")
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", z.Origin, z.Serial, z.Records, agoText(now, z.LoadedAt), status)
 	}
 	tw.Flush()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/admin"
 	"github.com/dnslb/dnslb/dnslb/dnssec"
 	"github.com/miekg/dns"
 )
@@ -56,5 +57,14 @@ func TestDNSSECDS(t *testing.T) {
 	}
 	if !strings.Contains(lines[1], "DNSKEY\t257 3 13") {
 		t.Errorf("DNSKEY line %q", lines[1])
+	}
+}
+
+func TestPrintZonesSigned(t *testing.T) {
+	var b strings.Builder
+	printZones(&b, []admin.ZoneStatus{{Origin: "example.test.", Serial: 3, DNSSEC: &admin.ZoneDNSSEC{Keys: []admin.DNSSECKey{
+		{Tag: 111, Role: "ksk", State: "active"}, {Tag: 222, Role: "zsk", State: "active"}, {Tag: 333, Role: "zsk", State: "published"}}}}}, time.Now())
+	if !strings.Contains(b.String(), "ok; signed by ksk 111, zsk 222") {
+		t.Errorf("zones:\n%s", b.String())
 	}
 }

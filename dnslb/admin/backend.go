@@ -164,6 +164,35 @@ type ZoneStatus struct {
 	// expires unless a refresh succeeds first (zero: none, or expired).
 	Expired   bool      `json:"expired,omitempty"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// DNSSEC is the zone's keys, when it is signed online.
+	DNSSEC *ZoneDNSSEC `json:"dnssec,omitempty"`
+}
+
+// ZoneDNSSEC is the state of a signed zone's keys.
+type ZoneDNSSEC struct {
+	Keys []DNSSECKey `json:"keys"`
+	// NextKeyEvent is when the key set changes next (zero: no change
+	// planned).
+	NextKeyEvent time.Time `json:"next_key_event,omitzero"`
+	// Signatures counts signatures made; Failures the answers that could
+	// not be signed (SERVFAIL).
+	Signatures uint64 `json:"signatures"`
+	Failures   uint64 `json:"failures"`
+}
+
+// DNSSECKey is one key of a signed zone.
+type DNSSECKey struct {
+	Tag       uint16 `json:"tag"`
+	Role      string `json:"role"`      // ksk, zsk
+	Algorithm string `json:"algorithm"` // ECDSAP256SHA256, ED25519
+	// State is scheduled, published (not signing yet), active or retired
+	// (published, no longer signing).
+	State    string    `json:"state"`
+	Publish  time.Time `json:"publish,omitzero"`
+	Activate time.Time `json:"activate,omitzero"`
+	Inactive time.Time `json:"inactive,omitzero"`
+	Delete   time.Time `json:"delete,omitzero"`
+	File     string    `json:"file"`
 }
 
 // ErrUnknownMember is wrapped by SetOverride for an address in no pool.
