@@ -116,10 +116,10 @@ func keyDir(d *DNSSECConfig, root ZoneRoot) string {
 // and rolling them as the policy says) and a signer, and returns the
 // signers by zone for g's view. A zone whose keys cannot be read or made
 // is an error: a signed zone is never served unsigned.
-func (s *signing) prepare(g *Generation) (map[*zones.Zone]answer.ZoneSigner, error) {
+func (s *signing) prepare(g *Generation) (map[string]answer.ZoneSigner, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[*zones.Zone]answer.ZoneSigner{}
+	out := map[string]answer.ZoneSigner{}
 	seen := map[string]bool{}
 	var errs Problems
 	for i, zc := range g.Loaded.Config.Zones {
@@ -137,7 +137,7 @@ func (s *signing) prepare(g *Generation) (map[*zones.Zone]answer.ZoneSigner, err
 			errs = append(errs, keyed(fmt.Sprintf("zones[%d].dnssec", i), "%v", err))
 			continue
 		}
-		out[z] = signerAdapter{s: zs.signer, set: zs.set}
+		out[origin] = signerAdapter{s: zs.signer, set: zs.set}
 	}
 	for origin := range s.zones {
 		if !seen[origin] {
@@ -228,19 +228,18 @@ func (s *signing) tick() bool {
 	return changed
 }
 
-// signersFor maps the signers prepared onto the zones of a view (a copy
-// of the served one, whose zones are the same values).
-func (s *signing) signersFor(v *answer.View) map[*zones.Zone]answer.ZoneSigner {
+// signersFor returns the signers prepared, by origin.
+func (s *signing) signersFor() map[string]answer.ZoneSigner {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.zones) == 0 {
 		return nil
 	}
 	s.served = s.now()
-	out := map[*zones.Zone]answer.ZoneSigner{}
+	out := map[string]answer.ZoneSigner{}
 	for origin, zs := range s.zones {
-		if z := v.Zones.Zone(origin); z != nil && zs.signer != nil {
-			out[z] = signerAdapter{s: zs.signer, set: zs.set}
+		if zs.signer != nil {
+			out[origin] = signerAdapter{s: zs.signer, set: zs.set}
 		}
 	}
 	return out
@@ -366,7 +365,7 @@ func (r *Runtime) refreshSigners(renumber bool) {
 	}
 	r.servedGen++
 	ng := *g
-	ng.View = g.View.WithSigners(r.sign.signersFor(g.View), r.servedGen)
+	ng.View = g.View.WithSigners(r.sign.signersFor(), r.servedGen)
 	r.swapLocked(&ng)
 	r.xfr.Poke()
 }

@@ -146,3 +146,105 @@ pools:
 		t.Errorf("kdig +dnssec: %v\n%s", err, out)
 	}
 }
+
+// TestDNSSECSignedTransfer: a signed zone transferred out (view:
+// filtered, so health shows in it) is a signed zone with a full NSEC
+// chain, which ldns-verify-zone accepts, before and after a backend
+// goes down; IXFR of a signed zone is answered with the whole zone.
+func TestDNSSECSignedTransfer(t *testing.T) {
+	verify := requireTool(t, "ldns-verify-zone")
+	be := startBackends(t, ip11, ip12)
+	zdir := signedZone(t)
+	zone, err := os.ReadFile(filepath.Join(zdir, "example.test.zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A delegation with glue, which stays unsigned and out of the chain.
+	zone = append(zone, "sub     IN NS   ns.sub\nns.sub  IN A    192.0.2.99\n"...)
+	if err := os.WriteFile(filepath.Join(zdir, "example.test.zone"), zone, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := startDNSLB(t, fmt.Sprintf(`log: {level: info, format: json}
+zones:
+  - origin: example.test.
+    file: %s
+    dnssec: {keys: %s}
+    transfer: {view: filtered, allow: [{prefix: 127.0.0.1/32}]}
+pools:
+  www.example.test.:
+    policy: round-robin
+    ttl: 1
+    check: %s
+`, filepath.Join(zdir, "example.test.zone"), filepath.Join(zdir, "keys"), httpCheck(be.Port)))
+
+	transfer := func(qtype uint16) []dns.RR {
+		t.Helper()
+		m := new(dns.Msg)
+		if qtype == dns.TypeIXFR {
+			m.SetIxfr("example.test.", 1, "ns1.example.test.", "hostmaster.example.test.")
+		} else {
+			m.SetAxfr("example.test.")
+		}
+		env, err := (&dns.Transfer{}).In(m, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rrs []dns.RR
+		for e := range env {
+			if e.Error != nil {
+				t.Fatal(e.Error)
+			}
+			rrs = append(rrs, e.RR...)
+		}
+		return rrs
+	}
+	check := func(what string, rrs []dns.RR, wantWWW int) {
+		t.Helper()
+		var b strings.Builder
+		www, sigs, nsecs := 0, 0, 0
+		for _, rr := range rrs[:len(rrs)-1] { // one SOA, as a zone file has
+			b.WriteString(rr.String() + "\n")
+			switch rr.Header().Rrtype {
+			case dns.TypeA:
+				if rr.Header().Name == "www.example.test." {
+					www++
+				}
+			case dns.TypeRRSIG:
+				sigs++
+			case dns.TypeNSEC:
+				nsecs++
+			}
+		}
+		file := filepath.Join(t.TempDir(), "signed.zone")
+		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(verify, "-V", "3", file).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Zone is verified and complete") {
+			t.Errorf("%s: ldns-verify-zone: %v\n%s\n%s", what, err, out, b.String())
+		}
+		if www != wantWWW || sigs == 0 || nsecs == 0 {
+			t.Errorf("%s: %d www A, %d RRSIG, %d NSEC", what, www, sigs, nsecs)
+		}
+	}
+	check("AXFR", transfer(dns.TypeAXFR), 2)
+	be.get(t, ip12).Stop()
+	dnstest.Eventually(t, 10*time.Second, "the filtered view without 127.0.0.12", func() (bool, string) {
+		rrs := transfer(dns.TypeAXFR)
+		return !strings.Contains(fmt.Sprint(rrs), ip12), fmt.Sprint(len(rrs), " records")
+	})
+	check("AXFR, a backend down", transfer(dns.TypeAXFR), 1)
+	// The new serial is a new copy of the zone: its answers are signed
+	// still (they were not when signers were found by the zone's copy).
+	m := new(dns.Msg)
+	m.SetQuestion("www.example.test.", dns.TypeA)
+	m.SetEdns0(1232, true)
+	if resp := query(t, addr, "udp", m); !strings.Contains(fmt.Sprint(resp.Answer), "RRSIG") {
+		t.Errorf("answer after the serial changed is unsigned: %v", resp.Answer)
+	}
+	ixfr := transfer(dns.TypeIXFR)
+	if len(ixfr) < 3 || ixfr[1].Header().Rrtype == dns.TypeSOA {
+		t.Fatalf("IXFR of a signed zone: want the whole zone (AXFR form), got %d records starting %v", len(ixfr), ixfr[:min(2, len(ixfr))])
+	}
+	check("IXFR", ixfr, 1)
+}

@@ -535,7 +535,7 @@ func (a *Authority) answer(q *query, req *Request, out []byte, view *View, fq *f
 		r.ede(dns.ExtendedErrorCodeNotAuthoritative)
 		return a.pack(r, q, req, out)
 	}
-	if s := view.Signers[zone]; s != nil && qname == zone.Origin && isKeyType(q.qtype) {
+	if s := view.SignerOf(zone); s != nil && qname == zone.Origin && isKeyType(q.qtype) {
 		r.rrl = rrl.NewClass(rrl.Answer, qname)
 		a.answerKeys(r, q, zone, s)
 	} else {

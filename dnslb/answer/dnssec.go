@@ -1,6 +1,7 @@
 package answer
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -69,7 +70,7 @@ func (a *Authority) signReply(r *reply, q *query, view *View) {
 	switch soa, isSOA := r.m.Ns[0].(*dns.SOA); {
 	case isSOA:
 		z := view.Zones.Zone(zones.CanonicalName(soa.Hdr.Name))
-		s := view.Signers[z]
+		s := view.SignerOf(z)
 		if z == nil || s == nil {
 			return
 		}
@@ -103,7 +104,7 @@ func (a *Authority) signReply(r *reply, q *query, view *View) {
 		// proves there is none (an insecure delegation).
 		owner := zones.CanonicalName(r.m.Ns[0].Header().Name)
 		z := zoneFor(view.Zones, owner, dns.TypeDS)
-		if z == nil || view.Signers[z] == nil {
+		if view.SignerOf(z) == nil {
 			return
 		}
 		ns = r.m.Ns[:len(r.m.Ns):len(r.m.Ns)]
@@ -142,7 +143,7 @@ func signSection(rrs []dns.RR, view *View, skip ...uint16) ([]dns.RR, error) {
 		i = j
 		var s ZoneSigner
 		if h.Rrtype != dns.TypeRRSIG && !slices.Contains(skip, h.Rrtype) {
-			s = view.Signers[zoneFor(view.Zones, zones.CanonicalName(h.Name), h.Rrtype)]
+			s = view.SignerOf(zoneFor(view.Zones, zones.CanonicalName(h.Name), h.Rrtype))
 		}
 		if s == nil {
 			out = append(out, set...)
@@ -179,4 +180,120 @@ func (a *Authority) signFailed(r *reply) {
 func bitmap(types []uint16) []uint16 {
 	slices.Sort(types)
 	return slices.Compact(types)
+}
+
+// signZone turns the records of a full zone transfer (SOA, the zone, SOA)
+// into the signed zone a secondary can serve as it is: the apex keys
+// added, an NSEC chain over the names in canonical order (RFC 4034 6.1),
+// and every authoritative RRset signed, delegation NS and glue excepted.
+// Online answers prove denial with compact NSECs; a secondary has only
+// what it is given, so it gets a real chain.
+func signZone(rrs []dns.RR, origin string, s ZoneSigner) ([]dns.RR, error) {
+	if len(rrs) < 2 || rrs[0].Header().Rrtype != dns.TypeSOA {
+		return rrs, nil
+	}
+	soa := rrs[0].(*dns.SOA)
+	body := rrs[1 : len(rrs)-1]
+	maxTTL := s.MaxTTL()
+	sets := map[string]map[uint16][]dns.RR{}
+	add := func(rr dns.RR) {
+		if rr.Header().Rrtype == dns.TypeRRSIG || rr.Header().Rrtype == dns.TypeNSEC {
+			return // the zone's own, if any: made here instead
+		}
+		if rr.Header().Ttl > maxTTL {
+			rr = dns.Copy(rr)
+			rr.Header().Ttl = maxTTL
+		}
+		name := zones.CanonicalName(rr.Header().Name)
+		if sets[name] == nil {
+			sets[name] = map[uint16][]dns.RR{}
+		}
+		sets[name][rr.Header().Rrtype] = append(sets[name][rr.Header().Rrtype], rr)
+	}
+	add(soa)
+	for _, rr := range body {
+		add(rr)
+	}
+	// The apex keys are the signer's, as online answers give them.
+	for _, t := range []uint16{dns.TypeDNSKEY, dns.TypeCDS, dns.TypeCDNSKEY} {
+		if keys := s.Keys(t); keys != nil {
+			sets[origin][t] = keys
+		} else {
+			delete(sets[origin], t)
+		}
+	}
+	cut := func(name string) bool { return name != origin && sets[name][dns.TypeNS] != nil }
+	occluded := func(name string) bool {
+		for n := name; n != origin; {
+			i := strings.IndexByte(n, '.')
+			if i < 0 || i == len(n)-1 {
+				return false
+			}
+			n = n[i+1:]
+			if cut(n) {
+				return true
+			}
+		}
+		return false
+	}
+	var names []string
+	for name := range sets {
+		if !occluded(name) {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, canonicalCompare)
+	negTTL := min(soa.Hdr.Ttl, soa.Minttl)
+	out := make([]dns.RR, 0, 3*len(body)+4)
+	var apexSOA []dns.RR
+	for i, name := range names {
+		types := []uint16{dns.TypeRRSIG, dns.TypeNSEC}
+		for t := range sets[name] {
+			types = append(types, t)
+		}
+		nsec := &dns.NSEC{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeNSEC, Class: dns.ClassINET, Ttl: negTTL},
+			NextDomain: names[(i+1)%len(names)], TypeBitMap: bitmap(types)}
+		sets[name][dns.TypeNSEC] = []dns.RR{nsec}
+		for _, t := range slices.Sorted(maps.Keys(sets[name])) {
+			set := sets[name][t]
+			if name == origin && t == dns.TypeSOA {
+				sigs, err := s.Sign(set)
+				if err != nil {
+					return nil, err
+				}
+				apexSOA = append(set, sigs...)
+				continue
+			}
+			out = append(out, set...)
+			if cut(name) && t == dns.TypeNS {
+				continue // the child's to sign
+			}
+			sigs, err := s.Sign(set)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sigs...)
+		}
+	}
+	// Glue under the cuts, unsigned, after the chain.
+	for name, byType := range sets {
+		if occluded(name) {
+			for _, t := range slices.Sorted(maps.Keys(byType)) {
+				out = append(out, byType[t]...)
+			}
+		}
+	}
+	return append(append(apexSOA, out...), rrs[len(rrs)-1]), nil
+}
+
+// canonicalCompare orders names as RFC 4034 6.1 does: by their labels
+// from the right, each compared as lower-case bytes.
+func canonicalCompare(a, b string) int {
+	la, lb := dns.SplitDomainName(strings.ToLower(a)), dns.SplitDomainName(strings.ToLower(b))
+	for i, j := len(la)-1, len(lb)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
+		if c := strings.Compare(la[i], lb[j]); c != 0 {
+			return c
+		}
+	}
+	return len(la) - len(lb)
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
-	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
 )
 
@@ -131,7 +130,7 @@ func TestOnlineSigning(t *testing.T) {
 	view := poolView(t, map[string]poolSpec{"www.example.test.": {policy: "round-robin", maxAnswers: 1}})
 	zone := view.Zones.Zone("example.test.")
 	signer := newTestSigner(t, "example.test.")
-	view.Signers = map[*zones.Zone]ZoneSigner{zone: signer}
+	view.Signers = map[string]ZoneSigner{zone.Origin: signer}
 	auth := NewAuthority(view, 0, nil)
 
 	nsecOf := func(resp *dns.Msg) *dns.NSEC {

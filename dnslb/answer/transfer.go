@@ -92,7 +92,26 @@ func (a *Authority) transfer(q *query, req *Request, out []byte, view *View) (re
 	if q.signer != nil {
 		tr.Key = q.signer.key.name
 	}
+	zone := view.Zones.Zone(tr.Zone)
+	signer := view.SignerOf(zone)
+	if signer != nil && q.qtype == dns.TypeIXFR && req.TCP && req.Stream != nil {
+		// A signed zone's diffs would need their signatures and chain
+		// diffed too: the whole zone instead (RFC 1995 4 allows it).
+		tr.Type = dns.TypeAXFR
+	}
 	rrs, allowed := t.Transfer(tr)
+	if allowed && signer != nil && tr.Type == dns.TypeAXFR {
+		signed, err := signZone(rrs, tr.Zone, signer)
+		if err != nil {
+			r := a.newReply(q, true)
+			r.counter = view.NoZone
+			r.m.Rcode = dns.RcodeServerFailure
+			r.ede(dns.ExtendedErrorCodeDNSBogus)
+			t.Finished(tr, err)
+			return a.pack(r, q, req, out), true
+		}
+		rrs = signed
+	}
 	r := a.newReply(q, true)
 	r.counter = view.NoZone
 	if z := view.Zones.Zone(tr.Zone); z != nil && view.Counters != nil {

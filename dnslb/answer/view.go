@@ -42,10 +42,12 @@ type View struct {
 	// Overrides are the operator overrides (drains, force-downs) in force
 	// with this view; nil for none.
 	Overrides *Overrides
-	// Signers sign the answers of the zones with DNSSEC (nil: none).
-	// A key change or a signature refresh is a new view: its Gen keeps
-	// cached replies with older signatures from being served.
-	Signers map[*zones.Zone]ZoneSigner
+	// Signers sign the answers of the zones with DNSSEC, by canonical
+	// origin (nil: none): by name, as a zone's new serial (a filtered
+	// transfer view) is a new *zones.Zone of the same zone. A key change
+	// or a signature refresh is a new view: its Gen keeps cached replies
+	// with older signatures from being served.
+	Signers map[string]ZoneSigner
 	// Unavailable lists the canonical origins of zones that are
 	// configured but have nothing to serve: pulled from a primary and
 	// expired, or not transferred yet. Names in them (and not in a zone
@@ -118,9 +120,17 @@ func (v *View) InUnavailable(qname string, zone *zones.Zone) bool {
 // WithSigners returns a copy of v whose zones are signed by signers,
 // numbered gen: replies cached with other signatures must not answer
 // for it.
-func (v *View) WithSigners(signers map[*zones.Zone]ZoneSigner, gen uint64) *View {
+func (v *View) WithSigners(signers map[string]ZoneSigner, gen uint64) *View {
 	c := *v
 	c.Signers = signers
 	c.gen = gen
 	return &c
+}
+
+// SignerOf returns z's signer, nil when z is not signed (or nil).
+func (v *View) SignerOf(z *zones.Zone) ZoneSigner {
+	if z == nil || len(v.Signers) == 0 {
+		return nil
+	}
+	return v.Signers[z.Origin]
 }
