@@ -286,6 +286,8 @@ func arcount(b []byte, n uint16) []byte {
 func FuzzServeDNS(f *testing.F) {
 	view := tsigView(f)
 	view.Pools = poolView(f, map[string]poolSpec{"www.example.test.": {policy: "sticky"}}).Pools
+	// example.test. is signed: queries with DO take the signing path.
+	view.Signers = map[string]ZoneSigner{"example.test.": newTestSigner(f, "example.test.")}
 	m := new(dns.Msg)
 	m.SetQuestion("www.example.test.", dns.TypeA)
 	m.SetEdns0(1232, true)

@@ -19,7 +19,7 @@ type testSigner struct {
 	maxTTL         uint32
 }
 
-func newTestSigner(t *testing.T, origin string) *testSigner {
+func newTestSigner(t testing.TB, origin string) *testSigner {
 	t.Helper()
 	s := &testSigner{}
 	for _, k := range []struct {
