@@ -45,13 +45,17 @@ type zoneSigning struct {
 	set    *dnssec.KeySet
 	signer *dnssec.Signer
 	made   time.Time // when signer was made
+	nsec3  bool      // denial: nsec3
 }
 
 // signerAdapter is a zone's signer as the answer path uses it.
 type signerAdapter struct {
-	s   *dnssec.Signer
-	set *dnssec.KeySet
+	s     *dnssec.Signer
+	set   *dnssec.KeySet
+	nsec3 bool
 }
+
+func (a signerAdapter) NSEC3() bool { return a.nsec3 }
 
 func (a signerAdapter) Sign(rrset []dns.RR) ([]dns.RR, error) { return a.s.Sign(rrset) }
 
@@ -137,7 +141,8 @@ func (s *signing) prepare(g *Generation) (map[string]answer.ZoneSigner, error) {
 			errs = append(errs, keyed(fmt.Sprintf("zones[%d].dnssec", i), "%v", err))
 			continue
 		}
-		out[origin] = signerAdapter{s: zs.signer, set: zs.set}
+		zs.nsec3 = zc.DNSSEC.Denial == "nsec3"
+		out[origin] = signerAdapter{s: zs.signer, set: zs.set, nsec3: zs.nsec3}
 	}
 	for origin := range s.zones {
 		if !seen[origin] {
@@ -239,7 +244,7 @@ func (s *signing) signersFor() map[string]answer.ZoneSigner {
 	out := map[string]answer.ZoneSigner{}
 	for origin, zs := range s.zones {
 		if zs.signer != nil {
-			out[origin] = signerAdapter{s: zs.signer, set: zs.set}
+			out[origin] = signerAdapter{s: zs.signer, set: zs.set, nsec3: zs.nsec3}
 		}
 	}
 	return out

@@ -15,7 +15,7 @@ type DNSSECConfig struct {
 	// keys/). Private keys in it must not be readable by others.
 	Keys string `mapstructure:"keys"`
 	// Denial is how non-existence is proved: compact (RFC 9824, the
-	// default).
+	// default) or nsec3 (white lies: SHA-1, no salt, no iterations).
 	Denial string `mapstructure:"denial"`
 	// ZSKLifetime is how long a zone-signing key signs before a
 	// pre-published successor takes over (default 30 days; 0: never).
@@ -38,11 +38,9 @@ func validateDNSSEC(bad func(key, format string, args ...any), key string, d *DN
 		bad(key+".algorithm", "%q is not ecdsap256sha256 (13) or ed25519 (15)", d.Algorithm)
 	}
 	switch d.Denial {
-	case "", "compact":
-	case "nsec3":
-		bad(key+".denial", "nsec3 white lies are not available yet; compact (RFC 9824) is")
+	case "", "compact", "nsec3":
 	default:
-		bad(key+".denial", "%q is not compact", d.Denial)
+		bad(key+".denial", "%q is not compact or nsec3", d.Denial)
 	}
 	if l := d.ZSKLifetime; l != nil && *l != 0 && *l < time.Hour {
 		bad(key+".zsk_lifetime", "%s is under an hour (0: never roll)", *l)

@@ -64,19 +64,25 @@ func askValidating(t *testing.T, resolver, name string, qtype uint16) *dns.Msg {
 }
 
 func TestDNSSECValidatedByUnbound(t *testing.T) {
+	for _, denial := range []string{"compact", "nsec3"} {
+		t.Run(denial, func(t *testing.T) { testValidatedByUnbound(t, denial) })
+	}
+}
+
+func testValidatedByUnbound(t *testing.T, denial string) {
 	be := startBackends(t, ip11, ip12)
 	zdir := signedZone(t)
 	addr := startDNSLB(t, fmt.Sprintf(`log: {level: info, format: json}
 zones:
   - origin: example.test.
     file: %s
-    dnssec: {keys: %s}
+    dnssec: {keys: %s, denial: %s}
 pools:
   www.example.test.:
     policy: round-robin
     ttl: 1
     check: %s
-`, filepath.Join(zdir, "example.test.zone"), filepath.Join(zdir, "keys"), httpCheck(be.Port)))
+`, filepath.Join(zdir, "example.test.zone"), filepath.Join(zdir, "keys"), denial, httpCheck(be.Port)))
 	ksk := kskOf(t, addr)
 	resolver := startUnboundConf(t, addr, "validator iterator", fmt.Sprintf("    trust-anchor: \"%s\"\n    val-log-level: 2", strings.ReplaceAll(ksk.String(), "\t", " ")))
 
@@ -102,8 +108,15 @@ pools:
 	secure("static TXT", "txt.example.test.", dns.TypeTXT, dns.RcodeSuccess, 1)
 	secure("NODATA", "www.example.test.", dns.TypeMX, dns.RcodeSuccess, 0)
 	// Compact denial: a name that does not exist is NOERROR with the
-	// NXNAME bit, proven like a NODATA.
-	secure("non-existent name", "nope.example.test.", dns.TypeA, dns.RcodeSuccess, 0)
+	// NXNAME bit, proven like a NODATA; NSEC3 proves the NXDOMAIN.
+	nx := dns.RcodeSuccess
+	if denial == "nsec3" {
+		nx = dns.RcodeNameError
+	}
+	secure("non-existent name", "nope.example.test.", dns.TypeA, nx, 0)
+	secure("non-existent name below one", "a.b.nope.example.test.", dns.TypeA, nx, 0)
+	secure("empty non-terminal", "wild.example.test.", dns.TypeA, dns.RcodeSuccess, 0)
+	secure("NODATA at the apex", "example.test.", dns.TypeTXT, dns.RcodeSuccess, 0)
 	secure("wildcard", "x.wild.example.test.", dns.TypeA, dns.RcodeSuccess, 1)
 
 	// A backend goes down: the pool's new answer is signed as well.

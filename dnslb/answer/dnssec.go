@@ -1,6 +1,7 @@
 package answer
 
 import (
+	"encoding/base32"
 	"maps"
 	"slices"
 	"strings"
@@ -21,6 +22,9 @@ type ZoneSigner interface {
 	// MaxTTL is the longest TTL it signs: key retirement is timed by it.
 	// Longer ones are cut to it in signed replies.
 	MaxTTL() uint32
+	// NSEC3 says denial is by NSEC3 white lies (RFC 7129 appendix B)
+	// instead of compact NSEC.
+	NSEC3() bool
 }
 
 // flagCO is the EDNS header flag "Compact Answers OK" (RFC 9824): the
@@ -80,6 +84,10 @@ func (a *Authority) signReply(r *reply, q *query, view *View) {
 				name = zones.CanonicalName(c.Target) // the denial is of the chain's end
 			}
 		}
+		if s.NSEC3() {
+			ns = append(r.m.Ns, nsec3Denial(z, name, q.qtype, r.m.Rcode == dns.RcodeNameError, soa.Hdr.Ttl)...)
+			break
+		}
 		var types []uint16
 		if r.m.Rcode == dns.RcodeNameError {
 			types = []uint16{TypeNXNAME}
@@ -90,7 +98,7 @@ func (a *Authority) signReply(r *reply, q *query, view *View) {
 			// The types the name has, less the one asked (its absence
 			// is what is proved; a pool with no member to answer has
 			// its A records, not in the answer).
-			for _, t := range z.Types(name) {
+			for _, t := range typesAt(z, name) {
 				if t != q.qtype && t != dns.TypeRRSIG && t != dns.TypeNSEC {
 					types = append(types, t)
 				}
@@ -110,6 +118,8 @@ func (a *Authority) signReply(r *reply, q *query, view *View) {
 		ns = r.m.Ns[:len(r.m.Ns):len(r.m.Ns)]
 		if ds := z.RRset(owner, dns.TypeDS); len(ds) > 0 {
 			ns = append(ns, ds...)
+		} else if view.SignerOf(z).NSEC3() {
+			ns = append(ns, nsec3At(z.Origin, owner, z.NegativeTTL(), []uint16{dns.TypeNS}))
 		} else {
 			ns = append(ns, &dns.NSEC{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeNSEC, Class: dns.ClassINET, Ttl: z.NegativeTTL()},
 				NextDomain: "\\000." + owner, TypeBitMap: []uint16{dns.TypeNS, dns.TypeRRSIG, dns.TypeNSEC}})
@@ -296,4 +306,98 @@ func canonicalCompare(a, b string) int {
 		}
 	}
 	return len(la) - len(lb)
+}
+
+// nsec3Hash is the NSEC3 hash of the white lies: SHA-1, no salt, no
+// extra iterations (RFC 9276).
+func nsec3Hash(name string) []byte {
+	b, _ := nsec3Encoding.DecodeString(dns.HashName(name, dns.SHA1, 0, ""))
+	return b
+}
+
+var nsec3Encoding = base32.HexEncoding.WithPadding(base32.NoPadding)
+
+// nsec3Record is an NSEC3 from owner hash to next hash.
+func nsec3Record(origin string, owner, next []byte, ttl uint32, types []uint16) *dns.NSEC3 {
+	return &dns.NSEC3{Hdr: dns.RR_Header{Name: strings.ToLower(nsec3Encoding.EncodeToString(owner)) + "." + origin, Rrtype: dns.TypeNSEC3, Class: dns.ClassINET, Ttl: ttl},
+		Hash: dns.SHA1, HashLength: uint8(len(next)), NextDomain: nsec3Encoding.EncodeToString(next), TypeBitMap: bitmap(types)}
+}
+
+// nsec3At matches name: its hash to the hash after it, listing types
+// (RRSIG added).
+func nsec3At(origin, name string, ttl uint32, types []uint16) *dns.NSEC3 {
+	h := nsec3Hash(name)
+	return nsec3Record(origin, h, addOne(h, 1), ttl, append(slices.Clone(types), dns.TypeRRSIG))
+}
+
+// nsec3Covering covers name's hash and nothing else: from the hash before
+// it to the one after (a white lie).
+func nsec3Covering(origin, name string, ttl uint32) *dns.NSEC3 {
+	h := nsec3Hash(name)
+	return nsec3Record(origin, addOne(h, -1), addOne(h, 1), ttl, nil)
+}
+
+// addOne returns b plus or minus one, as a big-endian number (wrapping).
+func addOne(b []byte, delta int) []byte {
+	out := slices.Clone(b)
+	for i := len(out) - 1; i >= 0; i-- {
+		if delta > 0 {
+			out[i]++
+			if out[i] != 0 {
+				break
+			}
+		} else {
+			out[i]--
+			if out[i] != 0xff {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// nsec3Denial proves that name has no qtype (NODATA: an NSEC3 matching
+// it) or does not exist (NXDOMAIN: the closest encloser proof of RFC 5155
+// 7.2.2: a match of the closest encloser, and covers of the next closer
+// name and of the wildcard at the encloser), with white lies: each cover
+// spans one hash, so nothing about the zone's other names is told.
+func nsec3Denial(z *zones.Zone, name string, qtype uint16, nx bool, ttl uint32) []dns.RR {
+	origin := z.Origin
+	if !nx {
+		var types []uint16
+		for _, t := range typesAt(z, name) {
+			if t != qtype {
+				types = append(types, t)
+			}
+		}
+		return []dns.RR{nsec3At(origin, name, ttl, types)}
+	}
+	ce, next := origin, name
+	for n := name; n != origin; {
+		i := strings.IndexByte(n, '.')
+		if i < 0 || i == len(n)-1 {
+			break
+		}
+		parent := n[i+1:]
+		if parent == origin || z.Lookup(parent, dns.TypeA).Kind != zones.NXDomain {
+			ce, next = parent, n
+			break
+		}
+		n = parent
+	}
+	return []dns.RR{
+		nsec3At(origin, ce, ttl, typesAt(z, ce)),
+		nsec3Covering(origin, next, ttl),
+		nsec3Covering(origin, "*."+ce, ttl),
+	}
+}
+
+// typesAt is the types at name for a denial's bitmap: the zone's, and at
+// the apex the DNSKEY set, which the signer serves.
+func typesAt(z *zones.Zone, name string) []uint16 {
+	types := z.Types(name)
+	if name == z.Origin {
+		types = append(slices.Clone(types), dns.TypeDNSKEY)
+	}
+	return types
 }

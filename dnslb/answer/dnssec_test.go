@@ -17,6 +17,7 @@ type testSigner struct {
 	kskPriv, zPriv crypto.Signer
 	signed         int
 	maxTTL         uint32
+	nsec3          bool
 }
 
 func newTestSigner(t testing.TB, origin string) *testSigner {
@@ -53,6 +54,8 @@ func (s *testSigner) Sign(rrset []dns.RR) ([]dns.RR, error) {
 	}
 	return []dns.RR{sig}, nil
 }
+
+func (s *testSigner) NSEC3() bool { return s.nsec3 }
 
 func (s *testSigner) MaxTTL() uint32 {
 	if s.maxTTL == 0 {
@@ -247,6 +250,44 @@ func TestOnlineSigning(t *testing.T) {
 		}
 		if ttl := zone.RRset("example.test.", dns.TypeMX)[0].Header().Ttl; ttl != 3600 {
 			t.Errorf("the zone's record changed: TTL %d", ttl)
+		}
+	})
+	t.Run("NSEC3 white lies", func(t *testing.T) {
+		signer.nsec3 = true
+		defer func() { signer.nsec3 = false }()
+		resp := signedExchange(t, auth, "a.nope.example.test.", dns.TypeA, true, false)
+		if resp.Rcode != dns.RcodeNameError {
+			t.Errorf("rcode %s, want NXDOMAIN", dns.RcodeToString[resp.Rcode])
+		}
+		var n3 []*dns.NSEC3
+		for _, rr := range resp.Ns {
+			if n, ok := rr.(*dns.NSEC3); ok {
+				n3 = append(n3, n)
+			}
+		}
+		has := func(f func(*dns.NSEC3) bool) bool { return slices.ContainsFunc(n3, f) }
+		if len(n3) != 3 ||
+			!has(func(n *dns.NSEC3) bool { return n.Match("example.test.") }) ||
+			!has(func(n *dns.NSEC3) bool { return n.Cover("nope.example.test.") }) ||
+			!has(func(n *dns.NSEC3) bool { return n.Cover("*.example.test.") }) {
+			t.Errorf("closest encloser proof: %v", n3)
+		}
+		for _, n := range n3 {
+			if n.Cover("www.example.test.") || n.Cover("mail.example.test.") {
+				t.Errorf("%v covers a name that exists", n)
+			}
+		}
+		verifySigned(t, signer, "authority", resp.Ns)
+		// A name not asked before (the signer's mode changed under the
+		// cache, which a real change of denial never does: it is a new
+		// view).
+		resp = signedExchange(t, auth, "mail.example.test.", dns.TypeTXT, true, false)
+		if resp.Rcode != dns.RcodeSuccess || len(resp.Ns) < 3 {
+			t.Fatalf("NODATA %v", resp)
+		}
+		n, ok := resp.Ns[2].(*dns.NSEC3)
+		if !ok || !n.Match("mail.example.test.") || slices.Contains(n.TypeBitMap, dns.TypeTXT) {
+			t.Errorf("NODATA NSEC3 %v", resp.Ns)
 		}
 	})
 }
