@@ -167,6 +167,19 @@ func TestSignedZoneRuntime(t *testing.T) {
 	}
 	verifyWith(t, dnskeys, askDO(t, rt, "big.example.test.", dns.TypeA).Answer, dns.TypeA)
 
+	// A reload with changed data: the answers are signed over the new
+	// data, never served with the old signatures.
+	writeZone(t, dir, "2", big.String()+"www 60 A 192.0.2.12\n")
+	if err := rt.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	after := askDO(t, rt, "www.example.test.", dns.TypeA)
+	if n := len(after.Answer); n != 4 { // three A and their RRSIG
+		t.Errorf("after the reload: %v", after.Answer)
+	}
+	verifyWith(t, dnskeys, after.Answer, dns.TypeA)
+	verifyWith(t, dnskeys, askDO(t, rt, "example.test.", dns.TypeSOA).Answer, dns.TypeSOA)
+
 	// A restart signs with the same keys; a reload too.
 	if err := rt.Reload(); err != nil && !strings.Contains(err.Error(), "nothing") {
 		t.Fatal(err)
