@@ -153,7 +153,13 @@ func signSection(rrs []dns.RR, view *View, skip ...uint16) ([]dns.RR, error) {
 		i = j
 		var s ZoneSigner
 		if h.Rrtype != dns.TypeRRSIG && !slices.Contains(skip, h.Rrtype) {
-			s = view.SignerOf(zoneFor(view.Zones, zones.CanonicalName(h.Name), h.Rrtype))
+			owner := zones.CanonicalName(h.Name)
+			z := zoneFor(view.Zones, owner, h.Rrtype)
+			// NS is signed at a zone's apex only: at a cut it is the
+			// child's (a CNAME into a delegation carries it too).
+			if z != nil && (h.Rrtype != dns.TypeNS || owner == z.Origin) {
+				s = view.SignerOf(z)
+			}
 		}
 		if s == nil {
 			out = append(out, set...)

@@ -228,6 +228,11 @@ func TestOnlineSigning(t *testing.T) {
 			t.Errorf("authority %v", got)
 		}
 	})
+	t.Run("a CNAME into a delegation leaves the cut's NS unsigned", func(t *testing.T) {
+		resp := signedExchange(t, auth, "todeleg.example.test.", dns.TypeA, true, false)
+		verifySigned(t, signer, "answer", resp.Answer)
+		verifySigned(t, signer, "authority", resp.Ns, "sub.example.test. NS")
+	})
 	t.Run("cached answers stay signed", func(t *testing.T) {
 		before := signer.signed
 		for range 20 {
