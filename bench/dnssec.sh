@@ -33,6 +33,7 @@
 # the scratch directory (configs, logs, raw dnsperf output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 secs=${1:-8}
 rounds=${ROUNDS:-3}
 server_cpu=${SERVER_CPU:-1}; client_cpu=${CLIENT_CPU:-0}
@@ -51,33 +52,9 @@ trap cleanup EXIT
 go build -o "$work/bin/dnslb" ./cmd/dnslb
 go build -o "$work/bin/backends" ./bench/backends
 
-# The zone (as bench/run.sh writes it).
-{
-  cat <<Z
-\$ORIGIN bench.test.
-\$TTL 300
-@       SOA ns1 hostmaster 1 3600 600 86400 60
-        NS  ns1
-        NS  ns2
-        MX  10 mail
-        TXT "v=spf1 -all"
-        TXT "bench zone"
-ns1     A   127.0.0.1
-ns2     A   127.0.0.2
-mail    A   127.0.0.3
-alias   CNAME www
-Z
-  for i in 1 2 3 4 5 6 7 8; do echo "www 30 A 127.0.1.$i"; done
-  for i in 1 2 3 4; do echo "www 30 AAAA ::ffff:127.0.1.$i"; done
-  for i in $(seq 0 999); do echo "host$i A 10.$((i / 256)).$((i % 256)).1"; done
-} > "$work/bench.test.zone"
+bench_zone "$work/bench.test.zone"
 
-# The query mix (as bench/run.sh writes it), 100,000 lines, deterministic.
-awk 'BEGIN { srand(42); for (i = 0; i < 100000; i++) { r = rand();
-  if (r < .4) print "www.bench.test A"; else if (r < .5) print "www.bench.test AAAA";
-  else if (r < .8) printf "host%d.bench.test A\n", int(rand() * 1000);
-  else if (r < .9) printf "nx%d.bench.test A\n", int(rand() * 100000);
-  else printf "host%d.bench.test MX\n", int(rand() * 1000) } }' > "$work/mix.txt"
+bench_mix "$work/mix.txt"
 
 nx_count=$((secs * 50000)); [ "$nx_count" -ge 200000 ] || nx_count=200000
 nx_serial=0

@@ -20,6 +20,7 @@
 # 198.51.100.0/24 on every query (against DNSPERF_ARGS=-e without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 secs=${1:-10}; port=${2:-5310}
 listen=${LISTEN:-127.0.0.1}
 server_cpu=${SERVER_CPU:-1}; client_cpu=${CLIENT_CPU:-0}; threads=${THREADS:-1}
@@ -29,26 +30,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$wo
 go build -o "$work/dnslb" ./cmd/dnslb
 go build -o "$work/backends" ./bench/backends
 
-# The zone.
-{
-  cat <<Z
-\$ORIGIN bench.test.
-\$TTL 300
-@       SOA ns1 hostmaster 1 3600 600 86400 60
-        NS  ns1
-        NS  ns2
-        MX  10 mail
-        TXT "v=spf1 -all"
-        TXT "bench zone"
-ns1     A   127.0.0.1
-ns2     A   127.0.0.2
-mail    A   127.0.0.3
-alias   CNAME www
-Z
-  for i in 1 2 3 4 5 6 7 8; do echo "www 30 A 127.0.1.$i"; done
-  for i in 1 2 3 4; do echo "www 30 AAAA ::ffff:127.0.1.$i"; done
-  for i in $(seq 0 999); do echo "host$i A 10.$((i / 256)).$((i % 256)).1"; done
-} > "$work/bench.test.zone"
+bench_zone "$work/bench.test.zone"
 
 cat > "$work/dnslb.yaml" <<C
 listen: ["$listen:$port"]
@@ -69,11 +51,7 @@ if [ -n "${FLEET:-}" ]; then
 fi
 
 # The query mix, 100,000 lines, deterministic.
-awk 'BEGIN { srand(42); for (i = 0; i < 100000; i++) { r = rand();
-  if (r < .4) print "www.bench.test A"; else if (r < .5) print "www.bench.test AAAA";
-  else if (r < .8) printf "host%d.bench.test A\n", int(rand() * 1000);
-  else if (r < .9) printf "nx%d.bench.test A\n", int(rand() * 100000);
-  else printf "host%d.bench.test MX\n", int(rand() * 1000) } }' > "$work/queries.txt"
+bench_mix "$work/queries.txt"
 
 "$work/backends" -port 5330 > "$work/backends.log" 2>&1 &
 taskset -c "$server_cpu" "$work/dnslb" serve --config "$work/dnslb.yaml" > "$work/dnslb.log" 2>&1 &
