@@ -44,8 +44,7 @@ type zoneSigning struct {
 	keys   []*dnssec.Key
 	set    *dnssec.KeySet
 	signer *dnssec.Signer
-	made   time.Time // when signer was made
-	nsec3  bool      // denial: nsec3
+	nsec3  bool // denial: nsec3
 }
 
 // signerAdapter is a zone's signer as the answer path uses it.
@@ -212,7 +211,6 @@ func (s *signing) rollLocked(origin string, zs *zoneSigning) error {
 		return err
 	}
 	zs.set, zs.signer = set, signer
-	zs.made = now
 	return nil
 }
 
