@@ -115,38 +115,29 @@ func keyDir(d *DNSSECConfig, root ZoneRoot) string {
 	return filepath.Join(root.Dir, dir)
 }
 
-// prepare makes sure every signed zone of g has keys (generating them,
+// prepare makes sure every signed zone of l has keys (generating them,
 // and rolling them as the policy says) and a signer, and returns the
-// signers by zone for g's view. A zone whose keys cannot be read or made
-// is an error: a signed zone is never served unsigned.
-func (s *signing) prepare(g *Generation) (map[string]answer.ZoneSigner, error) {
+// signers by origin, for the view being built. A zone whose keys cannot
+// be read or made is an error: a signed zone is never served unsigned.
+// Zones no longer configured are forgotten when a view without them is
+// served (refreshSigners), not here: this build may not be.
+func (s *signing) prepare(l *Loaded) (map[string]answer.ZoneSigner, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]answer.ZoneSigner{}
-	seen := map[string]bool{}
 	var errs Problems
-	for i, zc := range g.Loaded.Config.Zones {
+	for i, zc := range l.Config.Zones {
 		if zc.DNSSEC == nil {
 			continue
 		}
 		origin := zones.CanonicalName(zc.Origin)
-		seen[origin] = true
-		z := g.View.Zones.Zone(origin)
-		if z == nil {
-			continue // not loaded: nothing to sign
-		}
-		zs, err := s.zoneLocked(origin, zc.DNSSEC, g.Loaded.Root)
+		zs, err := s.zoneLocked(origin, zc.DNSSEC, l.Root)
 		if err != nil {
 			errs = append(errs, keyed(fmt.Sprintf("zones[%d].dnssec", i), "%v", err))
 			continue
 		}
 		zs.nsec3 = zc.DNSSEC.Denial == "nsec3"
 		out[origin] = signerAdapter{s: zs.signer, set: zs.set, nsec3: zs.nsec3}
-	}
-	for origin := range s.zones {
-		if !seen[origin] {
-			delete(s.zones, origin)
-		}
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -231,17 +222,21 @@ func (s *signing) tick() bool {
 	return changed
 }
 
-// signersFor returns the signers prepared, by origin.
-func (s *signing) signersFor() map[string]answer.ZoneSigner {
+// signersFor returns the current signers of the zones served signed
+// (served: the view's), and forgets the zones it no longer serves.
+func (s *signing) signersFor(served map[string]answer.ZoneSigner) map[string]answer.ZoneSigner {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.zones) == 0 {
-		return nil
-	}
 	s.served = s.now()
-	out := map[string]answer.ZoneSigner{}
-	for origin, zs := range s.zones {
-		if zs.signer != nil {
+	for origin := range s.zones {
+		if served[origin] == nil {
+			delete(s.zones, origin)
+		}
+	}
+	out := make(map[string]answer.ZoneSigner, len(served))
+	for origin, old := range served {
+		out[origin] = old
+		if zs := s.zones[origin]; zs != nil && zs.signer != nil {
 			out[origin] = signerAdapter{s: zs.signer, set: zs.set, nsec3: zs.nsec3}
 		}
 	}
@@ -363,13 +358,13 @@ func (r *Runtime) refreshSigners(renumber bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g := r.cur.Load()
-	if len(g.View.Signers) == 0 && !changed {
+	signers := r.sign.signersFor(g.View.Signers)
+	if len(signers) == 0 {
 		return
 	}
-	r.servedGen++
 	ng := *g
-	ng.View = g.View.WithSigners(r.sign.signersFor(), r.servedGen)
-	r.swapLocked(&ng)
+	ng.View = g.View.WithSigners(signers)
+	r.swapLocked(r.freshLocked(&ng)) // renumbered: no cached reply holds the old signatures
 	r.xfr.Poke()
 }
 

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,7 +138,7 @@ func (n *fleetNode) applyTargetsLocked(force bool) error {
 			mine = append(mine, t)
 		}
 	}
-	if !force && n.owned != nil && mapsEqualKeys(owned, n.owned) {
+	if !force && n.owned != nil && maps.Equal(owned, n.owned) {
 		return nil
 	}
 	// Targets this node takes over start from the fleet's view of them,
@@ -154,18 +156,6 @@ func (n *fleetNode) applyTargetsLocked(force bool) error {
 	n.log.Info().Int("probed_here", len(mine)).Int("targets", len(n.all)).Int("probes_per_target", k).
 		Int("nodes", len(n.f.Alive())).Msg("probes assigned")
 	return n.r.sched.Set(mine)
-}
-
-func mapsEqualKeys[K comparable](a, b map[K]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
 }
 
 // start restores the kept overrides and joins.
@@ -265,11 +255,7 @@ func (n *fleetNode) decide() {
 				before.Since = own.Since
 			}
 		}
-		peers := n.f.PeerObservations(key.String())
-		views := make([]fleet.Observation, 0, len(peers)+1)
-		for _, o := range peers {
-			views = append(views, o)
-		}
+		views := slices.Collect(maps.Values(n.f.PeerObservations(key.String())))
 		var up bool
 		switch {
 		case policy == fleet.Local && probed:
@@ -378,12 +364,11 @@ func (r *Runtime) syncFleetOverrides() {
 		if !keepableFleetOverride(o) {
 			continue // no node of ours makes it: a member as dnslb writes it, a mode it knows
 		}
-		a := netip.MustParseAddr(o.Member)
 		mode, _ := overrideModeOfFleet(o.Mode)
 		if mode == answer.OverrideNone {
 			continue
 		}
-		want[a] = answer.Override{Mode: mode, Reason: o.Reason, Since: o.Since, Until: o.Until}
+		want[netip.MustParseAddr(o.Member)] = answer.Override{Mode: mode, Reason: o.Reason, Since: o.Since, Until: o.Until}
 	}
 	cur := r.cur.Load().Overrides().Clone()
 	if sameOverrides(cur, want) {
@@ -444,15 +429,7 @@ func keptFleetOverrides(rs restored, node string) []fleet.Override {
 		out = append(out, fleet.Override{Member: a.String(), Mode: fleetMode(ov.Mode), Reason: ov.Reason,
 			Since: ov.Since, Until: ov.Until, Stamp: fleet.Stamp{Wall: ov.Since.UnixNano(), Node: node}})
 	}
-	slices.SortFunc(out, func(a, b fleet.Override) int {
-		if a.Member < b.Member {
-			return -1
-		}
-		if a.Member > b.Member {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b fleet.Override) int { return strings.Compare(a.Member, b.Member) })
 	return out
 }
 

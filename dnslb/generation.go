@@ -118,6 +118,9 @@ type buildBase struct {
 	// pull, when set, is a pulled zone's news: only that zone changes,
 	// every other keeps prev's state and no file is read.
 	pull *pullUpdate
+	// sign makes the signed zones' keys and signers (nil: none, as for
+	// `check`, which never writes keys).
+	sign *signing
 }
 
 // Check builds a generation from the config a Loader reads, as `dnslb
@@ -230,6 +233,11 @@ func build(l *Loaded, base buildBase) (*Generation, error) {
 	carry := viewCarry{gen: 1, counters: base.counters, overrides: base.overrides, unavailable: unavailable}
 	if base.prev != nil {
 		carry.gen, carry.prev, carry.overrides = base.prev.View.Gen()+1, base.prev.View, base.prev.Overrides()
+	}
+	if base.sign != nil {
+		if carry.signers, err = base.sign.prepare(l); err != nil {
+			return nil, append(append(Problems(nil), g.Failed...), l.place(ProblemsOf(err))...)
+		}
 	}
 	view, err := buildView(cfg, set, carry)
 	if err != nil {

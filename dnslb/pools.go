@@ -31,6 +31,8 @@ type viewCarry struct {
 	// unavailable are the pulled zones with nothing to serve (expired,
 	// or not transferred yet): pools in them wait for their records.
 	unavailable []string
+	// signers sign the signed zones, by origin.
+	signers map[string]answer.ZoneSigner
 }
 
 // buildView checks the pools of cfg against the zones and builds them,
@@ -41,7 +43,7 @@ type viewCarry struct {
 // leads.
 func buildView(cfg *Config, set *zones.Set, c viewCarry) (*answer.View, error) {
 	v := answer.NewView(c.gen)
-	v.Zones, v.Overrides, v.Unavailable = set, c.overrides, c.unavailable
+	v.Zones, v.Overrides, v.Unavailable, v.Signers = set, c.overrides, c.unavailable, c.signers
 	if c.counters != nil {
 		v.Counters = make(map[*zones.Zone]*answer.ZoneCounters)
 		for _, z := range set.Zones() {

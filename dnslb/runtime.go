@@ -194,7 +194,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		}
 		r.sec.dir = keptDir(r.statePath)
 		kept := loadKept(r.sec.dir, l.Config, opts.Now(), r.sec.log)
-		return build(l, buildBase{serials: rs.serials, overrides: answer.NewOverrides(rs.overrides, 1),
+		return build(l, buildBase{serials: rs.serials, overrides: answer.NewOverrides(rs.overrides, 1), sign: r.sign,
 			counters: r.metrics.ZoneCounters, now: opts.Now(), kept: kept})
 	})
 	if err != nil {
@@ -205,11 +205,6 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 		return nil, g.Failed
 	}
 	cfg := g.Loaded.Config
-	signers, err := r.sign.prepare(g)
-	if err != nil {
-		return nil, g.Loaded.place(ProblemsOf(err))
-	}
-	g.View.Signers = signers // before it is served: still the build
 	r.runner = new(healthcheck.Runner)
 	r.sched = healthcheck.NewScheduler(healthcheck.WithObserver(r.observeProbe),
 		healthcheck.WithRunner(r.runner))
@@ -483,7 +478,7 @@ type reloadOutcome struct {
 func (r *Runtime) reloadLocked() error {
 	// No lock: cur is immutable, and reloads are serialised by reloadMu.
 	prev := r.cur.Load()
-	base := buildBase{prev: prev, serials: prev.serials, counters: r.metrics.ZoneCounters, now: r.opts.Now()}
+	base := buildBase{prev: prev, serials: prev.serials, counters: r.metrics.ZoneCounters, now: r.opts.Now(), sign: r.sign}
 	restore := boundReloadMemory()
 	defer func() {
 		// Collect the generation replaced (or a build that failed) and
@@ -629,11 +624,6 @@ func boundReloadMemory() (restore func()) {
 // have changed meanwhile (a new value, like the change was). The
 // config's other settings are the caller's to apply.
 func (r *Runtime) install(g *Generation) error {
-	signers, err := r.sign.prepare(g)
-	if err != nil {
-		return g.Loaded.place(ProblemsOf(err))
-	}
-	g.View.Signers = signers // before it is served: still the build
 	if err := r.setTargets(g.View.Targets); err != nil {
 		return fmt.Errorf("health checks: %w", err)
 	}

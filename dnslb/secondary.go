@@ -630,7 +630,7 @@ func (r *Runtime) applyPull(ctx context.Context, u pullUpdate) error {
 	l := *prev.Loaded
 	cfg := *prev.Loaded.Config // build applies the defaults to its own copy
 	l.Config = &cfg
-	g, err := build(&l, buildBase{prev: prev, serials: prev.serials, counters: r.metrics.ZoneCounters, now: r.opts.Now(), pull: &u})
+	g, err := build(&l, buildBase{prev: prev, serials: prev.serials, counters: r.metrics.ZoneCounters, now: r.opts.Now(), pull: &u, sign: r.sign})
 	if err != nil {
 		return err
 	}

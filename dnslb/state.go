@@ -271,11 +271,9 @@ func (sf *stateFile) check() error {
 		}
 	}
 	for i, o := range sf.FleetOverrides {
-		if a, err := netip.ParseAddr(o.Member); err != nil || a.Zone() != "" || a.Is4In6() {
-			return fmt.Errorf("fleet_overrides[%d]: member %q is not an IP address as dnslb writes it", i, o.Member)
-		}
-		if m := o.Mode; m != "" && m != answer.OverrideDrain.String() && m != answer.OverrideForceDown.String() {
-			return fmt.Errorf("fleet_overrides[%d]: mode %q is not %q, %q or empty (lifted)", i, m, answer.OverrideDrain, answer.OverrideForceDown)
+		if !keepableFleetOverride(fleet.Override{Member: o.Member, Mode: o.Mode}) {
+			return fmt.Errorf("fleet_overrides[%d]: member %q, mode %q: not an address as dnslb writes it with %q, %q or empty (lifted)",
+				i, o.Member, o.Mode, answer.OverrideDrain, answer.OverrideForceDown)
 		}
 	}
 	for i, h := range sf.Health {
@@ -430,8 +428,9 @@ func (r *Runtime) writeStateLocked(ovs map[netip.Addr]answer.Override, pending .
 	return nil
 }
 
-// keepableFleetOverride reports whether o is one check accepts: a member
-// address as dnslb writes it and a mode it knows.
+// keepableFleetOverride reports whether dnslb would write o: a member
+// address in canonical form and a mode it knows (or lifted). Only those
+// are served, written and read back (check).
 func keepableFleetOverride(o fleet.Override) bool {
 	a, err := netip.ParseAddr(o.Member)
 	if err != nil || a.String() != o.Member || a.Is4In6() {

@@ -1,11 +1,11 @@
 package answer
 
 import (
-	"encoding/base32"
 	"maps"
 	"slices"
 	"strings"
 
+	"github.com/dnslb/dnslb/dnslb/dnssec"
 	"github.com/dnslb/dnslb/zones"
 	"github.com/miekg/dns"
 )
@@ -26,14 +26,6 @@ type ZoneSigner interface {
 	// instead of compact NSEC.
 	NSEC3() bool
 }
-
-// flagCO is the EDNS header flag "Compact Answers OK" (RFC 9824): the
-// client takes a compact denial with the NXDOMAIN rcode restored.
-const flagCO = 0x4000
-
-// TypeNXNAME is the type bit of a compact denial that says the name does
-// not exist (RFC 9824).
-const TypeNXNAME = 128
 
 // isKeyType reports the apex key RRsets a signed zone serves from its
 // keys rather than from its file.
@@ -60,7 +52,7 @@ func (a *Authority) answerKeys(r *reply, q *query, zone *zones.Zone, s ZoneSigne
 // is bogus anyway.
 func (a *Authority) signReply(r *reply, q *query, view *View) {
 	if q.co && r.opt != nil {
-		r.opt.Hdr.Ttl |= flagCO
+		r.opt.Hdr.Ttl |= dnssec.COFlag
 	}
 	var err error
 	if r.m.Answer, err = signSection(r.m.Answer, view); err != nil {
@@ -88,9 +80,9 @@ func (a *Authority) signReply(r *reply, q *query, view *View) {
 			ns = append(r.m.Ns, nsec3Denial(z, name, q.qtype, r.m.Rcode == dns.RcodeNameError, soa.Hdr.Ttl)...)
 			break
 		}
-		var types []uint16
+		var nsec *dns.NSEC
 		if r.m.Rcode == dns.RcodeNameError {
-			types = []uint16{TypeNXNAME}
+			nsec = dnssec.CompactNXDOMAIN(name, soa.Hdr.Ttl)
 			if !q.co {
 				r.m.Rcode = dns.RcodeSuccess
 			}
@@ -98,14 +90,8 @@ func (a *Authority) signReply(r *reply, q *query, view *View) {
 			// The types the name has, less the one asked (its absence
 			// is what is proved; a pool with no member to answer has
 			// its A records, not in the answer).
-			for _, t := range typesAt(z, name) {
-				if t != q.qtype && t != dns.TypeRRSIG && t != dns.TypeNSEC {
-					types = append(types, t)
-				}
-			}
+			nsec = dnssec.CompactNoData(name, typesBut(z, name, q.qtype), soa.Hdr.Ttl)
 		}
-		nsec := &dns.NSEC{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeNSEC, Class: dns.ClassINET, Ttl: soa.Hdr.Ttl},
-			NextDomain: "\\000." + name, TypeBitMap: bitmap(append(types, dns.TypeRRSIG, dns.TypeNSEC))}
 		ns = append(r.m.Ns, nsec)
 	case !r.m.Authoritative && r.m.Ns[0].Header().Rrtype == dns.TypeNS:
 		// A referral: the cut's NS is not signed; its DS is, or an NSEC
@@ -119,12 +105,11 @@ func (a *Authority) signReply(r *reply, q *query, view *View) {
 		if ds := z.RRset(owner, dns.TypeDS); len(ds) > 0 {
 			ns = append(ns, ds...)
 		} else if view.SignerOf(z).NSEC3() {
-			ns = append(ns, nsec3At(z.Origin, owner, z.NegativeTTL(), []uint16{dns.TypeNS}))
+			ns = append(ns, dnssec.NSEC3Match(z.Origin, owner, z.NegativeTTL(), []uint16{dns.TypeNS}))
 		} else {
-			ns = append(ns, &dns.NSEC{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeNSEC, Class: dns.ClassINET, Ttl: z.NegativeTTL()},
-				NextDomain: "\\000." + owner, TypeBitMap: []uint16{dns.TypeNS, dns.TypeRRSIG, dns.TypeNSEC}})
+			ns = append(ns, dnssec.CompactNoData(owner, []uint16{dns.TypeNS}, z.NegativeTTL()))
 		}
-		if r.m.Ns, err = signSection(ns, view, dns.TypeNS); err != nil {
+		if r.m.Ns, err = signSection(ns, view); err != nil {
 			a.signFailed(r)
 		}
 		return
@@ -137,8 +122,8 @@ func (a *Authority) signReply(r *reply, q *query, view *View) {
 }
 
 // signSection returns rrs with the RRSIGs of each of its RRsets of a
-// signed zone after it; types in skip are left unsigned.
-func signSection(rrs []dns.RR, view *View, skip ...uint16) ([]dns.RR, error) {
+// signed zone after it.
+func signSection(rrs []dns.RR, view *View) ([]dns.RR, error) {
 	if len(rrs) == 0 {
 		return rrs, nil
 	}
@@ -152,7 +137,7 @@ func signSection(rrs []dns.RR, view *View, skip ...uint16) ([]dns.RR, error) {
 		set := rrs[i:j:j]
 		i = j
 		var s ZoneSigner
-		if h.Rrtype != dns.TypeRRSIG && !slices.Contains(skip, h.Rrtype) {
+		if h.Rrtype != dns.TypeRRSIG {
 			owner := zones.CanonicalName(h.Name)
 			z := zoneFor(view.Zones, owner, h.Rrtype)
 			// NS is signed at a zone's apex only: at a cut it is the
@@ -190,12 +175,6 @@ func (a *Authority) signFailed(r *reply) {
 	r.m.Rcode = dns.RcodeServerFailure
 	r.ede(dns.ExtendedErrorCodeDNSBogus)
 	r.fast, r.fill = nil, nil
-}
-
-// bitmap sorts and dedupes types for an NSEC type bitmap.
-func bitmap(types []uint16) []uint16 {
-	slices.Sort(types)
-	return slices.Compact(types)
 }
 
 // signZone turns the records of a full zone transfer (SOA, the zone, SOA)
@@ -267,8 +246,10 @@ func signZone(rrs []dns.RR, origin string, s ZoneSigner) ([]dns.RR, error) {
 		for t := range sets[name] {
 			types = append(types, t)
 		}
+		// Each type is there once: the name's, and RRSIG and NSEC, which
+		// add drops from the zone's records.
 		nsec := &dns.NSEC{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeNSEC, Class: dns.ClassINET, Ttl: negTTL},
-			NextDomain: names[(i+1)%len(names)], TypeBitMap: bitmap(types)}
+			NextDomain: names[(i+1)%len(names)], TypeBitMap: slices.Sorted(slices.Values(types))}
 		sets[name][dns.TypeNSEC] = []dns.RR{nsec}
 		for _, t := range slices.Sorted(maps.Keys(sets[name])) {
 			set := sets[name][t]
@@ -314,54 +295,6 @@ func canonicalCompare(a, b string) int {
 	return len(la) - len(lb)
 }
 
-// nsec3Hash is the NSEC3 hash of the white lies: SHA-1, no salt, no
-// extra iterations (RFC 9276).
-func nsec3Hash(name string) []byte {
-	b, _ := nsec3Encoding.DecodeString(dns.HashName(name, dns.SHA1, 0, ""))
-	return b
-}
-
-var nsec3Encoding = base32.HexEncoding.WithPadding(base32.NoPadding)
-
-// nsec3Record is an NSEC3 from owner hash to next hash.
-func nsec3Record(origin string, owner, next []byte, ttl uint32, types []uint16) *dns.NSEC3 {
-	return &dns.NSEC3{Hdr: dns.RR_Header{Name: strings.ToLower(nsec3Encoding.EncodeToString(owner)) + "." + origin, Rrtype: dns.TypeNSEC3, Class: dns.ClassINET, Ttl: ttl},
-		Hash: dns.SHA1, HashLength: uint8(len(next)), NextDomain: nsec3Encoding.EncodeToString(next), TypeBitMap: bitmap(types)}
-}
-
-// nsec3At matches name: its hash to the hash after it, listing types
-// (RRSIG added).
-func nsec3At(origin, name string, ttl uint32, types []uint16) *dns.NSEC3 {
-	h := nsec3Hash(name)
-	return nsec3Record(origin, h, addOne(h, 1), ttl, append(slices.Clone(types), dns.TypeRRSIG))
-}
-
-// nsec3Covering covers name's hash and nothing else: from the hash before
-// it to the one after (a white lie).
-func nsec3Covering(origin, name string, ttl uint32) *dns.NSEC3 {
-	h := nsec3Hash(name)
-	return nsec3Record(origin, addOne(h, -1), addOne(h, 1), ttl, nil)
-}
-
-// addOne returns b plus or minus one, as a big-endian number (wrapping).
-func addOne(b []byte, delta int) []byte {
-	out := slices.Clone(b)
-	for i := len(out) - 1; i >= 0; i-- {
-		if delta > 0 {
-			out[i]++
-			if out[i] != 0 {
-				break
-			}
-		} else {
-			out[i]--
-			if out[i] != 0xff {
-				break
-			}
-		}
-	}
-	return out
-}
-
 // nsec3Denial proves that name has no qtype (NODATA: an NSEC3 matching
 // it) or does not exist (NXDOMAIN: the closest encloser proof of RFC 5155
 // 7.2.2: a match of the closest encloser, and covers of the next closer
@@ -370,13 +303,7 @@ func addOne(b []byte, delta int) []byte {
 func nsec3Denial(z *zones.Zone, name string, qtype uint16, nx bool, ttl uint32) []dns.RR {
 	origin := z.Origin
 	if !nx {
-		var types []uint16
-		for _, t := range typesAt(z, name) {
-			if t != qtype {
-				types = append(types, t)
-			}
-		}
-		return []dns.RR{nsec3At(origin, name, ttl, types)}
+		return []dns.RR{dnssec.NSEC3Match(origin, name, ttl, typesBut(z, name, qtype))}
 	}
 	ce, next := origin, name
 	for n := name; n != origin; {
@@ -392,18 +319,25 @@ func nsec3Denial(z *zones.Zone, name string, qtype uint16, nx bool, ttl uint32) 
 		n = parent
 	}
 	return []dns.RR{
-		nsec3At(origin, ce, ttl, typesAt(z, ce)),
-		nsec3Covering(origin, next, ttl),
-		nsec3Covering(origin, "*."+ce, ttl),
+		dnssec.NSEC3Match(origin, ce, ttl, typesAt(z, ce)),
+		dnssec.NSEC3Cover(origin, next, ttl),
+		dnssec.NSEC3Cover(origin, "*."+ce, ttl),
 	}
+}
+
+// typesBut is typesAt without qtype: the types a NODATA for qtype lists.
+func typesBut(z *zones.Zone, name string, qtype uint16) []uint16 {
+	return slices.DeleteFunc(typesAt(z, name), func(t uint16) bool {
+		return t == qtype || t == dns.TypeRRSIG || t == dns.TypeNSEC
+	})
 }
 
 // typesAt is the types at name for a denial's bitmap: the zone's, and at
 // the apex the DNSKEY set, which the signer serves.
 func typesAt(z *zones.Zone, name string) []uint16 {
-	types := z.Types(name)
+	types := slices.Clone(z.Types(name))
 	if name == z.Origin {
-		types = append(slices.Clone(types), dns.TypeDNSKEY)
+		types = append(types, dns.TypeDNSKEY)
 	}
 	return types
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnslb/dnslb/dnslb/dnssec"
 	"github.com/dnslb/dnslb/internal/dnstest/handlertest"
 	"github.com/miekg/dns"
 )
@@ -120,7 +121,7 @@ func signedExchange(t *testing.T, auth *Authority, qname string, qtype uint16, d
 	m.SetQuestion(qname, qtype)
 	m.SetEdns0(1232, do)
 	if co {
-		m.IsEdns0().Hdr.Ttl |= flagCO
+		m.IsEdns0().Hdr.Ttl |= dnssec.COFlag
 	}
 	resp := handlertest.Exchange(t, auth, m, false)
 	if resp == nil {
@@ -197,8 +198,8 @@ func TestOnlineSigning(t *testing.T) {
 			t.Errorf("authority sets %v", got)
 		}
 		resp = signedExchange(t, auth, "nope.example.test.", dns.TypeA, true, true)
-		if resp.Rcode != dns.RcodeNameError || resp.IsEdns0().Hdr.Ttl&flagCO == 0 {
-			t.Errorf("with CO: rcode %s, CO echoed %v", dns.RcodeToString[resp.Rcode], resp.IsEdns0().Hdr.Ttl&flagCO != 0)
+		if resp.Rcode != dns.RcodeNameError || resp.IsEdns0().Hdr.Ttl&dnssec.COFlag == 0 {
+			t.Errorf("with CO: rcode %s, CO echoed %v", dns.RcodeToString[resp.Rcode], resp.IsEdns0().Hdr.Ttl&dnssec.COFlag != 0)
 		}
 	})
 	t.Run("NODATA lists the name's other types", func(t *testing.T) {

@@ -117,13 +117,12 @@ func (v *View) InUnavailable(qname string, zone *zones.Zone) bool {
 	return false
 }
 
-// WithSigners returns a copy of v whose zones are signed by signers,
-// numbered gen: replies cached with other signatures must not answer
-// for it.
-func (v *View) WithSigners(signers map[string]ZoneSigner, gen uint64) *View {
+// WithSigners returns a copy of v whose zones are signed by signers. It
+// keeps v's number: the caller renumbers it (replies cached with other
+// signatures must not answer for it).
+func (v *View) WithSigners(signers map[string]ZoneSigner) *View {
 	c := *v
 	c.Signers = signers
-	c.gen = gen
 	return &c
 }
 

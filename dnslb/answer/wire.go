@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/dnslb/dnslb/dnslb/dnssec"
 	"github.com/dnslb/dnslb/dnslb/rrl"
 
 	"github.com/miekg/dns"
@@ -131,7 +132,7 @@ func parseAdditional(msg []byte, off int, arcount uint16, q *query) error {
 			q.edns = true
 			q.udpSize = max(rr.UDPSize(), dns.MinMsgSize)
 			q.do = rr.Do()
-			q.co = rr.Hdr.Ttl&flagCO != 0
+			q.co = rr.Hdr.Ttl&dnssec.COFlag != 0
 			q.version = rr.Version()
 			if n := int(rr.Hdr.Rdlength); n <= next-start {
 				q.opts = msg[next-n : next] // the RDATA ends the record

@@ -1,7 +1,9 @@
 package dnssec
 
 import (
+	"encoding/base32"
 	"slices"
+	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -71,4 +73,59 @@ func CompactNXDOMAIN(qname string, ttl uint32) *dns.NSEC {
 func CompactNoData(qname string, types []uint16, ttl uint32) *dns.NSEC {
 	ts := slices.DeleteFunc(slices.Clone(types), func(t uint16) bool { return t == TypeNXNAME })
 	return compactNSEC(qname, ttl, ts)
+}
+
+// nsec3Hash is the NSEC3 hash of the white lies: SHA-1, no salt, no
+// extra iterations (RFC 9276).
+func nsec3Hash(name string) []byte {
+	b, _ := nsec3Encoding.DecodeString(dns.HashName(name, dns.SHA1, 0, ""))
+	return b
+}
+
+var nsec3Encoding = base32.HexEncoding.WithPadding(base32.NoPadding)
+
+// nsec3Record is an NSEC3 from owner hash to next hash.
+func nsec3Record(origin string, owner, next []byte, ttl uint32, types []uint16) *dns.NSEC3 {
+	return &dns.NSEC3{Hdr: dns.RR_Header{Name: strings.ToLower(nsec3Encoding.EncodeToString(owner)) + "." + origin, Rrtype: dns.TypeNSEC3, Class: dns.ClassINET, Ttl: ttl},
+		Hash: dns.SHA1, HashLength: uint8(len(next)), NextDomain: nsec3Encoding.EncodeToString(next), TypeBitMap: sortedTypes(types)}
+}
+
+// NSEC3Match is the NSEC3 white lie matching name: its hash to the hash after it, listing types
+// (RRSIG added).
+func NSEC3Match(origin, name string, ttl uint32, types []uint16) *dns.NSEC3 {
+	h := nsec3Hash(name)
+	return nsec3Record(origin, h, addOne(h, 1), ttl, append(slices.Clone(types), dns.TypeRRSIG))
+}
+
+// NSEC3Cover is the white lie covering name's hash and nothing else: from the hash before
+// it to the one after (a white lie).
+func NSEC3Cover(origin, name string, ttl uint32) *dns.NSEC3 {
+	h := nsec3Hash(name)
+	return nsec3Record(origin, addOne(h, -1), addOne(h, 1), ttl, nil)
+}
+
+// addOne returns b plus or minus one, as a big-endian number (wrapping).
+func addOne(b []byte, delta int) []byte {
+	out := slices.Clone(b)
+	for i := len(out) - 1; i >= 0; i-- {
+		if delta > 0 {
+			out[i]++
+			if out[i] != 0 {
+				break
+			}
+		} else {
+			out[i]--
+			if out[i] != 0xff {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// sortedTypes is types sorted and without repeats, as a bitmap lists them.
+func sortedTypes(types []uint16) []uint16 {
+	out := slices.Clone(types)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -2,6 +2,7 @@ package dnssec
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +99,27 @@ func TestWantsCompactRcode(t *testing.T) {
 	}
 	if o := mk(false, true); o.Hdr.Ttl&COFlag == 0 {
 		t.Error("COFlag is not miekg/dns's CO bit")
+	}
+}
+
+func TestNSEC3WhiteLies(t *testing.T) {
+	m := NSEC3Match("example.com.", "www.example.com.", 300, []uint16{dns.TypeAAAA, dns.TypeA})
+	if !m.Match("www.example.com.") || m.Iterations != 0 || m.Salt != "" || m.Hash != dns.SHA1 {
+		t.Errorf("match %v", m)
+	}
+	if !slices.Equal(m.TypeBitMap, []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeRRSIG}) {
+		t.Errorf("match bitmap %v", m.TypeBitMap)
+	}
+	c := NSEC3Cover("example.com.", "nope.example.com.", 300)
+	if !c.Cover("nope.example.com.") || c.Match("nope.example.com.") {
+		t.Errorf("cover %v", c)
+	}
+	for _, other := range []string{"www.example.com.", "example.com.", "a.nope.example.com."} {
+		if c.Cover(other) {
+			t.Errorf("the white lie for nope covers %s too", other)
+		}
+	}
+	if !strings.HasSuffix(c.Hdr.Name, ".example.com.") || c.Hdr.Name != strings.ToLower(c.Hdr.Name) {
+		t.Errorf("owner %q", c.Hdr.Name)
 	}
 }
