@@ -32,7 +32,7 @@ type signing struct {
 	// housekeeping's rollovers.
 	mu    sync.Mutex
 	zones map[string]*zoneSigning // by canonical origin
-	// served is when the view served last got its signers (a build, a
+	// served is when a view last got its signers (a committed build, a
 	// key change or the hourly renumbering): a cached reply is no older.
 	served time.Time
 }
@@ -44,7 +44,6 @@ type zoneSigning struct {
 	keys   []*dnssec.Key
 	set    *dnssec.KeySet
 	signer *dnssec.Signer
-	nsec3  bool // denial: nsec3
 }
 
 // signerAdapter is a zone's signer as the answer path uses it.
@@ -136,13 +135,11 @@ func (s *signing) prepare(l *Loaded) (map[string]answer.ZoneSigner, error) {
 			errs = append(errs, keyed(fmt.Sprintf("zones[%d].dnssec", i), "%v", err))
 			continue
 		}
-		zs.nsec3 = zc.DNSSEC.Denial == "nsec3"
-		out[origin] = signerAdapter{s: zs.signer, set: zs.set, nsec3: zs.nsec3}
+		out[origin] = signerAdapter{s: zs.signer, set: zs.set, nsec3: zc.DNSSEC.Denial == "nsec3"}
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	s.served = s.now()
 	return out, nil
 }
 
@@ -227,7 +224,6 @@ func (s *signing) tick() bool {
 func (s *signing) signersFor(served map[string]answer.ZoneSigner) map[string]answer.ZoneSigner {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.served = s.now()
 	for origin := range s.zones {
 		if served[origin] == nil {
 			delete(s.zones, origin)
@@ -237,10 +233,17 @@ func (s *signing) signersFor(served map[string]answer.ZoneSigner) map[string]ans
 	for origin, old := range served {
 		out[origin] = old
 		if zs := s.zones[origin]; zs != nil && zs.signer != nil {
-			out[origin] = signerAdapter{s: zs.signer, set: zs.set, nsec3: zs.nsec3}
+			out[origin] = signerAdapter{s: zs.signer, set: zs.set, nsec3: old.NSEC3()} // denial is the config's
 		}
 	}
 	return out
+}
+
+// servedNow notes that a view with fresh signers is served.
+func (s *signing) servedNow() {
+	s.mu.Lock()
+	s.served = s.now()
+	s.mu.Unlock()
 }
 
 // zoneReport is what the metrics say of one signed zone.
@@ -365,6 +368,7 @@ func (r *Runtime) refreshSigners(renumber bool) {
 	ng := *g
 	ng.View = g.View.WithSigners(signers)
 	r.swapLocked(r.freshLocked(&ng)) // renumbered: no cached reply holds the old signatures
+	r.sign.servedNow()
 	r.xfr.Poke()
 }
 

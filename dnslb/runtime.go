@@ -669,6 +669,7 @@ func unchanged(l *Loaded, prev *Generation) bool {
 func (r *Runtime) commit(g *Generation) {
 	g = r.freshLocked(g)
 	r.swapLocked(g)
+	r.sign.servedNow()
 	r.setTransfersLocked(g)
 	r.sec.committed(g)
 	for origin, st := range g.zones {
